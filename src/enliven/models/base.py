@@ -1,0 +1,86 @@
+"""The interface every motion-transfer family implements, so that the animator is family-agnostic.
+
+A family (FOMM, TPSMM, ...) is an ``nn.Module`` holding its inference networks under the names its
+checkpoints use. Work that depends only on the source image is done once by :meth:`encode_source`;
+:meth:`generate` then animates any number of driving frames from that encoding.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from enliven.models.motion_transfer import relative_keypoints
+from enliven.types import GeneratorOutput, Keypoints, MotionMode
+
+
+@dataclass(frozen=True)
+class SourceEncoding:
+    """Everything computed from the source alone. Families subclass it to add their cached features.
+
+    Attributes:
+        image: ``1 x 3 x H x W`` source in ``[0, 1]``.
+        keypoints: the source's keypoints (batch 1).
+    """
+
+    image: Tensor
+    keypoints: Keypoints
+
+
+class MotionTransferModel(nn.Module, ABC):
+    """Keypoint detector + dense motion + generator, for inference.
+
+    Subclasses set ``family`` and keep their config in ``self.config`` (a frozen dataclass with
+    ``image_size`` and ``to_yaml_dict()``).
+    """
+
+    family: ClassVar[str]
+    supported_modes: ClassVar[tuple[MotionMode, ...]] = (MotionMode.RELATIVE, MotionMode.ABSOLUTE)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square images the model works at (e.g. 256)."""
+        return int(self.config.image_size)  # type: ignore[attr-defined]
+
+    @abstractmethod
+    def detect_keypoints(self, image: Tensor) -> Keypoints:
+        """Keypoints of ``B x 3 x H x W`` images in ``[0, 1]``."""
+
+    @abstractmethod
+    def encode_source(self, source: Tensor) -> SourceEncoding:
+        """Compute everything that depends only on the ``1 x 3 x H x W`` source."""
+
+    @abstractmethod
+    def generate(self, encoding: SourceEncoding, kp_driving: Keypoints) -> GeneratorOutput:
+        """Animate the encoded source (batch 1) to B sets of (already transferred) driving keypoints."""
+
+    def transfer_motion(
+        self,
+        kp_source: Keypoints,
+        kp_driving: Keypoints,
+        kp_reference: Keypoints | None,
+        mode: MotionMode,
+        scale: float = 1.0,
+    ) -> Keypoints:
+        """Turn driving keypoints into the keypoints the generator is driven with.
+
+        Args:
+            kp_source: source keypoints (batch 1).
+            kp_driving: keypoints of B driving frames.
+            kp_reference: the reference driving frame's keypoints (batch 1); needed by ``relative``.
+            mode: see :class:`~enliven.types.MotionMode`.
+            scale: movement scale for ``relative`` (1 = none).
+        """
+        if mode not in self.supported_modes:
+            names = ", ".join(m.value for m in self.supported_modes)
+            raise ValueError(f"{self.family} models support the modes {names}, not {mode.value}")
+        if mode is MotionMode.ABSOLUTE:
+            return kp_driving
+        if mode is MotionMode.RELATIVE:
+            if kp_reference is None:
+                raise ValueError("relative motion needs the reference driving keypoints")
+            return relative_keypoints(kp_source, kp_driving, kp_reference, scale=scale)
+        raise NotImplementedError(f"{type(self).__name__} does not implement mode {mode.value}")
