@@ -1,0 +1,52 @@
+"""The ``enliven`` command line.
+
+Each sub-command lives in its own module of this package and exposes ``register(subparsers)``, which adds
+its parser and sets ``handler`` (a function taking the parsed arguments and returning an exit code). The
+commands parse into typed values, make one library call and print one clear sentence on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from enliven.errors import EnlivenError
+
+# Sub-command modules, imported when the parser is built; each keeps its heavy imports inside its handler.
+COMMAND_MODULES = ("animate", "models", "prepare", "data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="enliven", description="Bring a still image to life.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"enliven.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from enliven import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (0 on success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except EnlivenError as err:
+        print(f"enliven: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("enliven: interrupted; no output was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

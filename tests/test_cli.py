@@ -1,0 +1,132 @@
+"""`enliven animate` and `enliven models` end to end, through a real subprocess, real files and FFmpeg."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def enliven(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "enliven", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+        env={**os.environ, "ENLIVEN_MODELS": str(REPO / "no-such-folder")}, timeout=300,
+    )
+
+
+def _assert_clean_failure(result: subprocess.CompletedProcess, phrase: str) -> None:
+    assert result.returncode != 0, result.stdout
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("enliven: error: "), result.stderr
+    assert phrase in message, message
+    assert "Traceback" not in result.stderr
+
+
+def test_exact_reference_command_reproduces_the_authors_frames(reference_dir: Path, tmp_path: Path) -> None:
+    folder = reference_dir / "fomm-tiny"
+    out = tmp_path / "OUT"
+    result = enliven(
+        folder / "source.png", folder / "driving", "-o", f"{out}/", "--model", folder / "checkpoint-full.pth.tar",
+        "--config", folder / "config.yaml", "--no-crop", "--relative", "--adapt-scale",
+    )
+    assert result.returncode == 0, result.stderr
+    frames = sorted(out.glob("*.png"))
+    expected = np.load(folder / "expected.npz")["animation_relative_adapt"]
+    assert len(frames) == len(expected)
+    got = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in frames]).astype(np.float32) / 255
+    assert np.abs(got - expected).max() <= 0.5 / 255 + 1e-3
+
+
+def test_models_lists_presets() -> None:
+    result = enliven("models")
+    assert result.returncode == 0
+    for name in ("fomm-vox", "fomm-mgif", "tpsmm-ted", "untrained-demo"):
+        assert name in result.stdout
+
+
+def test_face_crop_and_paste_back_to_mp4_with_audio(data_dir: Path, tmp_path: Path) -> None:
+    import imageio_ffmpeg
+
+    source = REPO / "assets" / "source-astronaut.jpg"
+    driving = REPO / "assets" / "driving-grid-bbaf2n.mpg"
+    out = tmp_path / "result.mp4"
+    result = enliven(source, driving, "-o", out, "--paste-back", "--size", "64", "-q")
+    assert result.returncode == 0, result.stderr
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(out)], capture_output=True, text=True)
+    assert "Video: h264" in probe.stderr and "yuv420p" in probe.stderr
+    assert "512x512" in probe.stderr  # the source photo's resolution
+    assert "Audio:" in probe.stderr and "25 fps" in probe.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["result.mp4"]
+
+
+# -- bad input: one sentence, non-zero exit, no output ---------------------------------------------------------
+
+
+@pytest.fixture()
+def tiny(reference_dir: Path) -> Path:
+    return reference_dir / "fomm-tiny"
+
+
+def test_missing_source(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    _assert_clean_failure(enliven(tmp_path / "nope.png", tiny / "driving", "-o", out), "nope.png")
+    assert not out.exists()
+
+
+def test_empty_and_unreadable_driving(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    _assert_clean_failure(enliven(tiny / "source.png", empty, "-o", out, "--no-crop"), "empty.mp4")
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(4096))
+    _assert_clean_failure(enliven(tiny / "source.png", garbage, "-o", out, "--no-crop"), "garbage.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4", "garbage.mp4"]
+
+
+def test_source_without_a_face_suggests_no_crop(tiny: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(plain)
+    out = tmp_path / "out.mp4"
+    _assert_clean_failure(enliven(plain, tiny / "driving", "-o", out), "--no-crop")
+    assert not out.exists()
+
+
+def test_bad_checkpoints(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frames/"
+    not_ckpt = tmp_path / "notes.pth.tar"
+    not_ckpt.write_text("hello")
+    args = (tiny / "source.png", tiny / "driving", "-o", out, "--no-crop")
+    _assert_clean_failure(enliven(*args, "--model", not_ckpt), "not")
+    truncated = tmp_path / "truncated.pth.tar"
+    data = (tiny / "checkpoint-full.pth.tar").read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    _assert_clean_failure(enliven(*args, "--model", truncated, "--config", tiny / "config.yaml"), "truncated")
+    tpsmm_config = tiny.parent / "tpsmm-tiny" / "config.yaml"
+    _assert_clean_failure(enliven(*args, "--model", tiny / "checkpoint-full.pth.tar", "--config", tpsmm_config),
+                          "config")
+    assert not out.exists()
+
+
+def test_unwritable_output(tiny: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    # root writes anywhere on disk, but nobody can create files in /proc
+    target = locked / "out.mp4" if not os.access(locked, os.W_OK) else Path("/proc/out.mp4")
+    try:
+        result = enliven(tiny / "source.png", tiny / "driving", "-o", target, "--no-crop")
+        _assert_clean_failure(result, "out.mp4")
+    finally:
+        locked.chmod(0o700)
+    bad_suffix = enliven(tiny / "source.png", tiny / "driving", "-o", tmp_path / "out.xyz", "--no-crop")
+    _assert_clean_failure(bad_suffix, "out.xyz")
+    inside_a_file = enliven(tiny / "source.png", tiny / "driving", "-o", tiny / "source.png" / "out.mp4", "--no-crop")
+    _assert_clean_failure(inside_a_file, "out.mp4")
