@@ -365,6 +365,13 @@ class PairDatasetConfig:
             raise ConfigError(f"frame_size must be two integers in [8, 4096], got {self.frame_size!r}.")
         if not isinstance(self.num_repeats, int) or self.num_repeats < 1:
             raise ConfigError(f"num_repeats must be a positive integer, got {self.num_repeats!r}.")
+        if not isinstance(self.split, str) or not self.split:
+            raise ConfigError(f"split must be a split folder name such as 'train', got {self.split!r}.")
+        for name in ("id_sampling", "skip_corrupt"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ConfigError(f"seed must be an integer or null, got {self.seed!r}.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PairDatasetConfig:

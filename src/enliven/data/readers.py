@@ -1,6 +1,7 @@
 """Random access to the frames of a clip, whatever its storage (frame folder, video, gif, png strip).
 
-Frames come back as ``H x W x 3`` RGB ``uint8`` arrays: grayscale, RGBA and 16-bit images are converted on the way
+Frame files of a folder are taken in natural order (``frame2.png`` before ``frame10.png``; the same as FOMM's plain
+sort for zero-padded names). Frames come back as ``H x W x 3`` RGB ``uint8`` arrays: grayscale, RGBA and 16-bit images are converted on the way
 in. Decoding uses OpenCV (Pillow for gifs, which OpenCV's image codecs do not animate). A reader keeps small
 per-process caches (folder listings, frame counts), so give each DataLoader worker its own copy, which is what
 pickling the dataset into the workers does.
@@ -17,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from enliven.data.layout import FRAME_EXTENSIONS, ClipKind, ClipRef
 from enliven.errors import InputError
+from enliven.io import natural_key
 
 # Seek instead of decoding forward when the next wanted frame is this far ahead; below it, grabbing is cheaper.
 _SEEK_DISTANCE = 48
@@ -110,7 +112,8 @@ class ClipReader:
         files = self._listings.get(clip.path)
         if files is None:
             try:
-                files = sorted(p for p in clip.path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS)
+                frames = (p for p in clip.path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS)
+                files = sorted(frames, key=lambda p: natural_key(p.name))
             except OSError as err:
                 raise InputError(f"Cannot list the frame folder {clip.path} ({err.strerror}).") from err
             if not files:

@@ -7,6 +7,7 @@ There is no ``ffprobe`` in that wheel, so streams are described by parsing what 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -28,6 +29,11 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def file_arg(path: Path) -> str:
+    """``path`` as an ffmpeg file argument; ``file:`` stops a name like ``a:b.mp4`` from reading as a protocol."""
+    return f"file:{os.fspath(path)}"
 
 
 def ffmpeg_command(*args: str) -> list[str]:
@@ -64,9 +70,10 @@ class StderrDrain:
         return text.splitlines()[-1] if text else ""
 
 
-def run_ffmpeg(*args: str) -> subprocess.CompletedProcess:
+def run_ffmpeg(*args: str, loglevel: str = "error") -> subprocess.CompletedProcess:
     """Run ffmpeg to completion and return its result (stderr as text); never raises on a non-zero exit."""
-    return subprocess.run(ffmpeg_command(*args), capture_output=True, text=True, errors="replace", check=False)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", loglevel, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
 
 
 @dataclass(frozen=True)
@@ -128,8 +135,7 @@ def describe_streams(path: Path) -> StreamReport:
     Raises:
         InputError: ffmpeg cannot open the file as media (corrupt, truncated header, not media at all).
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
-    out = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False).stderr
+    out = run_ffmpeg("-i", file_arg(path), loglevel="info").stderr
     lines = out.splitlines()
     if not any(line.lstrip().startswith("Input #") for line in lines):
         reason = lines[-1].split(": ", 1)[-1].strip() if lines else "unknown error"
@@ -176,7 +182,20 @@ def count_video_packets(path: Path) -> int | None:
 
     For every common container this equals the number of decoded frames; ``None`` if ffmpeg reports no count.
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-i",
+        file_arg(path),
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-f",
+        "null",
+        "-",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False).stderr
     counts = _FRAME_COUNT.findall(out)
     return int(counts[-1]) if counts else None

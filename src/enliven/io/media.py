@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from enliven.errors import InputError
-from enliven.io.ffmpeg import count_video_packets, describe_streams
+from enliven.io.ffmpeg import StreamReport, count_video_packets, describe_streams
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".mpg", ".mpeg", ".m4v"})
@@ -38,8 +38,10 @@ class MediaInfo:
         kind: ``"image"`` (one still), ``"video"`` (a video or animated GIF) or ``"frames"`` (a folder of images).
         width, height: frame size in pixels as read (after EXIF orientation or video rotation metadata).
         fps: average frame rate for videos; ``None`` for images and frame folders, which carry no timing.
-        num_frames: number of frames (exact for images and folders; for videos the packet count, which
-            equals the decoded frame count for undamaged files); ``None`` if unknown.
+        num_frames: number of frames; exact for images and folders. For videos it is the number of video
+            packets (counted without decoding), which equals the decoded frame count for almost every file; an
+            mp4 edit list can hide a frame or two from the decoder, and a damaged file decodes fewer frames.
+            ``None`` if unknown.
         duration: video length in seconds (``num_frames / fps`` when both are known); ``None`` for stills.
         has_audio: the file has an audio stream.
         path: the probed path.
@@ -106,13 +108,19 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     Raises:
         InputError: the path is missing, unsupported, empty, unreadable, or holds no video frames.
     """
+    return probe_streams(path)[0]
+
+
+def probe_streams(path: str | os.PathLike) -> tuple[MediaInfo, StreamReport | None]:
+    """:func:`probe`, also returning ffmpeg's stream report for videos (``None`` for images and folders)."""
     path = resolve_input(path)
     if path.is_dir():
-        return _probe_folder(path)
+        return _probe_folder(path), None
     if path.suffix.lower() in IMAGE_SUFFIXES:
         width, height = image_size(path)
-        return MediaInfo("image", width, height, None, 1, None, False, path)
-    return _probe_video(path)
+        return MediaInfo("image", width, height, None, 1, None, False, path), None
+    report = describe_streams(path)
+    return _video_info(path, report), report
 
 
 def _probe_folder(folder: Path) -> MediaInfo:
@@ -124,8 +132,7 @@ def _probe_folder(folder: Path) -> MediaInfo:
     return MediaInfo("frames", width, height, None, len(files), None, False, folder)
 
 
-def _probe_video(path: Path) -> MediaInfo:
-    report = describe_streams(path)
+def _video_info(path: Path, report: StreamReport) -> MediaInfo:
     if not report.has_video:
         raise InputError(f"{path} has no video stream; use a video file with picture, not audio only.")
     if report.width <= 0 or report.height <= 0:
@@ -134,7 +141,9 @@ def _probe_video(path: Path) -> MediaInfo:
     if num_frames is None and report.duration is not None and report.fps:
         num_frames = round(report.duration * report.fps)
     if num_frames == 0:
-        raise InputError(f"{path} contains no video frames; use a video with at least one frame.")
+        raise InputError(
+            f"{path} contains no video frames (it may be truncated); use a complete video with at least one frame."
+        )
     duration = num_frames / report.fps if num_frames and report.fps else report.duration
     return MediaInfo("video", report.width, report.height, report.fps, num_frames, duration, report.has_audio, path)
 

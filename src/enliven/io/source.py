@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from enliven.errors import InputError
-from enliven.io.ffmpeg import StderrDrain, describe_streams, ffmpeg_command, frame_rate_fraction
-from enliven.io.media import MediaInfo, composite_over_white, list_frame_files, probe, read_image
+from enliven.io.ffmpeg import StderrDrain, ffmpeg_command, file_arg, frame_rate_fraction
+from enliven.io.media import MediaInfo, composite_over_white, list_frame_files, probe_streams, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +49,12 @@ class VideoSource:
     def __init__(self, path: str | os.PathLike, fps: float | None = None) -> None:
         if fps is not None and not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        self.info: MediaInfo = probe(path)
+        info, report = probe_streams(path)
+        self.info: MediaInfo = info
         self._requested_fps = fps
         self._frame_files = tuple(list_frame_files(self.info.path)) if self.info.kind == "frames" else ()
         # Videos whose decoder output has alpha (GIF, VP9/ProRes with alpha) are read as RGBA.
-        self._has_alpha = self.info.kind == "video" and bool(_ALPHA_PIX_FMT.match(describe_streams(self.path).pix_fmt))
+        self._has_alpha = report is not None and bool(_ALPHA_PIX_FMT.match(report.pix_fmt))
         source_fps = self.info.fps
         self._resample = (
             self.info.kind == "video" and fps is not None and (source_fps is None or abs(fps - source_fps) > 1e-6)
@@ -77,8 +78,9 @@ class VideoSource:
     def num_frames(self) -> int | None:
         """Frames one iteration yields, ``None`` if unknown.
 
-        Exact for images, folders and undamaged videos at their own rate; for a resampled video it is
-        ``round(n * fps / source_fps)``, which is what ffmpeg's ``fps`` filter gives for constant-rate input.
+        Exact for images and folders. For videos it is :attr:`MediaInfo.num_frames` (see there: rarely one or
+        two more than decode), and for a resampled video ``round(n * fps / source_fps)``, what ffmpeg's ``fps``
+        filter gives for constant-rate input. Use it for progress bars, not to preallocate.
         """
         count = self.info.num_frames
         if not self._resample or count is None:
@@ -120,7 +122,7 @@ class VideoSource:
         channels = 4 if has_alpha else 3
         timing = ["-vf", f"fps={frame_rate_fraction(self.fps)}"] if self._resample else ["-fps_mode", "passthrough"]
         cmd = ffmpeg_command(
-            "-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-dn", *timing,
+            "-i", file_arg(self.path), "-map", "0:v:0", "-an", "-sn", "-dn", *timing,
             "-f", "rawvideo", "-pix_fmt", "rgba" if has_alpha else "rgb24", "pipe:1",
         )  # fmt: skip
         shape = (self.info.height, self.info.width, channels)
@@ -147,9 +149,9 @@ class VideoSource:
                 f"No video frame could be decoded from {self.path} ({detail}); the file is corrupt or truncated, "
                 "replace it with a complete copy."
             )
-        expected = self.num_frames
-        short = expected is not None and count < expected - (1 if self._resample else 0)
-        if returncode != 0 or errors or short:
+        # A count below num_frames alone is no sign of damage: an mp4 edit list can hide a packet or two.
+        if returncode != 0 or errors:
+            expected = self.num_frames
             first_error = errors.splitlines()[0] if errors else f"ffmpeg exit code {returncode}"
             logger.warning(
                 "%s looks damaged: decoded %d of %s frames (%s); the output stops where the video does.",
@@ -175,9 +177,12 @@ def read_frames(path: str | os.PathLike, fps: float | None = None, max_frames: i
 
     Convenient for short clips and tests; use :class:`VideoSource` to stream long videos.
     """
+    source = VideoSource(path, fps=fps)
     frames = []
-    for frame in VideoSource(path, fps=fps):
+    for frame in source:
         if max_frames is not None and len(frames) >= max_frames:
             break
         frames.append(frame)
+    if not frames:
+        return np.zeros((0, source.size[1], source.size[0], 3), np.uint8)
     return np.stack(frames)

@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,11 +77,14 @@ def read_torch_checkpoint(path: Path) -> dict[str, Any]:
                 "re-save it with only state_dicts or use a trusted copy."
             ) from None
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (unpickling failed); check the file.") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - torch.load fails on damaged bytes with many exception types
         message = str(err)
-        if "failed finding central directory" in message or isinstance(err, EOFError) or "truncated" in message:
+        truncated = isinstance(err, EOFError) or any(
+            hint in message for hint in ("central directory", "truncated", "unexpected EOF", "Ran out of input")
+        )
+        if truncated:
             raise CheckpointError(f"{path} is truncated or corrupt; download or copy it again.") from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({message.splitlines()[0]}).") from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it could not be read); check the file.") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary of state_dicts.")
     return data

@@ -62,11 +62,11 @@ _FOMM_DATA = {
     "fashion": ("fashion.pth.tar", "other", "FOMM Fashion bodies, 256"),
     "bair": ("bair-cpk.pth.tar", "other", "FOMM BAIR robot arm, 256"),
 }
-_TPSMM_DATA = {
-    "vox": ("vox.pth.tar", "face", "TPSMM VoxCeleb faces, 256"),
-    "taichi": ("taichi.pth.tar", "other", "TPSMM Tai-Chi-HD bodies, 256"),
-    "ted": ("ted.pth.tar", "other", "TPSMM TED-talks upper bodies, 384"),
-    "mgif": ("mgif.pth.tar", "other", "TPSMM MGif cartoon animals, 256"),
+_TPSMM_DATA = {  # name: (config preset, published file, content, description)
+    "vox": ("vox-256", "vox.pth.tar", "face", "TPSMM VoxCeleb faces, 256"),
+    "taichi": ("taichi-256", "taichi.pth.tar", "other", "TPSMM Tai-Chi-HD bodies, 256"),
+    "ted": ("ted-384", "ted.pth.tar", "other", "TPSMM TED-talks upper bodies, 384"),
+    "mgif": ("mgif-256", "mgif.pth.tar", "other", "TPSMM MGif cartoon animals, 256"),
 }
 
 # A small FOMM with random weights: runs anywhere, animates nothing meaningful. It stands in as the default until a
@@ -91,8 +91,8 @@ def _build_presets() -> dict[str, Preset]:
         presets[f"fomm-{name}"] = Preset(
             f"fomm-{name}", "fomm", _config(FOMM_PRESETS[name]), weights, content, description  # type: ignore[arg-type]
         )
-    for name, (weights, content, description) in _TPSMM_DATA.items():
-        params = TPSMM_PRESETS[name]
+    for name, (config_name, weights, content, description) in _TPSMM_DATA.items():
+        params = TPSMM_PRESETS[config_name]
         presets[f"tpsmm-{name}"] = Preset(
             f"tpsmm-{name}", "tpsmm", _config(params["model_params"], params.get("image_size", 256)),
             weights, content, description,  # type: ignore[arg-type]

@@ -190,12 +190,17 @@ def _count(video: VideoSource) -> int:
 
 
 def _best_frame(video: VideoSource, source_crop: np.ndarray, boxes: list[Box] | None, path: Path) -> int:
-    # Landmarks are normalised for position and scale, so full frames and crops give the same match.
+    # Landmarks are normalised for position and scale, so full frames and crops give the same match; the crop
+    # box, when known, helps the mesh find small faces in large frames.
     with FaceLandmarker() as landmarker:
         source_landmarks = landmarker.landmarks(source_crop)
-        if source_landmarks is None:
-            raise NoFaceError("--find-best-frame needs face landmarks but none were found in the source.")
-        driving_landmarks = [landmarker.landmarks(frame) for frame in video]
+    if source_landmarks is None:
+        raise NoFaceError("--find-best-frame needs face landmarks but none were found in the source.")
+    with FaceLandmarker(video=True) as landmarker:
+        driving_landmarks = [
+            landmarker.landmarks(frame, None if boxes is None else boxes[min(i, len(boxes) - 1)])
+            for i, frame in enumerate(video)
+        ]
     if all(lm is None for lm in driving_landmarks):
         raise NoFaceError(f"--find-best-frame found no face landmarks in the driving video {path}.")
     return best_matching_frame(source_landmarks, driving_landmarks)

@@ -96,7 +96,9 @@ class Animator:
                 raise ValueError(f"expected H x W x 3 or N x H x W x 3 RGB images, got shape {array.shape}")
             if array.dtype != np.uint8:
                 raise ValueError(f"expected uint8 images, got {array.dtype}")
-            batch = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+            if not array.flags.writeable or not array.flags.c_contiguous:
+                array = np.array(array, order="C")  # torch wants writable, contiguous memory
+            batch = torch.from_numpy(array).to(self.device)
             batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected N x 3 x H x W images, got {tuple(batch.shape)}")

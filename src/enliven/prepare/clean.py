@@ -14,9 +14,10 @@ import numpy as np
 from enliven.preprocess._deps import import_cv2
 
 # A cut needs both a colour-distribution change (Bhattacharyya distance of histograms) and a big pixel change;
-# either alone fires on camera flashes or fast head turns. Values read off the cuts in the shared clips.
-CUT_HIST_DISTANCE = 0.35
-CUT_PIXEL_CHANGE = 18.0
+# either alone fires on fast head turns or on an inset picture changing in a news show. A larger pixel change
+# makes do with a smaller colour change (cuts between shots of one set). Pairs of (histogram distance, mean
+# grey change 0..255) read off the cuts and the non-cuts in the shared clips.
+CUT_RULES = ((0.35, 18.0), (0.2, 30.0))
 # A shot whose frames all stay within this mean absolute grey change (0..255) of its first frame is frozen.
 FROZEN_MAX_CHANGE = 1.5
 # Two frames whose 256-bit dHashes differ in at most this many bits show the same picture.
@@ -97,7 +98,7 @@ class StreamStats:
         return [
             i
             for i, (dist, change) in enumerate(zip(self.hist_distance, self.pixel_change, strict=True))
-            if i > 0 and dist > CUT_HIST_DISTANCE and change > CUT_PIXEL_CHANGE
+            if i > 0 and any(dist > min_dist and change > min_change for min_dist, min_change in CUT_RULES)
         ]
 
     def hash_array(self) -> np.ndarray:

@@ -29,10 +29,11 @@ from enliven.preprocess.face import (
     FaceDetector,
     FaceLandmarker,
     face_crop_box,
+    face_crop_boxes,
 )
 from enliven.preprocess.paste import feather_mask, paste_back
 from enliven.preprocess.resize import crop_and_resize, extract_region, resize_image
-from enliven.preprocess.track import FaceTrack, split_track, track_faces
+from enliven.preprocess.track import FaceTrack, OneEuroBoxFilter, split_track, track_faces
 
 __all__ = [
     "FACE_CROP_SCALE",
@@ -45,12 +46,14 @@ __all__ = [
     "FaceTrack",
     "IntBox",
     "MissingDependencyError",
+    "OneEuroBoxFilter",
     "best_matching_frame",
     "center_square_box",
     "crop_and_resize",
     "extract_region",
     "face_alignment_features",
     "face_crop_box",
+    "face_crop_boxes",
     "feather_mask",
     "paste_back",
     "resize_image",

@@ -39,9 +39,7 @@ def face_alignment_features(landmarks: np.ndarray) -> np.ndarray:
     return centred / np.sqrt(area)
 
 
-def best_matching_frame(
-    source_landmarks: np.ndarray, driving_landmarks_sequence: Sequence[np.ndarray | None]
-) -> int:
+def best_matching_frame(source_landmarks: np.ndarray, driving_landmarks_sequence: Sequence[np.ndarray | None]) -> int:
     """Index of the driving frame whose normalised landmarks are closest to the source's.
 
     Distance: sum of squared differences of :func:`face_alignment_features`. Frames whose landmarks are
@@ -61,7 +59,8 @@ def best_matching_frame(
         if landmarks is None:
             continue
         if np.shape(landmarks) != source.shape:
-            raise ValueError(f"driving frame {i} has landmarks of shape {np.shape(landmarks)}, the source {source.shape}")
+            shape = np.shape(landmarks)
+            raise ValueError(f"driving frame {i} has landmarks of shape {shape}, the source {source.shape}")
         dist = float(np.sum((face_alignment_features(landmarks) - source) ** 2))
         if dist < best_dist:
             best, best_dist = i, dist

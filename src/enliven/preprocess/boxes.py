@@ -145,6 +145,13 @@ class Box:
 
         return self.shifted(shift(self.x0, self.x1, width), shift(self.y0, self.y1, height))
 
+    def fitted_inside(self, width: int, height: int) -> Box:
+        """The box shrunk about its centre (keeping its aspect ratio) until it fits the image, then moved
+        inside it (:meth:`shifted_inside`): the largest version of the box that needs no padding."""
+        factor = min(1.0, width / self.width, height / self.height)
+        box = self if factor == 1.0 else self.scaled(factor)
+        return box.shifted_inside(width, height)
+
     def to_int(self) -> IntBox:
         """Round to whole pixels, keeping the size: ``x0`` and the width are rounded separately.
 

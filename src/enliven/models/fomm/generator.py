@@ -103,7 +103,9 @@ class OcclusionAwareGenerator(nn.Module):
         motion = self.dense_motion_network.prepare_source(source, kp_source)
         return FommSourceEncoding(image=source, keypoints=kp_source, features=features, motion=motion)
 
-    def decode(self, encoding: FommSourceEncoding, kp_driving: Keypoints, with_deformed: bool = False) -> GeneratorOutput:
+    def decode(
+        self, encoding: FommSourceEncoding, kp_driving: Keypoints, with_deformed: bool = False
+    ) -> GeneratorOutput:
         """Animate the encoded source to ``B`` driving keypoint sets.
 
         Args:

@@ -50,7 +50,9 @@ class KeypointDetector(nn.Module):
         self.num_jacobian_maps = 0
         if estimate_jacobian:
             self.num_jacobian_maps = 1 if single_jacobian_map else num_kp
-            self.jacobian = nn.Conv2d(self.predictor.out_filters, 4 * self.num_jacobian_maps, kernel_size=7, padding=pad)
+            self.jacobian = nn.Conv2d(
+                self.predictor.out_filters, 4 * self.num_jacobian_maps, kernel_size=7, padding=pad
+            )
             # Start from identity jacobians, as the authors initialise them.
             with torch.no_grad():
                 self.jacobian.weight.zero_()

@@ -24,7 +24,7 @@ _REGULARISATION = 0.01
 
 
 def radial_basis(squared_distance: Tensor) -> Tensor:
-    """TPS kernel ``U(r) = r^2 log r^2``, evaluated from ``r^2`` (the paper's Eq. 2 kernel, as the authors compute it)."""
+    """TPS kernel ``U(r) = r^2 log r^2`` of Eq. 2, evaluated from ``r^2`` as the authors compute it."""
     return squared_distance * torch.log(squared_distance + _LOG_EPS)
 
 

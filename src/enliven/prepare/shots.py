@@ -1,0 +1,172 @@
+"""Cutting a clip into shots, each with one stable square crop box (FOMM ``crop-video`` style).
+
+A shot is a run of frames inside one scene (no cut) where the subject is tracked without a long gap. Its
+crop box is fixed for the whole shot, so the model learns motion of the subject, not of the camera crop.
+Boxes are pixels in the convention of :mod:`enliven.preprocess.boxes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from enliven.preprocess import Box, FaceTrack, center_square_box, split_track, square_pad_box
+from enliven.preprocess._deps import import_mediapipe_solutions
+
+Kind = Literal["faces", "bodies", "any"]
+AnyCrop = Literal["center", "full"]
+
+# A shot whose stable box is this much larger than the subject's typical per-frame box is cut in two: one
+# box around a subject that walks across the frame would leave the subject small in every frame.
+MAX_DRIFT = 1.6
+# Person box from pose landmarks (joints, not the silhouette): enlarge to cover the head top, hands and feet.
+BODY_BOX_SCALE = 1.25
+# Pose landmarks with lower visibility are ignored.
+MIN_VISIBILITY = 0.5
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Frames ``start .. stop - 1`` of a clip, cropped with ``box`` (pixels of the source frames)."""
+
+    start: int
+    stop: int
+    box: Box
+
+    @property
+    def num_frames(self) -> int:
+        return self.stop - self.start
+
+
+def scene_ranges(num_frames: int, cuts: Iterable[int]) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges between scene cuts (a cut index starts a new scene)."""
+    bounds = [0, *sorted(c for c in set(cuts) if 0 < c < num_frames), num_frames]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+class PersonDetector:
+    """The box of the most prominent person, from MediaPipe pose landmarks (``mediapipe.solutions.pose``).
+
+    Runs in tracking mode (consecutive frames of one clip). MediaPipe is imported on construction.
+    """
+
+    def __init__(self) -> None:
+        solutions = import_mediapipe_solutions()
+        # model_complexity=1 is the landmark model the wheel ships; the others are downloaded on first use.
+        self._pose = solutions.pose.Pose(static_image_mode=False, model_complexity=1, min_detection_confidence=0.5)
+
+    def detect(self, image: np.ndarray) -> Box | None:
+        """Person box in an ``H x W x 3`` uint8 RGB image, or ``None`` if nobody is found."""
+        result = self._pose.process(np.ascontiguousarray(image))
+        if result.pose_landmarks is None:
+            return None
+        h, w = image.shape[:2]
+        points = np.array([(p.x * w, p.y * h) for p in result.pose_landmarks.landmark if p.visibility > MIN_VISIBILITY])
+        if len(points) < 4:
+            return None
+        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        return Box(x0, y0, x1, y1).scaled(BODY_BOX_SCALE)
+
+    def close(self) -> None:
+        self._pose.close()
+
+
+def track_people(frames: Iterable[np.ndarray], detector: PersonDetector, stride: int = 1) -> FaceTrack:
+    """Per-frame person boxes (NaN where nobody was found or the frame was skipped by ``stride``)."""
+    boxes: list[Box | None] = []
+    size = (0, 0)
+    for i, frame in enumerate(frames):
+        size = (frame.shape[1], frame.shape[0])
+        boxes.append(detector.detect(frame) if i % stride == 0 else None)
+    return FaceTrack.from_boxes(boxes, size)
+
+
+def body_box(track: FaceTrack) -> Box:
+    """A square around every frame's person box (2nd/98th percentile edges), made to fit the image."""
+    found = track.boxes[track.detected]
+    lo = np.percentile(found[:, :2], 2, axis=0)
+    hi = np.percentile(found[:, 2:], 98, axis=0)
+    return Box(lo[0], lo[1], hi[0], hi[1]).square().fitted_inside(*track.image_size)
+
+
+def face_box(track: FaceTrack) -> Box:
+    """The FOMM-style face crop of a track: hair and chin included, one box for every frame."""
+    return track.stable_box(percentile=98.0)
+
+
+def _typical_side(track: FaceTrack, kind: Kind) -> float:
+    found = track.boxes[track.detected]
+    side = np.median(np.max(found[:, 2:] - found[:, :2], axis=1))
+    return float(side * (1.9 if kind == "faces" else 1.0))
+
+
+def _split_drifting(piece: FaceTrack, kind: Kind, min_frames: int) -> list[FaceTrack]:
+    """Halve a track until its stable box is at most :data:`MAX_DRIFT` times the subject's typical size."""
+    box = face_box(piece) if kind == "faces" else body_box(piece)
+    if box.width <= MAX_DRIFT * _typical_side(piece, kind) or piece.num_frames < 2 * min_frames:
+        return [piece]
+    half = piece.num_frames // 2
+    halves = [piece.segment(0, half), piece.segment(half, piece.num_frames)]
+    return [p for h in halves if h.detected.any() for p in _split_drifting(h, kind, min_frames)]
+
+
+def plan_tracked_shots(
+    track: FaceTrack,
+    cuts: Sequence[int],
+    kind: Kind,
+    min_frames: int,
+    min_side: float,
+    max_gap: int,
+    stride: int = 1,
+) -> tuple[list[Shot], str | None]:
+    """Shots of a tracked clip (faces or bodies): split at cuts, lost tracks and drifting subjects.
+
+    Args:
+        track: per-frame subject boxes of the whole clip.
+        cuts: frame indices starting a new scene.
+        kind: ``"faces"`` or ``"bodies"`` (sets the crop framing).
+        min_frames: shorter shots are dropped.
+        min_side: shots whose crop box is smaller than this many source pixels are dropped (too blurry).
+        max_gap: longest run of frames without a detection kept inside a shot.
+        stride: the detector ran on every ``stride``-th frame.
+
+    Returns:
+        The shots, and the reason none was kept (``None`` when some were).
+    """
+    subject = "face" if kind == "faces" else "person"
+    if not track.detected.any():
+        return [], f"no {subject} found"
+    shots: list[Shot] = []
+    small = 0
+    for start, stop in scene_ranges(track.num_frames, cuts):
+        scene: list[Shot] = []
+        for piece in split_track(track.segment(start, stop), max_gap=max_gap, min_frames=min_frames):
+            for part in _split_drifting(piece, kind, min_frames):
+                box = face_box(part) if kind == "faces" else body_box(part)
+                if box.width < min_side:
+                    small += 1
+                    continue
+                scene.append(Shot(int(part.start), int(part.start + part.num_frames), box))
+        # A track ends on its last detection; the frames after it that the detector skipped (stride) belong to it.
+        ends = [s.start for s in scene[1:]] + [stop]
+        scene = [Shot(s.start, min(end, s.stop + stride - 1), s.box) for s, end in zip(scene, ends, strict=True)]
+        shots.extend(s for s in scene if s.num_frames >= min_frames)
+    if shots:
+        return shots, None
+    if small:
+        return [], f"{subject} too small (crop under {min_side:.0f} px)"
+    return [], f"too short: no shot of at least {min_frames} frames with a {subject}"
+
+
+def plan_fixed_shots(
+    num_frames: int, width: int, height: int, cuts: Sequence[int], crop: AnyCrop, min_frames: int
+) -> tuple[list[Shot], str | None]:
+    """Shots of an untracked clip (``--kind any``): scenes between cuts, centre square or whole (padded) frame."""
+    box = center_square_box(width, height) if crop == "center" else square_pad_box(width, height)
+    shots = [Shot(a, b, box) for a, b in scene_ranges(num_frames, cuts) if b - a >= min_frames]
+    return shots, None if shots else f"no shot of at least {min_frames} frames"
