@@ -33,7 +33,7 @@ def test_exact_reference_command_reproduces_the_authors_frames(reference_dir: Pa
     folder = reference_dir / "fomm-tiny"
     out = tmp_path / "OUT"
     result = enliven(
-        folder / "source.png", folder / "driving", "-o", f"{out}/", "--model", folder / "checkpoint-full.pth.tar",
+        "animate", folder / "source.png", folder / "driving", "-o", f"{out}/", "--model", folder / "checkpoint-full.pth.tar",
         "--config", folder / "config.yaml", "--no-crop", "--relative", "--adapt-scale",
     )
     assert result.returncode == 0, result.stderr
@@ -57,7 +57,7 @@ def test_face_crop_and_paste_back_to_mp4_with_audio(data_dir: Path, tmp_path: Pa
     source = REPO / "assets" / "source-astronaut.jpg"
     driving = REPO / "assets" / "driving-grid-bbaf2n.mpg"
     out = tmp_path / "result.mp4"
-    result = enliven(source, driving, "-o", out, "--paste-back", "--size", "64", "-q")
+    result = enliven("animate", source, driving, "-o", out, "--paste-back", "--size", "64", "-q")
     assert result.returncode == 0, result.stderr
     probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(out)], capture_output=True, text=True)
     assert "Video: h264" in probe.stderr and "yuv420p" in probe.stderr
@@ -76,7 +76,7 @@ def tiny(reference_dir: Path) -> Path:
 
 def test_missing_source(tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    _assert_clean_failure(enliven(tmp_path / "nope.png", tiny / "driving", "-o", out), "nope.png")
+    _assert_clean_failure(enliven("animate", tmp_path / "nope.png", tiny / "driving", "-o", out), "nope.png")
     assert not out.exists()
 
 
@@ -84,10 +84,10 @@ def test_empty_and_unreadable_driving(tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    _assert_clean_failure(enliven(tiny / "source.png", empty, "-o", out, "--no-crop"), "empty.mp4")
+    _assert_clean_failure(enliven("animate", tiny / "source.png", empty, "-o", out, "--no-crop"), "empty.mp4")
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(os.urandom(4096))
-    _assert_clean_failure(enliven(tiny / "source.png", garbage, "-o", out, "--no-crop"), "garbage.mp4")
+    _assert_clean_failure(enliven("animate", tiny / "source.png", garbage, "-o", out, "--no-crop"), "garbage.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4", "garbage.mp4"]
 
 
@@ -95,7 +95,7 @@ def test_source_without_a_face_suggests_no_crop(tiny: Path, tmp_path: Path) -> N
     plain = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(plain)
     out = tmp_path / "out.mp4"
-    _assert_clean_failure(enliven(plain, tiny / "driving", "-o", out), "--no-crop")
+    _assert_clean_failure(enliven("animate", plain, tiny / "driving", "-o", out), "--no-crop")
     assert not out.exists()
 
 
@@ -103,7 +103,7 @@ def test_bad_checkpoints(tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "frames/"
     not_ckpt = tmp_path / "notes.pth.tar"
     not_ckpt.write_text("hello")
-    args = (tiny / "source.png", tiny / "driving", "-o", out, "--no-crop")
+    args = ("animate", tiny / "source.png", tiny / "driving", "-o", out, "--no-crop")
     _assert_clean_failure(enliven(*args, "--model", not_ckpt), "not")
     truncated = tmp_path / "truncated.pth.tar"
     data = (tiny / "checkpoint-full.pth.tar").read_bytes()
@@ -122,11 +122,11 @@ def test_unwritable_output(tiny: Path, tmp_path: Path) -> None:
     # root writes anywhere on disk, but nobody can create files in /proc
     target = locked / "out.mp4" if not os.access(locked, os.W_OK) else Path("/proc/out.mp4")
     try:
-        result = enliven(tiny / "source.png", tiny / "driving", "-o", target, "--no-crop")
-        _assert_clean_failure(result, "out.mp4")
+        result = enliven("animate", tiny / "source.png", tiny / "driving", "-o", target, "--no-crop")
+        _assert_clean_failure(result, "write")
     finally:
         locked.chmod(0o700)
-    bad_suffix = enliven(tiny / "source.png", tiny / "driving", "-o", tmp_path / "out.xyz", "--no-crop")
+    bad_suffix = enliven("animate", tiny / "source.png", tiny / "driving", "-o", tmp_path / "out.xyz", "--no-crop")
     _assert_clean_failure(bad_suffix, "out.xyz")
-    inside_a_file = enliven(tiny / "source.png", tiny / "driving", "-o", tiny / "source.png" / "out.mp4", "--no-crop")
+    inside_a_file = enliven("animate", tiny / "source.png", tiny / "driving", "-o", tiny / "source.png" / "out.mp4", "--no-crop")
     _assert_clean_failure(inside_a_file, "out.mp4")

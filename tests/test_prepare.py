@@ -189,12 +189,13 @@ def test_split_hints_and_ratios() -> None:
 
 def test_odd_inputs_are_converted(tmp_path: Path) -> None:
     root = tmp_path / "in"
-    frames = _pattern_frames(4, 10, w=33, h=27)
+    # Grey frames, so that the grayscale and 16-bit ones show the same picture as their RGB neighbours.
+    frames = [np.repeat(f[:, :, :1], 3, axis=2) for f in _pattern_frames(4, 10, w=33, h=27)]
     folder = _write_folder(root / "frames_ü_東京", frames)
-    Image.fromarray(frames[1][:, :, 0]).save(folder / "0001.png")  # grayscale
-    Image.fromarray(np.dstack([frames[2], np.full((27, 33), 200, np.uint8)])).save(folder / "0002.png")  # RGBA
-    Image.fromarray((frames[3][:, :, 1].astype(np.uint16) * 257)).save(folder / "0003.png")  # 16-bit grey
-    Image.fromarray(_pattern_frames(4, 1, w=40, h=30)[0]).save(folder / "0004.png")  # another size
+    Image.fromarray(frames[1][:, :, 0]).save(folder / "0001.png")  # 8-bit grayscale
+    Image.fromarray(np.dstack([frames[2], np.full((27, 33), 255, np.uint8)])).save(folder / "0002.png")  # RGBA
+    Image.fromarray(frames[3][:, :, 0].astype(np.uint16) * 257).save(folder / "0003.png")  # 16-bit grayscale
+    Image.fromarray(frames[4]).resize((40, 30)).save(folder / "0004.png")  # another size
     _write_video(root / "vidéo 東京.mp4", _pattern_frames(5, 12, w=65, h=49))
     (root / "notes.txt").write_text("not media")
     out = tmp_path / "out"

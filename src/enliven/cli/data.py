@@ -32,8 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     preview.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder (FOMM layout)")
     preview.add_argument("-o", "--output", type=Path, required=True, help="the sheet to write (.png or .jpg)")
-    preview.add_argument("--config", type=Path, default=None,
-                         help="augmentation YAML (ours or FOMM's; default: the packaged augmentation.yaml)")
+    preview.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="augmentation YAML (ours or FOMM's; default: the packaged augmentation.yaml)",
+    )
     preview.add_argument("--pairs", type=_positive_int, default=8, help="number of pairs (rows, default 8)")
     preview.add_argument("--seed", type=int, default=0, help="picks the pairs and their augmentation (default 0)")
     preview.add_argument("--split", default="train", help="split to draw from (default train)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import cv2
 import numpy as np
@@ -40,7 +40,7 @@ _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, 
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 
 
-class ColourOp(str, Enum):
+class ColourOp(StrEnum):
     BRIGHTNESS = "brightness"
     CONTRAST = "contrast"
     SATURATION = "saturation"
@@ -279,4 +279,3 @@ def _normal(shape: tuple[int, ...], mean: float, std: float, rng: np.random.Gene
     cv2.setRNGSeed(int(rng.integers(2**31)))
     cv2.randn(out.reshape(-1), mean, std)  # one channel, so mean and std apply to every sample
     return out
-

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -165,7 +165,7 @@ class BlurConfig:
         _probability(self.p, "blur.p")
 
 
-class Border(str, Enum):
+class Border(StrEnum):
     """How pixels brought in from outside the frame by rotation, translation or zoom-out are filled."""
 
     REFLECT = "reflect"
@@ -270,8 +270,10 @@ def _translate_fomm(data: dict[str, Any]) -> dict[str, Any]:
     translated: dict[str, Any] = {}
     if flip := fomm.get("flip_param"):
         _only(flip, "flip_param", {"horizontal_flip", "time_flip"})
-        translated["flip"] = {"horizontal": 0.5 * bool(flip.get("horizontal_flip")),
-                              "time": 0.5 * bool(flip.get("time_flip"))}
+        translated["flip"] = {
+            "horizontal": 0.5 * bool(flip.get("horizontal_flip")),
+            "time": 0.5 * bool(flip.get("time_flip")),
+        }
     if jitter := fomm.get("jitter_param"):
         _only(jitter, "jitter_param", {"brightness", "contrast", "saturation", "hue"})
         translated["jitter"] = dict(jitter)

@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ METADATA_VERSION = 1
 RANDOM_TEST_FRACTION = 0.2
 
 
-class ClipKind(str, Enum):
+class ClipKind(StrEnum):
     """How a clip's frames are stored."""
 
     FRAMES = "frames"  # a folder of image files, sorted by name

@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 
 from enliven.data.config import AugmentationConfig, PairDatasetConfig
+from enliven.data.layout import find_clips
 from enliven.data.pairs import FramePair, PairDataset
 from enliven.errors import OutputError
 from enliven.io import atomic_output
 
-_CAPTION_HEIGHT = 22
+_CAPTION_HEIGHT = 30
 _GAP = 4
 _BACKGROUND = 32
 _TEXT_COLOUR = (235, 235, 235)
@@ -61,14 +62,14 @@ def render_sheet(pairs: list[FramePair], value_range: tuple[float, float]) -> np
     for row, pair in enumerate(pairs):
         top = row * row_height + _GAP
         caption = f"{pair.clip} [{pair.identity}]"
-        _text(sheet, caption, (_GAP, top + _CAPTION_HEIGHT - 12), width * 2 + _GAP)
+        _text(sheet, caption, (_GAP, top + 11), width * 2 + _GAP)
         labels = (f"source #{pair.source_index}", f"driving #{pair.driving_index}")
         for col, (image, label) in enumerate(zip((pair.source, pair.driving), labels, strict=True)):
             left = _GAP + col * (width + _GAP)
             sheet[top + _CAPTION_HEIGHT : top + _CAPTION_HEIGHT + height, left : left + width] = _to_uint8(
                 image.numpy(), value_range
             )
-            _text(sheet, label, (left, top + _CAPTION_HEIGHT - 1), width)
+            _text(sheet, label, (left, top + _CAPTION_HEIGHT - 4), width)
     return sheet
 
 
@@ -87,15 +88,18 @@ def write_preview(request: PreviewRequest) -> Path:
         raise OutputError(f"Cannot write the sheet {output}: use a .png or .jpg file name.")
     if output.is_dir():
         raise OutputError(f"Cannot write the sheet {output}: a folder has that name; choose a file name.")
+    clips = find_clips(request.dataset, request.split, seed=request.seed)
+    identities = len({clip.identity for clip in clips})
     config = PairDatasetConfig(
         root=Path(request.dataset),
         split=request.split,
         frame_size=(request.size, request.size),
         id_sampling=True,
+        num_repeats=-(-request.pairs // identities),  # enough items for every row
         augmentation=request.augmentation,
         seed=request.seed,
     )
-    dataset = PairDataset(config)
+    dataset = PairDataset(config, clips=clips)
     pairs = sample_pairs(dataset, request.pairs, request.seed)
     sheet = render_sheet(pairs, request.augmentation.value_range)
     ok, encoded = cv2.imencode(output.suffix.lower(), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))

@@ -1,10 +1,10 @@
 """Random access to the frames of a clip, whatever its storage (frame folder, video, gif, png strip).
 
-Frame files of a folder are taken in natural order (``frame2.png`` before ``frame10.png``; the same as FOMM's plain
-sort for zero-padded names). Frames come back as ``H x W x 3`` RGB ``uint8`` arrays: grayscale, RGBA and 16-bit images are converted on the way
-in. Decoding uses OpenCV (Pillow for gifs, which OpenCV's image codecs do not animate). A reader keeps small
-per-process caches (folder listings, frame counts), so give each DataLoader worker its own copy, which is what
-pickling the dataset into the workers does.
+Frames come back as ``H x W x 3`` RGB ``uint8`` arrays: grayscale, RGBA and 16-bit images are converted on the way
+in. Frame files of a folder are taken in natural order (``frame2.png`` before ``frame10.png``; the same as FOMM's
+plain sort for zero-padded names). Decoding uses OpenCV (Pillow for gifs, which OpenCV's image codecs do not
+animate). A reader keeps small per-process caches (folder listings, frame counts), so give each DataLoader worker
+its own copy, which is what pickling the dataset into the workers does.
 """
 
 from __future__ import annotations

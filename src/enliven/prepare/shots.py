@@ -169,4 +169,4 @@ def plan_fixed_shots(
     """Shots of an untracked clip (``--kind any``): scenes between cuts, centre square or whole (padded) frame."""
     box = center_square_box(width, height) if crop == "center" else square_pad_box(width, height)
     shots = [Shot(a, b, box) for a, b in scene_ranges(num_frames, cuts) if b - a >= min_frames]
-    return shots, None if shots else f"no shot of at least {min_frames} frames"
+    return shots, None if shots else f"too short: no shot of at least {min_frames} frames"
