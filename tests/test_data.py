@@ -109,6 +109,22 @@ def test_reader_returns_the_requested_frames(dataset_root: Path, name: str) -> N
     assert levels == pytest.approx([20 + 30 * 4, 20 + 30, 20 + 30 * 4], abs=8)
 
 
+def test_odd_frames_are_converted_to_rgb_uint8(tmp_path: Path) -> None:
+    clip_dir = tmp_path / "train" / "zoë#ünïcode"
+    clip_dir.mkdir(parents=True)
+    cv2.imwrite(str(clip_dir / "0.png"), np.full((SIDE, SIDE), 100, np.uint8))  # grayscale
+    cv2.imwrite(str(clip_dir / "1.png"), np.full((SIDE, SIDE, 4), 100, np.uint8))  # RGBA
+    cv2.imwrite(str(clip_dir / "2.png"), np.full((SIDE, SIDE, 3), 100 * 257, np.uint16))  # 16-bit
+    Image.fromarray(np.full((SIDE, 2 * SIDE, 3), 100, np.uint8)).save(clip_dir / "3.jpg")  # another size
+    (clip,) = find_clips(tmp_path)
+    assert clip.identity == "zoë"
+    frames = ClipReader().read(clip, range(4))
+    assert [f.shape[2] for f in frames] == [3] * 4 and all(f.dtype == np.uint8 for f in frames)
+    assert [int(f.mean() + 0.5) for f in frames] == [100] * 4
+    pair = PairDataset(PairDatasetConfig(root=tmp_path, frame_size=FRAME, seed=0))[0]
+    assert pair.source.shape == pair.driving.shape == (3, *FRAME)
+
+
 def test_video_seeking_matches_sequential_decoding(tmp_path: Path) -> None:
     write_video(tmp_path / "train" / "long.mp4", 90, side=16)
     (clip,) = find_clips(tmp_path)
@@ -239,6 +255,10 @@ def test_geometry_follows_screen_conventions() -> None:
     assert dot(AugmentParams(hflip=True)) == (4, 16)
     assert dot(AugmentParams(angle=90.0)) == (16, 4)  # counter-clockwise on screen: right goes up
     assert dot(AugmentParams(shift=(0.0, 0.25))) == (28, 24)
+    assert dot(AugmentParams(hflip=True, shift=(0.0, 0.25))) == (4, 24)  # the warp mirrors as cv2.flip does
+    assert dot(AugmentParams(zoom=0.5)) == (22, 16)  # zoom about the centre
+    # The right half enlarged: its centre is 8.25 px right of the frame's, so the dot lands at 16 + (12 - 8.25) * 2.
+    assert dot(AugmentParams(crop_side=0.5, crop_centre=(0.5, 0.0))) in ((23, 16), (24, 16))
 
 
 def test_colour_matrix_matches_the_definitions() -> None:

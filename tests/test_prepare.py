@@ -166,7 +166,7 @@ def test_identity_clusters_and_splits_never_straddle() -> None:
             assert (ident[a] == ident[b]) == (truth[a] == truth[b])
     assert ident["hinted_a"] == ident["hinted_b"] == "M030" and ident["faceless_a"] == ident["faceless_b"]
     loads = {}
-    for name, who in ident.items():
+    for who in ident.values():
         loads[who] = loads.get(who, 0) + 100
     ratios = SplitRatios.parse("0.6,0.2,0.2")
     split = assign_splits([IdentityLoad(k, v) for k, v in loads.items()], ratios, seed=3)
@@ -267,3 +267,33 @@ def test_real_face_clips(data_dir: Path, tmp_path: Path) -> None:
         assert abs((x1 - x0) - (y1 - y0)) < 1.0 and 64 < x1 - x0 <= 288
         assert np.asarray(Image.open(out / clip["path"] / "000000.png")).shape == (64, 64, 3)
     assert {c["origin"].split("/")[-1]: c["split"] for c in clips.values()}["bbaf2n.mpg"] == "val"
+
+
+def test_tracked_shots_split_at_cuts_and_lost_tracks() -> None:
+    from enliven.prepare.shots import plan_tracked_shots
+    from enliven.preprocess import Box, FaceTrack
+
+    face = Box(100, 80, 180, 180)
+    boxes: list[Box | None] = [face] * 30 + [None] * 10 + [face.shifted(5, 0)] * 30 + [face] * 30
+    track = FaceTrack.from_boxes(boxes, (640, 480))
+    shots, reason = plan_tracked_shots(track, cuts=[70], kind="faces", min_frames=16, min_side=96, max_gap=5)
+    assert reason is None and [(s.start, s.stop) for s in shots] == [(0, 30), (40, 70), (70, 100)]
+    for shot in shots:
+        assert shot.box.width == pytest.approx(shot.box.height) and shot.box.contains(face.scaled(0.99).shifted(0, 0))
+    shots, reason = plan_tracked_shots(track, cuts=[], kind="faces", min_frames=16, min_side=400, max_gap=5)
+    assert not shots and reason.startswith("face too small")
+    empty = FaceTrack.from_boxes([None] * 20, (640, 480))
+    assert plan_tracked_shots(empty, [], "faces", 8, 96, 5) == ([], "no face found")
+
+
+def test_real_body_clip(data_dir: Path, tmp_path: Path) -> None:
+    clip = data_dir / "bodies/MRAA-taichi/videos/taichi_copart01.mp4"
+    if not clip.exists():
+        pytest.skip("the shared clip is not here")
+    out = tmp_path / "out"
+    summary = prepare_dataset([clip], out, kind="bodies", size=64, max_frames=20, min_frames=8, progress=False)
+    (entry,) = _metadata(out)["clips"].values()
+    start, stop = entry["origin_frames"]  # the pose model finds the dancer from frame 4 on
+    assert summary.total.clips == 1 and entry["num_frames"] == stop - start >= 8 and stop == 20
+    x0, y0, x1, y1 = entry["crop_box"]
+    assert abs((x1 - x0) - (y1 - y0)) < 1.0 and 0 <= x0 and x1 <= 256  # square, inside the 256 x 256 frame

@@ -42,8 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="folders of videos or frames, videos, manifest CSVs")
     p.add_argument("out", metavar="OUT", help="dataset folder to create or resume")
-    p.add_argument("--kind", choices=("faces", "bodies", "any"), default="faces",
-                   help="faces: tracked face crop with hair and chin; bodies: person box from pose; any: fixed crop")
+    p.add_argument(
+        "--kind",
+        choices=("faces", "bodies", "any"),
+        default="faces",
+        help="faces: tracked face crop with hair and chin; bodies: person box from pose; any: fixed crop",
+    )
     p.add_argument("--size", type=_positive_int, default=256, help="output side in pixels (default 256)")
     p.add_argument("--fps", type=_positive_float, default=None, help="resample videos to this frame rate")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="read at most N frames of each input")
@@ -51,15 +55,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes (default 1)")
     p.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test shares of frames (default 0.8,0.1,0.1)")
     p.add_argument("--seed", type=int, default=0, help="breaks ties in the split order")
-    p.add_argument("--format", dest="output_format", choices=("png", "mp4"), default="png",
-                   help="write each clip as a folder of PNG frames (default) or one mp4")
-    p.add_argument("--any-crop", choices=("center", "full"), default="center",
-                   help="with --kind any: centre square (default) or the whole frame padded to a square")
-    p.add_argument("--manifest-kind", action="append", default=None, metavar="KIND",
-                   help="manifest kind to read (repeatable; default: the --kind, every row for any)")
+    p.add_argument(
+        "--format",
+        dest="output_format",
+        choices=("png", "mp4"),
+        default="png",
+        help="write each clip as a folder of PNG frames (default) or one mp4",
+    )
+    p.add_argument(
+        "--any-crop",
+        choices=("center", "full"),
+        default="center",
+        help="with --kind any: centre square (default) or the whole frame padded to a square",
+    )
+    p.add_argument(
+        "--manifest-kind",
+        action="append",
+        default=None,
+        metavar="KIND",
+        help="manifest kind to read (repeatable; default: the --kind, every row for any)",
+    )
     p.add_argument("--use-extra", action="store_true", help="also use manifest rows whose split is 'extra'")
-    p.add_argument("--detect-every", type=_positive_int, default=2,
-                   help="run the face/pose detector on every N-th frame (default 2)")
+    p.add_argument(
+        "--detect-every",
+        type=_positive_int,
+        default=2,
+        help="run the face/pose detector on every N-th frame (default 2)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(handler=run)  # fmt: skip
 

@@ -7,9 +7,9 @@ runs on a GPU machine that lacks them.
 from __future__ import annotations
 
 from enliven.data.augment import Augmenter, AugmentParams
-from enliven.data.config import AugmentationConfig, PairDatasetConfig, load_augmentation
+from enliven.data.config import AugmentationConfig, load_augmentation
 from enliven.data.layout import ClipKind, ClipRef, find_clips, group_by_identity
-from enliven.data.pairs import FramePair, PairBatch, PairDataset, collate_pairs, worker_init_fn
+from enliven.data.pairs import FramePair, PairBatch, PairDataset, PairDatasetConfig, collate_pairs, worker_init_fn
 from enliven.data.readers import ClipReader
 
 __all__ = [

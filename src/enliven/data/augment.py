@@ -78,14 +78,9 @@ class AugmentParams:
     speckle_std: float = 0.0
 
     @property
-    def is_geometric_identity(self) -> bool:
-        return (
-            not self.hflip
-            and self.angle == 0.0
-            and self.zoom == 1.0
-            and self.shift == (0.0, 0.0)
-            and self.crop_side == 1.0
-        )
+    def needs_warp(self) -> bool:
+        """Whether the geometry needs more than a resize and a mirror."""
+        return self.angle != 0.0 or self.zoom != 1.0 or self.shift != (0.0, 0.0) or self.crop_side != 1.0
 
 
 class Augmenter:
@@ -173,11 +168,12 @@ class Augmenter:
         if in_h > _PRESHRINK_RATIO * out_h or in_w > _PRESHRINK_RATIO * out_w:
             frame = cv2.resize(frame, (out_w, out_h), interpolation=cv2.INTER_AREA)
             in_h, in_w = out_h, out_w
-        if params.is_geometric_identity:
-            if (in_h, in_w) == (out_h, out_w):
-                return frame
-            shrinking = in_h * in_w > out_h * out_w
-            return cv2.resize(frame, (out_w, out_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        if not params.needs_warp:  # cheap path: a mirror costs a tenth of a warp
+            if (in_h, in_w) != (out_h, out_w):
+                shrinking = in_h * in_w > out_h * out_w
+                interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+                frame = cv2.resize(frame, (out_w, out_h), interpolation=interpolation)
+            return cv2.flip(frame, 1) if params.hflip else frame
         matrix = warp_matrix(params, (in_h, in_w), (out_h, out_w))
         return cv2.warpAffine(
             frame,

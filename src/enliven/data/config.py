@@ -1,4 +1,4 @@
-"""Configuration of the training data: augmentation and the pair dataset, parsed once from YAML or a dict.
+"""Augmentation settings, parsed and validated once from YAML or a dict.
 
 Augmentation YAML (every section optional; a missing or ``null`` section is off; see ``augmentation.yaml``)::
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -301,7 +301,7 @@ def _only(section: Mapping[str, Any], name: str, allowed: set[str]) -> None:
         raise ConfigError(f"Unknown setting '{name}.{unknown[0]}'; FOMM's '{name}' takes {', '.join(sorted(allowed))}.")
 
 
-def _augmentation_mapping(document: Any) -> Any:
+def find_augmentation_settings(document: Any) -> Any:
     """Find the augmentation settings inside a YAML document: ours, a wrapper key, or a whole FOMM config."""
     if isinstance(document, Mapping):
         if isinstance(document.get("dataset_params"), Mapping):
@@ -332,70 +332,6 @@ def load_augmentation(path: str | Path | None = None) -> AugmentationConfig:
     except yaml.YAMLError as err:
         raise ConfigError(f"{source} is not valid YAML ({str(err).splitlines()[0]}); fix its syntax.") from err
     try:
-        return AugmentationConfig.from_dict(_augmentation_mapping(document))
+        return AugmentationConfig.from_dict(find_augmentation_settings(document))
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from err
-
-
-@dataclass(frozen=True)
-class PairDatasetConfig:
-    """Settings of :class:`enliven.data.pairs.PairDataset`.
-
-    Attributes:
-        root: the FOMM-layout dataset folder.
-        split: which split to read (``train``, ``val``, ``test``).
-        frame_size: ``(height, width)`` of the frames delivered; stored frames of another size are resized.
-        id_sampling: draw identities uniformly (one item per identity per repeat), then a clip of that identity.
-        num_repeats: passes over the identities (or clips) per epoch.
-        augmentation: the augmentation applied (``AugmentationConfig()`` only converts to the value range).
-        seed: base seed; items are then reproducible whatever the worker count. ``None`` draws fresh entropy.
-        skip_corrupt: replace an unreadable clip by another (logged once per clip) instead of raising.
-    """
-
-    root: Path
-    split: str = "train"
-    frame_size: tuple[int, int] = (256, 256)
-    id_sampling: bool = False
-    num_repeats: int = 1
-    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
-    seed: int | None = None
-    skip_corrupt: bool = True
-
-    def __post_init__(self) -> None:
-        height, width = self.frame_size
-        if not (isinstance(height, int) and isinstance(width, int) and 8 <= height <= 4096 and 8 <= width <= 4096):
-            raise ConfigError(f"frame_size must be two integers in [8, 4096], got {self.frame_size!r}.")
-        if not isinstance(self.num_repeats, int) or self.num_repeats < 1:
-            raise ConfigError(f"num_repeats must be a positive integer, got {self.num_repeats!r}.")
-        if not isinstance(self.split, str) or not self.split:
-            raise ConfigError(f"split must be a split folder name such as 'train', got {self.split!r}.")
-        for name in ("id_sampling", "skip_corrupt"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ConfigError(f"seed must be an integer or null, got {self.seed!r}.")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PairDatasetConfig:
-        """Parse our keys or FOMM's ``dataset_params`` (``root_dir``, ``frame_shape``, ``augmentation_params``)."""
-        data = dict(data)
-        root = data.pop("root", None) or data.pop("root_dir", None)
-        if root is None:
-            raise ConfigError("The dataset settings need 'root' (or FOMM's 'root_dir'): the dataset folder.")
-        shape = data.pop("frame_size", None) or data.pop("frame_shape", None) or (256, 256)
-        augmentation = _augmentation_mapping(
-            {k: data.pop(k) for k in ("augmentation", "augmentation_params") if k in data}
-        )
-        data.pop("pairs_list", None)  # FOMM's animation pairs: not used for training
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"Unknown dataset setting '{unknown[0]}'; use {', '.join(sorted(known))}.")
-        if not isinstance(shape, list | tuple) or len(shape) < 2:
-            raise ConfigError(f"frame_size must be [height, width], got {shape!r}.")
-        return cls(
-            root=Path(root),
-            frame_size=(shape[0], shape[1]),
-            augmentation=AugmentationConfig.from_dict(augmentation or None),
-            **data,
-        )

@@ -189,8 +189,8 @@ def _random_split(clips: Sequence[ClipRef], seed: int) -> dict[str, str]:
     """Identity -> split for a dataset without split folders; seeded, whole identities to one side."""
     identities = sorted({c.identity for c in clips})
     order = np.random.default_rng(seed).permutation(len(identities))
-    num_test = int(round(RANDOM_TEST_FRACTION * len(identities))) if len(identities) > 1 else 0
-    num_test = max(num_test, 1) if len(identities) > 1 else 0
+    # At least one identity on each side when there are two or more.
+    num_test = max(1, round(RANDOM_TEST_FRACTION * len(identities))) if len(identities) > 1 else 0
     test = {identities[i] for i in order[:num_test]}
     return {ident: ("test" if ident in test else "train") for ident in identities}
 

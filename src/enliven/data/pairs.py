@@ -12,8 +12,10 @@ every item draws fresh entropy (no duplicated streams across workers, unlike a g
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -22,15 +24,80 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from enliven.data.augment import Augmenter
-from enliven.data.config import PairDatasetConfig
+from enliven.data.config import AugmentationConfig, find_augmentation_settings
 from enliven.data.layout import ClipRef, find_clips, group_by_identity
 from enliven.data.readers import ClipReader
-from enliven.errors import InputError
+from enliven.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
 # Consecutive unreadable clips after which an item gives up (the dataset is broken, not one clip).
 _MAX_SKIPS = 20
+
+
+@dataclass(frozen=True)
+class PairDatasetConfig:
+    """Settings of :class:`enliven.data.pairs.PairDataset`.
+
+    Attributes:
+        root: the FOMM-layout dataset folder.
+        split: which split to read (``train``, ``val``, ``test``).
+        frame_size: ``(height, width)`` of the frames delivered; stored frames of another size are resized.
+        id_sampling: draw identities uniformly (one item per identity per repeat), then a clip of that identity.
+        num_repeats: passes over the identities (or clips) per epoch.
+        augmentation: the augmentation applied (``AugmentationConfig()`` only converts to the value range).
+        seed: base seed; items are then reproducible whatever the worker count. ``None`` draws fresh entropy.
+        skip_corrupt: replace an unreadable clip by another (logged once per clip) instead of raising.
+    """
+
+    root: Path
+    split: str = "train"
+    frame_size: tuple[int, int] = (256, 256)
+    id_sampling: bool = False
+    num_repeats: int = 1
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    seed: int | None = None
+    skip_corrupt: bool = True
+
+    def __post_init__(self) -> None:
+        height, width = self.frame_size
+        if not (isinstance(height, int) and isinstance(width, int) and 8 <= height <= 4096 and 8 <= width <= 4096):
+            raise ConfigError(f"frame_size must be two integers in [8, 4096], got {self.frame_size!r}.")
+        if not isinstance(self.num_repeats, int) or self.num_repeats < 1:
+            raise ConfigError(f"num_repeats must be a positive integer, got {self.num_repeats!r}.")
+        if not isinstance(self.split, str) or not self.split:
+            raise ConfigError(f"split must be a split folder name such as 'train', got {self.split!r}.")
+        for name in ("id_sampling", "skip_corrupt"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ConfigError(f"seed must be an integer or null, got {self.seed!r}.")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PairDatasetConfig:
+        """Parse our keys or FOMM's ``dataset_params`` (``root_dir``, ``frame_shape``, ``augmentation_params``)."""
+        data = dict(data)
+        roots = [data.pop(k) for k in ("root", "root_dir") if k in data]
+        shapes = [data.pop(k) for k in ("frame_size", "frame_shape") if k in data]
+        if len(roots) != 1 or len(shapes) > 1:
+            raise ConfigError("The dataset settings need one 'root' (or FOMM's 'root_dir') and at most one frame_size.")
+        root, shape = roots[0], shapes[0] if shapes else (256, 256)
+        augmentation = find_augmentation_settings(
+            {k: data.pop(k) for k in ("augmentation", "augmentation_params") if k in data}
+        )
+        data.pop("pairs_list", None)  # FOMM's animation pairs: not used for training
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"Unknown dataset setting '{unknown[0]}'; use {', '.join(sorted(known))}.")
+        if not isinstance(shape, list | tuple) or len(shape) < 2:
+            raise ConfigError(f"frame_size must be [height, width], got {shape!r}.")
+        return cls(
+            root=Path(root),
+            frame_size=(shape[0], shape[1]),
+            augmentation=AugmentationConfig.from_dict(augmentation or None),
+            **data,
+        )
 
 
 class FramePair(NamedTuple):

@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from enliven.data.config import AugmentationConfig, PairDatasetConfig
+from enliven.data.config import AugmentationConfig
 from enliven.data.layout import find_clips
-from enliven.data.pairs import FramePair, PairDataset
+from enliven.data.pairs import FramePair, PairDataset, PairDatasetConfig
 from enliven.errors import OutputError
 from enliven.io import atomic_output
 

@@ -60,7 +60,9 @@ class PrepareSummary:
     @property
     def total(self) -> SplitCounts:
         values = self.splits.values()
-        return SplitCounts(sum(v.clips for v in values), sum(v.identities for v in values), sum(v.frames for v in values))
+        return SplitCounts(
+            sum(v.clips for v in values), sum(v.identities for v in values), sum(v.frames for v in values)
+        )
 
 
 def reason_category(reason: str) -> str:
@@ -68,8 +70,12 @@ def reason_category(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
-def _drop_duplicates(state: PrepareState, out: Path) -> None:
-    """Mark inputs that repeat an earlier one (same frames) as skipped and delete their clips."""
+def _drop_duplicates(state: PrepareState, out: Path) -> bool:
+    """Mark inputs that repeat an earlier one (same frames) as skipped and delete their clips.
+
+    Returns:
+        Whether any input was found to be a duplicate.
+    """
     kept = [r for r in state.results.values() if r.shots]
     # Keep the copy that validates (val hint), else the longer one: never train on a copy of a val clip.
     kept.sort(key=lambda r: (r.source.split_hint != "val", -r.num_frames, r.source.name))
@@ -78,13 +84,20 @@ def _drop_duplicates(state: PrepareState, out: Path) -> None:
         path = out / HASHES / f"{result.source.name}.npy"
         hashes = np.load(path) if path.exists() else np.zeros((0, 32), np.uint8)
         signatures.append((result.key, sample_hashes(hashes), hashes))
-    for key, original in find_duplicates(signatures).items():
+    duplicates = find_duplicates(signatures)
+    for key, original in duplicates.items():
         result = state.results[key]
         for shot in result.shots:
             for place in _locations(out, shot.filename):
                 remove_path(place)
         reason = f"duplicate: repeats {state.results[original].source.origin}"
         state.results[key] = ClipResult(key, result.source, reason=reason, embeddings=result.embeddings)
+    return bool(duplicates)
+
+
+def _identity_input(result: ClipResult) -> IdentityInput:
+    embeddings = np.array(result.embeddings, dtype=np.float64).reshape(-1, 128)
+    return IdentityInput(result.source.name, embeddings, result.source.identity_hint, result.source.group)
 
 
 def _locations(out: Path, filename: str) -> list[Path]:
@@ -133,15 +146,10 @@ def assemble(
     Returns:
         The summary (its timing fields are left at 0 for the caller to fill).
     """
-    _drop_duplicates(state, out)
+    if _drop_duplicates(state, out):
+        state.save(out)
     results = sorted((r for r in state.results.values() if r.shots), key=lambda r: r.source.name)
-    identity_of = cluster_identities(
-        [
-            IdentityInput(r.source.name, np.array(r.embeddings, dtype=np.float64).reshape(-1, 128), r.source.identity_hint,
-                          r.source.group)
-            for r in results
-        ]
-    )  # fmt: skip
+    identity_of = cluster_identities([_identity_input(r) for r in results])
     loads: dict[str, IdentityLoad] = {}
     for r in results:
         ident = identity_of[r.source.name]

@@ -17,8 +17,8 @@ import numpy as np
 
 from enliven.errors import InputError
 from enliven.io import DEFAULT_FPS, VideoSource, list_frame_files, probe, read_image
-from enliven.preprocess import resize_image
 from enliven.prepare.sources import ClipSource
+from enliven.preprocess import resize_image
 
 logger = logging.getLogger(__name__)
 

@@ -74,6 +74,11 @@ class ClipResult:
     def num_frames(self) -> int:
         return sum(s.num_frames for s in self.shots)
 
+    @property
+    def finished(self) -> bool:
+        """Whether a later run may reuse this result (an unexpected failure is retried instead)."""
+        return self.reason is None or not self.reason.startswith("failed")
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["source"]["path"] = str(self.source.path.resolve())
@@ -125,7 +130,9 @@ class PrepareState:
                 f"The resume file {path} is unreadable ({err}); delete the folder {out} or choose another output."
             ) from err
         if stored != settings:
-            changed = ", ".join(f"{k} {stored.get(k)!r} -> {settings.get(k)!r}" for k in settings if stored.get(k) != settings[k])
+            changed = ", ".join(
+                f"{k} {stored.get(k)!r} -> {settings.get(k)!r}" for k in settings if stored.get(k) != settings[k]
+            )
             raise OutputError(
                 f"{out} holds a dataset prepared with other settings ({changed}); use another output folder or "
                 "run with the same settings to resume."

@@ -8,7 +8,7 @@ and the body and animal/cartoon sets with::
 
     enliven prepare ../shared/data/manifest.csv ~/enliven-data/bodies --kind bodies --size 256 --workers 2
     enliven prepare ../shared/data/manifest.csv ~/enliven-data/animals --kind any --manifest-kind animals_cartoons \\
-        --size 256 --workers 2
+        --min-frames 8 --size 256 --workers 2
 
 Rows of the manifest with split ``extra`` (single source photos and odd clips kept for qualitative checks and
 animation tests) are left out unless ``use_extra`` is set; rows with split ``val`` (the GRID clips) go to the
@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from enliven.errors import ConfigError, OutputError
+from enliven.io.atomic import remove_path
 from enliven.prepare.assemble import HASHES, STAGING, PrepareSummary, assemble, forget_missing
 from enliven.prepare.metadata import ClipResult, PrepareState
 from enliven.prepare.shots import AnyCrop, Kind
@@ -108,10 +109,12 @@ def prepare_dataset(
     except OSError as err:
         raise OutputError(f"Cannot create the dataset folder {out} ({err}); choose a writable location.") from err
     state = PrepareState.load(out, settings.as_dict())
+    for leftover in (out / STAGING).glob(".*"):  # half-written clips of an interrupted run
+        remove_path(leftover)
     forget_missing(state, out)
     extra = [c for c in clips if c.split_hint == "extra" and not use_extra]
     clips = _distinct_names([c for c in clips if c.split_hint != "extra" or use_extra], state)
-    todo = [c for c in clips if c.key not in state.results]
+    todo = [c for c in clips if c.key not in state.results or not state.results[c.key].finished]
     _run_all(todo, settings, out, workers, progress, on_result=lambda r: _record(state, out, r))
     summary = assemble(state, out, ratios, seed, kind, size, ((c.origin, EXTRA_REASON) for c in extra))
     return replace(summary, processed=len(todo), resumed=len(clips) - len(todo), seconds=time.monotonic() - started)

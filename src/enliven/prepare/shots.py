@@ -153,7 +153,7 @@ def plan_tracked_shots(
                     continue
                 scene.append(Shot(int(part.start), int(part.start + part.num_frames), box))
         # A track ends on its last detection; the frames after it that the detector skipped (stride) belong to it.
-        ends = [s.start for s in scene[1:]] + [stop]
+        ends = [s.start for s in scene[1:]] + [stop] if scene else []
         scene = [Shot(s.start, min(end, s.stop + stride - 1), s.box) for s, end in zip(scene, ends, strict=True)]
         shots.extend(s for s in scene if s.num_frames >= min_frames)
     if shots:

@@ -19,14 +19,22 @@ import numpy as np
 from enliven.errors import ConfigError, EnlivenError
 from enliven.io import open_writer
 from enliven.io.atomic import remove_path
-from enliven.preprocess import FaceDetector, FaceTrack, crop_and_resize, track_faces
-from enliven.preprocess._deps import import_cv2
 from enliven.prepare.clean import StreamStats, grey_thumbnail, is_frozen
 from enliven.prepare.frames import ClipFrames, open_clip
 from enliven.prepare.identity import FaceEmbedder
 from enliven.prepare.metadata import ClipResult, ShotRecord
-from enliven.prepare.shots import AnyCrop, Kind, PersonDetector, Shot, plan_fixed_shots, plan_tracked_shots, track_people
+from enliven.prepare.shots import (
+    AnyCrop,
+    Kind,
+    PersonDetector,
+    Shot,
+    plan_fixed_shots,
+    plan_tracked_shots,
+    track_people,
+)
 from enliven.prepare.sources import ClipSource
+from enliven.preprocess import FaceDetector, FaceTrack, crop_and_resize, track_faces
+from enliven.preprocess._deps import import_cv2
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +128,9 @@ def _process(clip: ClipSource, settings: PrepareSettings, work: Path) -> ClipRes
     if frames.is_still:
         return ClipResult(clip.key, clip, reason="a single image, not a clip")
     if frames.num_frames is not None and frames.num_frames < settings.min_frames:
-        return ClipResult(clip.key, clip, reason=f"too short: {frames.num_frames} frames (minimum {settings.min_frames})")
+        return ClipResult(
+            clip.key, clip, reason=f"too short: {frames.num_frames} frames (minimum {settings.min_frames})"
+        )
     stats = StreamStats()
     stream = stats.observe(frames)
     track: FaceTrack | None = None
@@ -139,7 +149,9 @@ def _process(clip: ClipSource, settings: PrepareSettings, work: Path) -> ClipRes
     np.save(hashes_dir / f"{clip.name}.npy", stats.hash_array())
     cuts = stats.cuts()
     if track is None:
-        shots, reason = plan_fixed_shots(count, frames.width, frames.height, cuts, settings.any_crop, settings.min_frames)
+        shots, reason = plan_fixed_shots(
+            count, frames.width, frames.height, cuts, settings.any_crop, settings.min_frames
+        )
     else:
         max_gap = max(settings.detect_every, round(settings.max_gap_seconds * frames.fps))
         min_side = settings.min_crop * settings.size
@@ -151,7 +163,9 @@ def _process(clip: ClipSource, settings: PrepareSettings, work: Path) -> ClipRes
     records, dropped, embeddings = _write_shots(clip, frames, shots, track, settings, work / "staging")
     if not records:
         return ClipResult(clip.key, clip, reason="; ".join(sorted(set(d.split(": ", 1)[-1] for d in dropped))))
-    return ClipResult(clip.key, clip, tuple(records), None, tuple(dropped), tuple(tuple(float(v) for v in e) for e in embeddings))
+    return ClipResult(
+        clip.key, clip, tuple(records), None, tuple(dropped), tuple(tuple(float(v) for v in e) for e in embeddings)
+    )
 
 
 class _ShotWriter:
@@ -248,7 +262,9 @@ def _write_shots(
                         box = (float(shot.box.x0), float(shot.box.y0), float(shot.box.x1), float(shot.box.y1))
                         name = writer.filename.removesuffix(".mp4")
                         records.append(
-                            ShotRecord(name, writer.filename, shot.start, shot.stop, writer.count, box, float(frames.fps))
+                            ShotRecord(
+                                name, writer.filename, shot.start, shot.stop, writer.count, box, float(frames.fps)
+                            )
                         )
                     writer = None
                     pending.pop(0)

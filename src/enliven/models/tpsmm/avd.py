@@ -47,6 +47,7 @@ class AvdNetwork(nn.Module):
             kp_driving: ``B x 5K x 2`` driving keypoints.
         """
         batch = kp_driving.shape[0]
-        identity = self.id_encoder(kp_source.reshape(kp_source.shape[0], -1)).expand(batch, -1)
+        # A shared source is repeated (as the authors' demo does), so batch-norm statistics in training match theirs.
+        identity = self.id_encoder(kp_source.expand(batch, -1, -1).reshape(batch, -1))
         pose = self.pose_encoder(kp_driving.reshape(batch, -1))
         return self.decoder(torch.cat([pose, identity], dim=1)).view(batch, self.num_keypoints, 2)

@@ -57,8 +57,15 @@ class DenseMotionNetwork(nn.Module):
     """
 
     def __init__(
-        self, block_expansion: int, num_blocks: int, max_features: int, num_tps: int, num_channels: int = 3,
-        scale_factor: float = 0.25, multi_mask: bool = True, kp_variance: float = 0.01,
+        self,
+        block_expansion: int,
+        num_blocks: int,
+        max_features: int,
+        num_tps: int,
+        num_channels: int = 3,
+        scale_factor: float = 0.25,
+        multi_mask: bool = True,
+        kp_variance: float = 0.01,
     ) -> None:
         super().__init__()
         if scale_factor != 1:
@@ -134,8 +141,9 @@ class DenseMotionNetwork(nn.Module):
         heatmaps = kp_to_gaussian(kp_driving, (h, w), self.kp_variance) - src.heatmaps
         transforms = self.transformations(src, kp_driving, bg_param)
         deformed = sample(src.image, transforms).reshape(batch, -1, h, w)
-        background = heatmaps.new_zeros(batch, 1, h, w)
-        features = self.hourglass.forward_pyramid(torch.cat([background, heatmaps, deformed], dim=1))
+        # The background transformation has no keypoints: its heatmap channel is zero.
+        zero_heatmap = heatmaps.new_zeros(batch, 1, h, w)
+        features = self.hourglass.forward_pyramid(torch.cat([zero_heatmap, heatmaps, deformed], dim=1))
 
         logits = self.maps(features[-1])
         contribution = _dropout_softmax(logits, dropout_p) if dropout_p > 0 else F.softmax(logits, dim=1)

@@ -95,7 +95,7 @@ def sample(image: Tensor, grid: Tensor) -> Tensor:
     """Bilinearly sample images at ``grid`` (zero outside), broadcasting a shared image batch.
 
     Args:
-        image: ``S x C x H x W``, where ``S`` is 1 or divides the grid batch ``B`` (usually ``S == B``).
+        image: ``S x C x H x W``, where ``S`` is 1 (a shared source) or the grid batch ``B``.
         grid: ``B x N x h x w x 2`` (``N`` grids per image, e.g. one per transformation) or ``B x h x w x 2``.
 
     Returns:
@@ -109,6 +109,8 @@ def sample(image: Tensor, grid: Tensor) -> Tensor:
         grid = grid.unsqueeze(1)
     batch, num, h, w, _ = grid.shape
     shared, channels = image.shape[:2]
+    if shared not in (1, batch):
+        raise ValueError(f"sample needs an image batch of 1 or {batch} (the grid batch), got {shared}")
     stacked = grid.reshape(shared, (batch // shared) * num * h, w, 2)
     out = F.grid_sample(image, stacked, mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
     out = out.view(shared, channels, batch // shared, num, h, w).permute(0, 2, 3, 1, 4, 5)
