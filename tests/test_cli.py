@@ -33,8 +33,9 @@ def test_exact_reference_command_reproduces_the_authors_frames(reference_dir: Pa
     folder = reference_dir / "fomm-tiny"
     out = tmp_path / "OUT"
     result = enliven(
-        "animate", folder / "source.png", folder / "driving", "-o", f"{out}/", "--model", folder / "checkpoint-full.pth.tar",
-        "--config", folder / "config.yaml", "--no-crop", "--relative", "--adapt-scale",
+        "animate", folder / "source.png", folder / "driving", "-o", f"{out}/",
+        "--model", folder / "checkpoint-full.pth.tar", "--config", folder / "config.yaml",
+        "--no-crop", "--relative", "--adapt-scale",
     )
     assert result.returncode == 0, result.stderr
     frames = sorted(out.glob("*.png"))
@@ -128,5 +129,7 @@ def test_unwritable_output(tiny: Path, tmp_path: Path) -> None:
         locked.chmod(0o700)
     bad_suffix = enliven("animate", tiny / "source.png", tiny / "driving", "-o", tmp_path / "out.xyz", "--no-crop")
     _assert_clean_failure(bad_suffix, "out.xyz")
-    inside_a_file = enliven("animate", tiny / "source.png", tiny / "driving", "-o", tiny / "source.png" / "out.mp4", "--no-crop")
+    inside_a_file = enliven(
+        "animate", tiny / "source.png", tiny / "driving", "-o", tiny / "source.png" / "out.mp4", "--no-crop"
+    )
     _assert_clean_failure(inside_a_file, "out.mp4")

@@ -84,6 +84,13 @@ def test_mp4_output_and_full_frame(videos: Path, tmp_path: Path) -> None:
     assert clip["crop_box"] == [0.0, -8.0, 64.0, 56.0]  # whole frame padded to a square
 
 
+def test_fps_resampling(videos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    prepare_dataset([videos / "clip0.mp4"], out, kind="any", fps=20, **FAST)
+    (clip,) = _metadata(out)["clips"].values()
+    assert clip["fps"] == 20 and clip["num_frames"] == 24
+
+
 def test_cleaning_reasons(videos: Path, tmp_path: Path) -> None:
     _write_video(videos / "frozen.mp4", _pattern_frames(7, 12, still=True))
     _write_video(videos / "short.mp4", _pattern_frames(8, 4))
@@ -91,6 +98,9 @@ def test_cleaning_reasons(videos: Path, tmp_path: Path) -> None:
     (videos / "empty.avi").write_bytes(b"")
     shutil.copy(videos / "clip1.mp4", videos / "copy_of_clip1.mp4")
     Image.fromarray(_pattern_frames(9, 1)[0]).save(videos / "photo.jpg")
+    broken = _write_folder(videos / "broken_frames", _pattern_frames(10, 10))
+    for png in broken.iterdir():  # headers intact, pixel data cut off
+        png.write_bytes(png.read_bytes()[:120])
     out = tmp_path / "out"
     summary = prepare_dataset([videos], out, kind="any", **FAST)
     reasons = dict(summary.skipped)
@@ -98,6 +108,7 @@ def test_cleaning_reasons(videos: Path, tmp_path: Path) -> None:
     assert reasons["short.mp4"].startswith("too short")
     assert reasons["corrupt.mp4"].startswith("unreadable") and reasons["empty.avi"].startswith("unreadable")
     assert reasons["photo.jpg"] == "a single image, not a clip"
+    assert reasons["broken_frames"] == "unreadable: no frame could be decoded"
     dup = [origin for origin in ("clip1.mp4", "copy_of_clip1.mp4") if origin in reasons]
     assert len(dup) == 1 and reasons[dup[0]].startswith("duplicate")
     assert summary.total.clips == 3

@@ -8,7 +8,7 @@ right/bottom pixel (``make_coordinate_grid``). Images are ``B x 3 x H x W`` floa
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
 import torch
 from torch import Tensor
@@ -62,7 +62,7 @@ class Keypoints:
         return Keypoints(self.value.expand(batch, -1, -1), jac)
 
 
-class MotionMode(str, Enum):
+class MotionMode(StrEnum):
     """How driving keypoints move the source.
 
     ``relative``: the source keypoints move by the driving frame's displacement from a reference driving

@@ -50,5 +50,7 @@ def load_model_config(path: str | Path) -> ModelConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"the config file {path} is not valid YAML ({err.__class__.__name__}); fix or replace it.")
+        raise ConfigError(
+            f"the config file {path} is not valid YAML ({err.__class__.__name__}); fix or replace it."
+        ) from None
     return config_from_dict(data)

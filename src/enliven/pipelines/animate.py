@@ -219,7 +219,9 @@ def _crop_frame_at(video: VideoSource, plan: _DrivingPlan, index: int, size: int
     for i, frame in enumerate(_cropped_frames(video, plan, size)):
         if i == index:
             return frame
-    raise InputError(f"the driving video has fewer than {index + 1} frames on a second read; is it still being written?")
+    raise InputError(
+        f"the driving video has fewer than {index + 1} frames on a second read; is it still being written?"
+    )
 
 
 def _batches(frames: Iterator[np.ndarray], batch_size: int) -> Iterator[list[np.ndarray]]:

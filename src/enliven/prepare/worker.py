@@ -34,7 +34,7 @@ from enliven.prepare.shots import (
 )
 from enliven.prepare.sources import ClipSource
 from enliven.preprocess import FaceDetector, FaceTrack, crop_and_resize, track_faces
-from enliven.preprocess._deps import import_cv2
+from enliven.preprocess._deps import MissingDependencyError, import_cv2
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,9 @@ def process_clip(clip: ClipSource, settings: PrepareSettings, work: Path) -> Cli
     """
     try:
         return _process(clip, settings, work)
-    except EnlivenError as err:  # unreadable, undecodable, missing model: the input is skipped
+    except MissingDependencyError:  # no input can be prepared: stop the run with the installation hint
+        raise
+    except EnlivenError as err:  # unreadable or undecodable: the input is skipped
         return ClipResult(clip.key, clip, reason=f"unreadable: {err}")
     except (ValueError, OSError, RuntimeError, MemoryError) as err:  # damaged data that slipped past the readers
         logger.debug("failed on %s", clip.path, exc_info=True)
@@ -134,14 +136,20 @@ def _process(clip: ClipSource, settings: PrepareSettings, work: Path) -> ClipRes
     stats = StreamStats()
     stream = stats.observe(frames)
     track: FaceTrack | None = None
-    if settings.kind == "faces":
-        track = track_faces(stream, _face_detector(), stride=settings.detect_every)
-    elif settings.kind == "bodies":
-        track = track_people(stream, _person_detector(), stride=settings.detect_every)
-    else:
-        for _ in stream:
-            pass
+    try:
+        if settings.kind == "faces":
+            track = track_faces(stream, _face_detector(), stride=settings.detect_every)
+        elif settings.kind == "bodies":
+            track = track_people(stream, _person_detector(), stride=settings.detect_every)
+        else:
+            for _ in stream:
+                pass
+    except ValueError:  # the trackers refuse an empty clip; anything else is a real failure
+        if len(stats):
+            raise
     count = len(stats)
+    if count == 0:
+        return ClipResult(clip.key, clip, reason="unreadable: no frame could be decoded")
     if count < settings.min_frames:
         return ClipResult(clip.key, clip, reason=f"too short: {count} frames (minimum {settings.min_frames})")
     hashes_dir = work / "hashes"
