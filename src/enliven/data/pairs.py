@@ -205,7 +205,7 @@ class PairDataset(Dataset[FramePair]):
                 if clip.name not in self._bad:
                     log.warning("skipping an unreadable clip: %s", err)
                     self._bad.add(clip.name)
-                clip = self.clips[int(rng.integers(len(self.clips)))]
+                clip = self._replacement(clip, rng)
         raise InputError(
             f"{_MAX_SKIPS} clips in a row of {self.config.root} could not be read; check the dataset "
             "(the log names them)."
@@ -216,6 +216,14 @@ class PairDataset(Dataset[FramePair]):
             candidates = self.by_identity[self.identities[index % len(self.identities)]]
             return candidates[int(rng.integers(len(candidates)))]
         return self.clips[index % len(self.clips)]
+
+    def _replacement(self, bad: ClipRef, rng: np.random.Generator) -> ClipRef:
+        """Another clip for an unreadable one: of the same identity if possible, so id sampling stays uniform."""
+        for pool in (self.by_identity[bad.identity], self.clips):
+            usable = [clip for clip in pool if clip.name not in self._bad]
+            if usable:
+                return usable[int(rng.integers(len(usable)))]
+        return self.clips[int(rng.integers(len(self.clips)))]
 
     def _make_pair(self, clip: ClipRef, rng: np.random.Generator) -> FramePair:
         count = self.reader.num_frames(clip)

@@ -22,6 +22,8 @@ from enliven.io import natural_key
 
 # Seek instead of decoding forward when the next wanted frame is this far ahead; below it, grabbing is cheaper.
 _SEEK_DISTANCE = 48
+# Folder listings kept per process: VoxCeleb has ~20k clips of hundreds of frames, too many to keep them all.
+_MAX_LISTINGS = 4096
 
 
 def decode_image(path: Path) -> np.ndarray:
@@ -59,7 +61,7 @@ class ClipReader:
     """Reads chosen frames of clips; one reader per process (its caches are not shared)."""
 
     def __init__(self) -> None:
-        self._listings: dict[Path, list[Path]] = {}
+        self._listings: dict[Path, tuple[str, ...]] = {}  # frame file names, most recent last
         self._counts: dict[Path, int] = {}
 
     def num_frames(self, clip: ClipRef) -> int:
@@ -69,7 +71,7 @@ class ClipReader:
             InputError: the clip cannot be opened or holds no frame.
         """
         if clip.kind is ClipKind.FRAMES:
-            return len(self._listing(clip))
+            return len(self._frame_names(clip))
         if clip.path not in self._counts:
             self._counts[clip.path] = clip.num_frames or self._count(clip)
         count = self._counts[clip.path]
@@ -85,8 +87,8 @@ class ClipReader:
         """
         try:
             if clip.kind is ClipKind.FRAMES:
-                files = self._listing(clip)
-                return [decode_image(files[i]) for i in indices]
+                names = self._frame_names(clip)
+                return [decode_image(clip.path / names[i]) for i in indices]
             if clip.kind is ClipKind.VIDEO:
                 return self._read_video(clip, indices)
             frames = self.read_all(clip)
@@ -99,7 +101,7 @@ class ClipReader:
     def read_all(self, clip: ClipRef) -> list[np.ndarray]:
         """Every frame of ``clip`` in order (for evaluation and previews; training reads two at a time)."""
         if clip.kind is ClipKind.FRAMES:
-            return self.read(clip, range(len(self._listing(clip))))
+            return self.read(clip, range(len(self._frame_names(clip))))
         if clip.kind is ClipKind.VIDEO:
             return self._decode_video(clip, None)
         if clip.kind is ClipKind.GIF:
@@ -108,18 +110,20 @@ class ClipReader:
 
     # -- storage kinds -------------------------------------------------------------------------------------------
 
-    def _listing(self, clip: ClipRef) -> list[Path]:
-        files = self._listings.get(clip.path)
-        if files is None:
+    def _frame_names(self, clip: ClipRef) -> tuple[str, ...]:
+        names = self._listings.pop(clip.path, None)
+        if names is None:
             try:
-                frames = (p for p in clip.path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS)
-                files = sorted(frames, key=lambda p: natural_key(p.name))
+                frames = (p.name for p in clip.path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS)
+                names = tuple(sorted(frames, key=natural_key))
             except OSError as err:
                 raise InputError(f"Cannot list the frame folder {clip.path} ({err.strerror}).") from err
-            if not files:
+            if not names:
                 raise InputError(f"The frame folder {clip.path} holds no png/jpg frames; delete it or re-run prepare.")
-            self._listings[clip.path] = files
-        return files
+            if len(self._listings) >= _MAX_LISTINGS:
+                del self._listings[next(iter(self._listings))]  # the least recently used
+        self._listings[clip.path] = names
+        return names
 
     def _count(self, clip: ClipRef) -> int:
         if clip.kind is ClipKind.VIDEO:
