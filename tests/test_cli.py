@@ -132,4 +132,4 @@ def test_unwritable_output(tiny: Path, tmp_path: Path) -> None:
     inside_a_file = enliven(
         "animate", tiny / "source.png", tiny / "driving", "-o", tiny / "source.png" / "out.mp4", "--no-crop"
     )
-    _assert_clean_failure(inside_a_file, "out.mp4")
+    _assert_clean_failure(inside_a_file, "source.png")

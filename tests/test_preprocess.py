@@ -264,7 +264,7 @@ def test_import_does_not_load_optional_dependencies():
 
 def test_missing_opencv_raises_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'enliven\[video\]'"):
+    with pytest.raises(MissingDependencyError, match="pip install opencv-python-headless"):
         resize_image(np.zeros((4, 4, 3), dtype=np.uint8), (2, 2))
 
 

@@ -2,7 +2,7 @@
 
 Images are ``H x W x 3`` uint8 RGB numpy arrays; boxes are :class:`Box` in pixels (see
 :mod:`enliven.preprocess.boxes` for the convention). Only numpy/scipy are imported here: OpenCV
-(``enliven[video]``) and MediaPipe (``enliven[face]``) are imported on first use and raise
+(``opencv-python-headless``) and MediaPipe (``enliven[face]``) are imported on first use and raise
 :class:`MissingDependencyError` if absent.
 
 Typical uses::

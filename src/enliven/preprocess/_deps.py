@@ -1,6 +1,6 @@
 """Lazy imports of the optional dependencies of :mod:`enliven.preprocess`.
 
-OpenCV (``enliven[video]``) and MediaPipe (``enliven[face]``) are optional extras, so importing
+OpenCV (``opencv-python-headless``) and MediaPipe (``enliven[face]``) are optional extras, so importing
 ``enliven.preprocess`` must work without them; they are imported on first use and a missing one raises
 :class:`MissingDependencyError` with the ``pip install`` line that fixes it.
 """
@@ -22,7 +22,7 @@ def import_cv2() -> ModuleType:
         import cv2
     except ImportError as err:
         raise MissingDependencyError(
-            "Image cropping and resizing need OpenCV, which is not installed: run pip install 'enliven[video]'."
+            "Image cropping and resizing need OpenCV, which is not installed: run pip install opencv-python-headless."
         ) from err
     return cv2
 
