@@ -133,3 +133,14 @@ def test_unwritable_output(tiny: Path, tmp_path: Path) -> None:
         "animate", tiny / "source.png", tiny / "driving", "-o", tiny / "source.png" / "out.mp4", "--no-crop"
     )
     _assert_clean_failure(inside_a_file, "source.png")
+
+
+def test_find_best_frame_with_a_smoothed_track_to_gif(tmp_path: Path) -> None:
+    source = REPO / "assets" / "source-astronaut.jpg"
+    driving = REPO / "assets" / "driving-grid-bbaf2n.mpg"
+    out = tmp_path / "result.gif"
+    result = enliven("animate", source, driving, "-o", out, "--find-best-frame", "--smooth-track", "--size", "64", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "reference frame" in result.stdout
+    frames = Image.open(out)
+    assert frames.size == (64, 64) and frames.n_frames == 75

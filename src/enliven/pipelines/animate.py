@@ -180,7 +180,7 @@ def _plan_driving(
     else:
         w, h = video.size
         boxes = None if w == h else [square_pad_box(w, h)] * _count(video)
-    best = _best_frame(video, source_crop, boxes, path) if options.find_best_frame else None
+    best = find_best_frame(video, source_crop, boxes, path) if options.find_best_frame else None
     return _DrivingPlan(boxes, best)
 
 
@@ -189,7 +189,24 @@ def _count(video: VideoSource) -> int:
     return known if known is not None else sum(1 for _ in video)
 
 
-def _best_frame(video: VideoSource, source_crop: np.ndarray, boxes: list[Box] | None, path: Path) -> int:
+def find_best_frame(
+    video: VideoSource, source_crop: np.ndarray, boxes: list[Box] | None = None, path: Path | None = None
+) -> int:
+    """Index of the driving frame whose face landmarks best match the source's (FOMM's find-best-frame).
+
+    Using that frame as the relative-motion reference is what the authors' "animate forward and backward from
+    the best frame" computes: each output depends only on the source, the reference and its own frame.
+
+    Args:
+        video: the driving clip (streamed once).
+        source_crop: the source as the model sees it, ``H x W x 3`` uint8.
+        boxes: per-frame face boxes of the driving clip, to help the face mesh find small faces, or ``None``.
+        path: the clip's path, for error messages.
+
+    Raises:
+        NoFaceError: no landmarks in the source, or in every driving frame.
+    """
+    path = path or video.path
     # Landmarks are normalised for position and scale, so full frames and crops give the same match; the crop
     # box, when known, helps the mesh find small faces in large frames.
     with FaceLandmarker() as landmarker:
