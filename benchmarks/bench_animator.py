@@ -66,12 +66,18 @@ def main() -> None:
     it = iter(frames)
     _time(uncached, args.warmup)
     without_cache = _time(uncached, args.frames - args.frames // 2)
-    print(f"model {args.model} ({preset.family}) at {size}x{size}, device {animator.device}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"  source cached (Animator):   median {statistics.median(with_cache):7.1f} ms/frame "
-          f"(min {min(with_cache):.1f}, n={len(with_cache)})")
-    print(f"  source re-encoded per frame: median {statistics.median(without_cache):7.1f} ms/frame "
-          f"(min {min(without_cache):.1f}, n={len(without_cache)})")
+    print(
+        f"model {args.model} ({preset.family}) at {size}x{size}, device {animator.device}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    print(
+        f"  source cached (Animator):   median {statistics.median(with_cache):7.1f} ms/frame "
+        f"(min {min(with_cache):.1f}, n={len(with_cache)})"
+    )
+    print(
+        f"  source re-encoded per frame: median {statistics.median(without_cache):7.1f} ms/frame "
+        f"(min {min(without_cache):.1f}, n={len(without_cache)})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Run a command and print its wall time and peak resident memory (the largest of it and its children).
 
-    python benchmarks/peak_memory.py -- enliven animate SOURCE DRIVING -o OUT.mp4 --paste-back
+python benchmarks/peak_memory.py -- enliven animate SOURCE DRIVING -o OUT.mp4 --paste-back
 """
 
 from __future__ import annotations

@@ -43,9 +43,7 @@ def test_config_is_required_when_no_published_config_matches(fomm_dir: Path) -> 
 
 def test_checkpoint_that_does_not_match_its_config(fomm_dir: Path) -> None:
     with pytest.raises(CheckpointError, match="does not match its config"):
-        load_authors_checkpoint(
-            fomm_dir / "checkpoint-stripped.pth.tar", config_from_dict(_vox_config())
-        )
+        load_authors_checkpoint(fomm_dir / "checkpoint-stripped.pth.tar", config_from_dict(_vox_config()))
 
 
 def test_tpsmm_file_with_fomm_config_is_refused(reference_dir: Path, fomm_dir: Path) -> None:

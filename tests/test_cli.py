@@ -16,8 +16,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def enliven(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "enliven", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-        env={**os.environ, "ENLIVEN_MODELS": str(REPO / "no-such-folder")}, timeout=300,
+        [sys.executable, "-m", "enliven", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "ENLIVEN_MODELS": str(REPO / "no-such-folder")},
+        timeout=300,
     )
 
 
@@ -33,9 +37,18 @@ def test_exact_reference_command_reproduces_the_authors_frames(reference_dir: Pa
     folder = reference_dir / "fomm-tiny"
     out = tmp_path / "OUT"
     result = enliven(
-        "animate", folder / "source.png", folder / "driving", "-o", f"{out}/",
-        "--model", folder / "checkpoint-full.pth.tar", "--config", folder / "config.yaml",
-        "--no-crop", "--relative", "--adapt-scale",
+        "animate",
+        folder / "source.png",
+        folder / "driving",
+        "-o",
+        f"{out}/",
+        "--model",
+        folder / "checkpoint-full.pth.tar",
+        "--config",
+        folder / "config.yaml",
+        "--no-crop",
+        "--relative",
+        "--adapt-scale",
     )
     assert result.returncode == 0, result.stderr
     frames = sorted(out.glob("*.png"))
@@ -111,8 +124,9 @@ def test_bad_checkpoints(tiny: Path, tmp_path: Path) -> None:
     truncated.write_bytes(data[: len(data) // 3])
     _assert_clean_failure(enliven(*args, "--model", truncated, "--config", tiny / "config.yaml"), "truncated")
     tpsmm_config = tiny.parent / "tpsmm-tiny" / "config.yaml"
-    _assert_clean_failure(enliven(*args, "--model", tiny / "checkpoint-full.pth.tar", "--config", tpsmm_config),
-                          "config")
+    _assert_clean_failure(
+        enliven(*args, "--model", tiny / "checkpoint-full.pth.tar", "--config", tpsmm_config), "config"
+    )
     assert not out.exists()
 
 

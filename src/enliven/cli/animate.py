@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from enliven.cli.arguments import positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -19,36 +21,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model name (see 'enliven models') or checkpoint path")
     p.add_argument("--config", default=None, help="YAML config of an authors' FOMM/TPSMM checkpoint")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--relative", dest="mode", action="store_const", const="relative",
-                      help="move the source by the driving motion relative to a reference frame (default)")
-    mode.add_argument("--absolute", dest="mode", action="store_const", const="absolute",
-                      help="use the driving keypoints as they are")
-    mode.add_argument("--avd", dest="mode", action="store_const", const="avd",
-                      help="TPSMM's animation-via-disentanglement network")
+    mode.add_argument(
+        "--relative",
+        dest="mode",
+        action="store_const",
+        const="relative",
+        help="move the source by the driving motion relative to a reference frame (default)",
+    )
+    mode.add_argument(
+        "--absolute", dest="mode", action="store_const", const="absolute", help="use the driving keypoints as they are"
+    )
+    mode.add_argument(
+        "--avd", dest="mode", action="store_const", const="avd", help="TPSMM's animation-via-disentanglement network"
+    )
     p.set_defaults(mode="relative")
-    p.add_argument("--adapt-scale", action=argparse.BooleanOptionalAction, default=True,
-                   help="scale the movement to the source's proportions (relative mode; default on)")
-    p.add_argument("--find-best-frame", action="store_true",
-                   help="take as reference the driving frame whose face best matches the source")
-    p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
-                   help="crop the face (face models) or pad to a square (others); --no-crop takes inputs as they "
-                   "are, resized to the model's size (default on)")
-    p.add_argument("--smooth-track", action="store_true",
-                   help="follow the driving face with a smoothed track instead of one stable box")
-    p.add_argument("--paste-back", action="store_true",
-                   help="blend the animation back into the full-resolution source photo")
-    p.add_argument("--size", type=_positive_int, default=None, help="side of the square the model runs at")
+    p.add_argument(
+        "--adapt-scale",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="scale the movement to the source's proportions (relative mode; default on)",
+    )
+    p.add_argument(
+        "--find-best-frame",
+        action="store_true",
+        help="take as reference the driving frame whose face best matches the source",
+    )
+    p.add_argument(
+        "--crop",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="crop the face (face models) or pad to a square (others); --no-crop takes inputs as they "
+        "are, resized to the model's size (default on)",
+    )
+    p.add_argument(
+        "--smooth-track",
+        action="store_true",
+        help="follow the driving face with a smoothed track instead of one stable box",
+    )
+    p.add_argument(
+        "--paste-back", action="store_true", help="blend the animation back into the full-resolution source photo"
+    )
+    p.add_argument("--size", type=positive_int, default=None, help="side of the square the model runs at")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--batch-size", type=_positive_int, default=4, help="driving frames per model call")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="driving frames per model call")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,17 +73,30 @@ def run(args: argparse.Namespace) -> int:
     from enliven.types import MotionMode
 
     options = AnimateOptions(
-        model=args.model, config=args.config, mode=MotionMode(args.mode), adapt_scale=args.adapt_scale,
-        find_best_frame=args.find_best_frame, crop=args.crop, smooth_track=args.smooth_track,
-        paste_back=args.paste_back, size=args.size, device=args.device, batch_size=args.batch_size,
+        model=args.model,
+        config=args.config,
+        mode=MotionMode(args.mode),
+        adapt_scale=args.adapt_scale,
+        find_best_frame=args.find_best_frame,
+        crop=args.crop,
+        smooth_track=args.smooth_track,
+        paste_back=args.paste_back,
+        size=args.size,
+        device=args.device,
+        batch_size=args.batch_size,
         progress=not args.quiet,
     )
     result = animate_file(args.source, args.driving, args.output, options)
     if result.untrained_model:
-        print("enliven: warning: the model has random weights (no trained default model is installed yet); "
-              "pass --model with a trained checkpoint for a real animation.", file=sys.stderr)
+        print(
+            "enliven: warning: the model has random weights (no trained default model is installed yet); "
+            "pass --model with a trained checkpoint for a real animation.",
+            file=sys.stderr,
+        )
     rate = result.frames / result.seconds if result.seconds > 0 else 0.0
     best = f", reference frame {result.best_frame}" if result.best_frame is not None else ""
-    print(f"wrote {result.output} ({result.frames} frames at {result.fps:g} fps{best}; "
-          f"{result.seconds:.1f} s, {rate:.1f} frames/s overall)")
+    print(
+        f"wrote {result.output} ({result.frames} frames at {result.fps:g} fps{best}; "
+        f"{result.seconds:.1f} s, {rate:.1f} frames/s overall)"
+    )
     return 0

@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
-    return value
+from enliven.cli.arguments import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,10 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="augmentation YAML (ours or FOMM's; default: the packaged augmentation.yaml)",
     )
-    preview.add_argument("--pairs", type=_positive_int, default=8, help="number of pairs (rows, default 8)")
+    preview.add_argument("--pairs", type=positive_int, default=8, help="number of pairs (rows, default 8)")
     preview.add_argument("--seed", type=int, default=0, help="picks the pairs and their augmentation (default 0)")
     preview.add_argument("--split", default="train", help="split to draw from (default train)")
-    preview.add_argument("--size", type=_positive_int, default=256, help="frame side in pixels (default 256)")
+    preview.add_argument("--size", type=positive_int, default=256, help="frame side in pixels (default 256)")
     preview.set_defaults(handler=_preview)
 
 

@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
             state = "installed" if path.is_file() else f"missing {preset.weights}"
         default = " (default)" if name == DEFAULT_MODEL else ""
         print(f"  {name:<{width}}  {preset.family:<5}  {state:<28} {preset.description}{default}")
-    print("Any authors' FOMM/TPSMM checkpoint (--model FILE [--config YAML]) or enliven .safetensors release "
-          "works too.")
+    print(
+        "Any authors' FOMM/TPSMM checkpoint (--model FILE [--config YAML]) or enliven .safetensors release works too."
+    )
     return 0

@@ -10,25 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+from enliven.cli.arguments import positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,11 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="faces",
         help="faces: tracked face crop with hair and chin; bodies: person box from pose; any: fixed crop",
     )
-    p.add_argument("--size", type=_positive_int, default=256, help="output side in pixels (default 256)")
-    p.add_argument("--fps", type=_positive_float, default=None, help="resample videos to this frame rate")
-    p.add_argument("--max-frames", type=_positive_int, default=None, help="read at most N frames of each input")
-    p.add_argument("--min-frames", type=_positive_int, default=16, help="drop inputs and shots shorter than N frames")
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes (default 1)")
+    p.add_argument("--size", type=positive_int, default=256, help="output side in pixels (default 256)")
+    p.add_argument("--fps", type=positive_float, default=None, help="resample videos to this frame rate")
+    p.add_argument("--max-frames", type=positive_int, default=None, help="read at most N frames of each input")
+    p.add_argument("--min-frames", type=positive_int, default=16, help="drop inputs and shots shorter than N frames")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel processes (default 1)")
     p.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test shares of frames (default 0.8,0.1,0.1)")
     p.add_argument("--seed", type=int, default=0, help="breaks ties in the split order")
     p.add_argument(
@@ -78,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--use-extra", action="store_true", help="also use manifest rows whose split is 'extra'")
     p.add_argument(
         "--detect-every",
-        type=_positive_int,
+        type=positive_int,
         default=2,
         help="run the face/pose detector on every N-th frame (default 2)",
     )

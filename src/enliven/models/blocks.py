@@ -45,7 +45,12 @@ class UpBlock2d(nn.Module):
     """Nearest-neighbour x2 upsampling, then conv, norm, ReLU."""
 
     def __init__(
-        self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1, groups: int = 1,
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int = 3,
+        padding: int = 1,
+        groups: int = 1,
         norm: NormKind = "batch",
     ) -> None:
         super().__init__()
@@ -61,7 +66,12 @@ class DownBlock2d(nn.Module):
     """Conv, norm, ReLU, then 2x2 average pooling."""
 
     def __init__(
-        self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1, groups: int = 1,
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int = 3,
+        padding: int = 1,
+        groups: int = 1,
         norm: NormKind = "batch",
     ) -> None:
         super().__init__()
@@ -77,7 +87,12 @@ class SameBlock2d(nn.Module):
     """Conv, norm, ReLU at the same resolution."""
 
     def __init__(
-        self, in_features: int, out_features: int, groups: int = 1, kernel_size: int = 3, padding: int = 1,
+        self,
+        in_features: int,
+        out_features: int,
+        groups: int = 1,
+        kernel_size: int = 3,
+        padding: int = 1,
         norm: NormKind = "batch",
     ) -> None:
         super().__init__()
@@ -96,7 +111,11 @@ class Encoder(nn.Module):
     """Hourglass encoder: ``num_blocks`` down blocks; returns the input and every block's output."""
 
     def __init__(
-        self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256,
+        self,
+        block_expansion: int,
+        in_features: int,
+        num_blocks: int = 3,
+        max_features: int = 256,
         norm: NormKind = "batch",
     ) -> None:
         super().__init__()
@@ -104,7 +123,9 @@ class Encoder(nn.Module):
             DownBlock2d(
                 in_features if i == 0 else _width(block_expansion, max_features, i),
                 _width(block_expansion, max_features, i + 1),
-                kernel_size=3, padding=1, norm=norm,
+                kernel_size=3,
+                padding=1,
+                norm=norm,
             )
             for i in range(num_blocks)
         )
@@ -124,7 +145,11 @@ class Decoder(nn.Module):
     """
 
     def __init__(
-        self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256,
+        self,
+        block_expansion: int,
+        in_features: int,
+        num_blocks: int = 3,
+        max_features: int = 256,
         norm: NormKind = "batch",
     ) -> None:
         super().__init__()
@@ -157,7 +182,11 @@ class Hourglass(nn.Module):
     """U-Net style encoder-decoder (FOMM, TPSMM)."""
 
     def __init__(
-        self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256,
+        self,
+        block_expansion: int,
+        in_features: int,
+        num_blocks: int = 3,
+        max_features: int = 256,
         norm: NormKind = "batch",
     ) -> None:
         super().__init__()

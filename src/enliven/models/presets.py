@@ -74,10 +74,17 @@ _TPSMM_DATA = {  # name: (config preset, published file, content, description)
 _UNTRAINED_DEMO = {
     "common_params": {"num_kp": 10, "num_channels": 3, "estimate_jacobian": True},
     "kp_detector_params": {
-        "temperature": 0.1, "block_expansion": 8, "max_features": 64, "scale_factor": 0.25, "num_blocks": 3,
+        "temperature": 0.1,
+        "block_expansion": 8,
+        "max_features": 64,
+        "scale_factor": 0.25,
+        "num_blocks": 3,
     },
     "generator_params": {
-        "block_expansion": 16, "max_features": 128, "num_down_blocks": 2, "num_bottleneck_blocks": 2,
+        "block_expansion": 16,
+        "max_features": 128,
+        "num_down_blocks": 2,
+        "num_bottleneck_blocks": 2,
         "estimate_occlusion_map": True,
         "dense_motion_params": {"block_expansion": 16, "max_features": 128, "num_blocks": 3, "scale_factor": 0.25},
     },
@@ -89,16 +96,29 @@ def _build_presets() -> dict[str, Preset]:
     presets: dict[str, Preset] = {}
     for name, (weights, content, description) in _FOMM_DATA.items():
         presets[f"fomm-{name}"] = Preset(
-            f"fomm-{name}", "fomm", _config(FOMM_PRESETS[name]), weights, content, description  # type: ignore[arg-type]
+            f"fomm-{name}",
+            "fomm",
+            _config(FOMM_PRESETS[name]),
+            weights,
+            content,
+            description,  # type: ignore[arg-type]
         )
     for name, (config_name, weights, content, description) in _TPSMM_DATA.items():
         params = TPSMM_PRESETS[config_name]
         presets[f"tpsmm-{name}"] = Preset(
-            f"tpsmm-{name}", "tpsmm", _config(params["model_params"], params.get("image_size", 256)),
-            weights, content, description,  # type: ignore[arg-type]
+            f"tpsmm-{name}",
+            "tpsmm",
+            _config(params["model_params"], params.get("image_size", 256)),
+            weights,
+            content,
+            description,  # type: ignore[arg-type]
         )
     presets["untrained-demo"] = Preset(
-        "untrained-demo", "fomm", _config(_UNTRAINED_DEMO), None, "face",
+        "untrained-demo",
+        "fomm",
+        _config(_UNTRAINED_DEMO),
+        None,
+        "face",
         "small FOMM with random weights: a placeholder that runs anywhere; output is not a real animation",
     )
     return presets

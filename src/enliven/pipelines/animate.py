@@ -126,7 +126,12 @@ def animate_file(source: str | Path, driving: str | Path, output: str | Path, op
                 frames += 1
             bar.update(len(batch))
     return AnimateResult(
-        output, frames, float(video.fps), time.perf_counter() - started, source_box, plan.best_frame,
+        output,
+        frames,
+        float(video.fps),
+        time.perf_counter() - started,
+        source_box,
+        plan.best_frame,
         loaded.metadata.get("untrained") == "true",
     )
 

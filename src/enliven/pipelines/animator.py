@@ -103,14 +103,15 @@ class Animator:
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected N x 3 x H x W images, got {tuple(batch.shape)}")
         if batch.shape[-2:] != (self.size, self.size):
-            batch = F.interpolate(batch, size=(self.size, self.size), mode="bilinear", antialias=True,
-                                  align_corners=False).clamp_(0, 1)
+            batch = F.interpolate(
+                batch, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+            ).clamp_(0, 1)
         return batch
 
     @staticmethod
     def to_uint8(images: Tensor) -> np.ndarray:
         """``N x 3 x H x W`` float in ``[0, 1]`` to ``N x H x W x 3`` uint8."""
-        return (images.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        return images.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     # -- state -----------------------------------------------------------------------------------------------
     @torch.inference_mode()

@@ -70,8 +70,15 @@ class Discriminator(nn.Module):
     """
 
     def __init__(
-        self, num_channels: int, block_expansion: int, num_blocks: int, max_features: int, sn: bool = False,
-        use_kp: bool = False, num_kp: int = 10, kp_variance: float = 0.01,
+        self,
+        num_channels: int,
+        block_expansion: int,
+        num_blocks: int,
+        max_features: int,
+        sn: bool = False,
+        use_kp: bool = False,
+        num_kp: int = 10,
+        kp_variance: float = 0.01,
     ) -> None:
         super().__init__()
         widths = [num_channels + (num_kp if use_kp else 0)]
@@ -113,14 +120,24 @@ class MultiScaleDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, scales: Sequence[float], num_channels: int, block_expansion: int, num_blocks: int, max_features: int,
-        sn: bool = False, use_kp: bool = False, num_kp: int = 10, kp_variance: float = 0.01,
+        self,
+        scales: Sequence[float],
+        num_channels: int,
+        block_expansion: int,
+        num_blocks: int,
+        max_features: int,
+        sn: bool = False,
+        use_kp: bool = False,
+        num_kp: int = 10,
+        kp_variance: float = 0.01,
     ) -> None:
         super().__init__()
         self.scales = tuple(scales)
         self.discs = nn.ModuleDict(
-            (scale_key(s), Discriminator(num_channels, block_expansion, num_blocks, max_features, sn, use_kp, num_kp,
-                                         kp_variance))
+            (
+                scale_key(s),
+                Discriminator(num_channels, block_expansion, num_blocks, max_features, sn, use_kp, num_kp, kp_variance),
+            )
             for s in self.scales
         )
 

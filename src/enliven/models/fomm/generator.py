@@ -74,13 +74,23 @@ class OcclusionAwareGenerator(nn.Module):
         self.dense_motion_network = dense_motion_network
         self.first = SameBlock2d(num_channels, block_expansion, kernel_size=7, padding=3, norm="batch")
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(_width(block_expansion, max_features, i), _width(block_expansion, max_features, i + 1),
-                        kernel_size=3, padding=1, norm="batch")
+            DownBlock2d(
+                _width(block_expansion, max_features, i),
+                _width(block_expansion, max_features, i + 1),
+                kernel_size=3,
+                padding=1,
+                norm="batch",
+            )
             for i in range(num_down_blocks)
         )
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(_width(block_expansion, max_features, i + 1), _width(block_expansion, max_features, i),
-                      kernel_size=3, padding=1, norm="batch")
+            UpBlock2d(
+                _width(block_expansion, max_features, i + 1),
+                _width(block_expansion, max_features, i),
+                kernel_size=3,
+                padding=1,
+                norm="batch",
+            )
             for i in reversed(range(num_down_blocks))
         )
         bottleneck_width = _width(block_expansion, max_features, num_down_blocks)

@@ -20,10 +20,16 @@ def build_kp_detector(config: FommConfig) -> KeypointDetector:
     """The keypoint detector of a config (checkpoint entry ``kp_detector``)."""
     kp = config.kp_detector
     return KeypointDetector(
-        block_expansion=kp.block_expansion, num_kp=config.num_kp, num_channels=config.num_channels,
-        max_features=kp.max_features, num_blocks=kp.num_blocks, temperature=kp.temperature,
-        estimate_jacobian=config.estimate_jacobian, scale_factor=kp.scale_factor,
-        single_jacobian_map=kp.single_jacobian_map, pad=kp.pad,
+        block_expansion=kp.block_expansion,
+        num_kp=config.num_kp,
+        num_channels=config.num_channels,
+        max_features=kp.max_features,
+        num_blocks=kp.num_blocks,
+        temperature=kp.temperature,
+        estimate_jacobian=config.estimate_jacobian,
+        scale_factor=kp.scale_factor,
+        single_jacobian_map=kp.single_jacobian_map,
+        pad=kp.pad,
     )
 
 
@@ -31,13 +37,21 @@ def build_generator(config: FommConfig) -> OcclusionAwareGenerator:
     """The generator of a config, with its dense motion network (checkpoint entry ``generator``)."""
     gen, dm = config.generator, config.generator.dense_motion
     dense_motion = DenseMotionNetwork(
-        block_expansion=dm.block_expansion, num_blocks=dm.num_blocks, max_features=dm.max_features,
-        num_kp=config.num_kp, num_channels=config.num_channels, estimate_occlusion_map=gen.estimate_occlusion_map,
-        scale_factor=dm.scale_factor, kp_variance=dm.kp_variance,
+        block_expansion=dm.block_expansion,
+        num_blocks=dm.num_blocks,
+        max_features=dm.max_features,
+        num_kp=config.num_kp,
+        num_channels=config.num_channels,
+        estimate_occlusion_map=gen.estimate_occlusion_map,
+        scale_factor=dm.scale_factor,
+        kp_variance=dm.kp_variance,
     )
     return OcclusionAwareGenerator(
-        num_channels=config.num_channels, block_expansion=gen.block_expansion, max_features=gen.max_features,
-        num_down_blocks=gen.num_down_blocks, num_bottleneck_blocks=gen.num_bottleneck_blocks,
+        num_channels=config.num_channels,
+        block_expansion=gen.block_expansion,
+        max_features=gen.max_features,
+        num_down_blocks=gen.num_down_blocks,
+        num_bottleneck_blocks=gen.num_bottleneck_blocks,
         dense_motion_network=dense_motion,
     )
 
@@ -52,9 +66,15 @@ def build_discriminator(config: FommConfig) -> MultiScaleDiscriminator:
     if disc is None:
         raise ConfigError("the config has no 'model_params.discriminator_params'; add them to train a discriminator.")
     return MultiScaleDiscriminator(
-        scales=disc.scales, num_channels=config.num_channels, block_expansion=disc.block_expansion,
-        num_blocks=disc.num_blocks, max_features=disc.max_features, sn=disc.sn, use_kp=disc.use_kp,
-        num_kp=config.num_kp, kp_variance=disc.kp_variance,
+        scales=disc.scales,
+        num_channels=config.num_channels,
+        block_expansion=disc.block_expansion,
+        num_blocks=disc.num_blocks,
+        max_features=disc.max_features,
+        sn=disc.sn,
+        use_kp=disc.use_kp,
+        num_kp=config.num_kp,
+        kp_variance=disc.kp_variance,
     )
 
 
@@ -87,9 +107,7 @@ class FommModel(MotionTransferModel):
         downsampled source, its heatmaps and the background channels of the dense motion input)."""
         return self.generator.encode_source(source, self.detect_keypoints(source))
 
-    def generate(
-        self, encoding: SourceEncoding, kp_driving: Keypoints, with_deformed: bool = False
-    ) -> GeneratorOutput:
+    def generate(self, encoding: SourceEncoding, kp_driving: Keypoints, with_deformed: bool = False) -> GeneratorOutput:
         """Animate the encoded source (batch 1) to ``B`` sets of transferred driving keypoints.
 
         Args:
