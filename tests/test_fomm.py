@@ -67,7 +67,6 @@ def _with(params: dict, section: str, key: str, value: object) -> dict:
     return {"model_params": out}
 
 
-
 @pytest.mark.parametrize(
     ("section", "key", "value", "named"),
     [
@@ -211,15 +210,30 @@ def test_stripped_checkpoint_and_discriminator_load(tiny: dict) -> None:
 def _tiny_config(**kp_changes: object) -> FommConfig:
     params = {
         "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {"temperature": 0.1, "block_expansion": 8, "max_features": 32, "scale_factor": 0.25,
-                               "num_blocks": 3, **kp_changes},
+        "kp_detector_params": {
+            "temperature": 0.1,
+            "block_expansion": 8,
+            "max_features": 32,
+            "scale_factor": 0.25,
+            "num_blocks": 3,
+            **kp_changes,
+        },
         "generator_params": {
-            "block_expansion": 8, "max_features": 32, "num_down_blocks": 2, "num_bottleneck_blocks": 1,
+            "block_expansion": 8,
+            "max_features": 32,
+            "num_down_blocks": 2,
+            "num_bottleneck_blocks": 1,
             "estimate_occlusion_map": True,
             "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "scale_factor": 0.25},
         },
-        "discriminator_params": {"scales": [1, 0.5], "block_expansion": 8, "max_features": 32, "num_blocks": 2,
-                                 "sn": True, "use_kp": True},
+        "discriminator_params": {
+            "scales": [1, 0.5],
+            "block_expansion": 8,
+            "max_features": 32,
+            "num_blocks": 2,
+            "sn": True,
+            "use_kp": True,
+        },
     }
     return FommConfig.from_yaml_dict({"model_params": params, "dataset_params": {"frame_shape": [64, 64, 3]}})
 

@@ -9,10 +9,11 @@ eight published configs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from enliven.config._validate import check_keys, get_bool, get_int, get_list, get_number, image_size, is_number, section
 from enliven.errors import ConfigError
 
 Number = int | float
@@ -138,30 +139,31 @@ class FommConfig:
         """
         if not isinstance(data, dict):
             raise ConfigError(f"a FOMM config must be a mapping, got {type(data).__name__}; pass the parsed YAML.")
-        params = _section(data, "model_params", "model_params")
-        _check_keys(
-            params, "model_params",
+        where = "model_params"
+        params = section(data, where)
+        check_keys(
+            params,
+            where,
             required=("common_params", "kp_detector_params", "generator_params"),
             optional=("discriminator_params",),
         )
-        common = _section(params, "common_params", "model_params.common_params")
-        _check_keys(
-            common, "model_params.common_params", required=("num_kp", "num_channels"), optional=("estimate_jacobian",)
-        )
-        num_kp = _positive_int(common, "num_kp", "model_params.common_params")
-        num_channels = _positive_int(common, "num_channels", "model_params.common_params")
-        estimate_jacobian = _bool(common, "estimate_jacobian", "model_params.common_params", False)
+        common_where = f"{where}.common_params"
+        common = section(params, "common_params", where)
+        check_keys(common, common_where, required=("num_kp", "num_channels"), optional=("estimate_jacobian",))
+        num_kp = get_int(common, "num_kp", common_where, minimum=1)
+        num_channels = get_int(common, "num_channels", common_where, minimum=1)
+        estimate_jacobian = get_bool(common, "estimate_jacobian", common_where, False)
         disc = None
         if "discriminator_params" in params:
-            disc = _read_discriminator(_section(params, "discriminator_params", "model_params.discriminator_params"))
+            disc = _read_discriminator(section(params, "discriminator_params", where))
         return cls(
             num_kp=num_kp,
             num_channels=num_channels,
-            kp_detector=_read_kp_detector(_section(params, "kp_detector_params", "model_params.kp_detector_params")),
-            generator=_read_generator(_section(params, "generator_params", "model_params.generator_params")),
+            kp_detector=_read_kp_detector(section(params, "kp_detector_params", where)),
+            generator=_read_generator(section(params, "generator_params", where)),
             estimate_jacobian=estimate_jacobian,
             discriminator=disc,
-            image_size=_read_image_size(data),
+            image_size=image_size(data),
         )
 
     @classmethod
@@ -180,15 +182,28 @@ class FommConfig:
         kp, gen, dm = self.kp_detector, self.generator, self.generator.dense_motion
         params: dict[str, Any] = {
             "common_params": {
-                "num_kp": self.num_kp, "num_channels": self.num_channels, "estimate_jacobian": self.estimate_jacobian,
+                "num_kp": self.num_kp,
+                "num_channels": self.num_channels,
+                "estimate_jacobian": self.estimate_jacobian,
             },
-            "kp_detector_params": _non_default(kp, always=("temperature", "block_expansion", "max_features",
-                                                           "scale_factor", "num_blocks")),
+            "kp_detector_params": _non_default(
+                kp, always=("temperature", "block_expansion", "max_features", "scale_factor", "num_blocks")
+            ),
             "generator_params": {
-                **_non_default(gen, always=("block_expansion", "max_features", "num_down_blocks",
-                                            "num_bottleneck_blocks", "estimate_occlusion_map"), skip=("dense_motion",)),
-                "dense_motion_params": _non_default(dm, always=("block_expansion", "max_features", "num_blocks",
-                                                                "scale_factor")),
+                **_non_default(
+                    gen,
+                    always=(
+                        "block_expansion",
+                        "max_features",
+                        "num_down_blocks",
+                        "num_bottleneck_blocks",
+                        "estimate_occlusion_map",
+                    ),
+                    skip=("dense_motion",),
+                ),
+                "dense_motion_params": _non_default(
+                    dm, always=("block_expansion", "max_features", "num_blocks", "scale_factor")
+                ),
             },
         }
         if self.discriminator is not None:
@@ -199,138 +214,72 @@ class FommConfig:
         return {"dataset_params": {"frame_shape": frame_shape}, "model_params": params}
 
 
-def _read_kp_detector(d: dict[str, Any]) -> FommKeypointDetectorConfig:
+def _read_kp_detector(d: Mapping[str, Any]) -> FommKeypointDetectorConfig:
     where = "model_params.kp_detector_params"
-    _check_keys(d, where, required=("block_expansion", "max_features", "num_blocks", "temperature"),
-                optional=("scale_factor", "single_jacobian_map", "pad"))
+    check_keys(
+        d,
+        where,
+        required=("block_expansion", "max_features", "num_blocks", "temperature"),
+        optional=("scale_factor", "single_jacobian_map", "pad"),
+    )
     return FommKeypointDetectorConfig(
-        block_expansion=_positive_int(d, "block_expansion", where),
-        max_features=_positive_int(d, "max_features", where),
-        num_blocks=_positive_int(d, "num_blocks", where),
-        temperature=_positive_number(d, "temperature", where),
-        scale_factor=_scale(d, "scale_factor", where),
-        single_jacobian_map=_bool(d, "single_jacobian_map", where, False),
-        pad=_int(d, "pad", where, 0, minimum=0),
+        block_expansion=get_int(d, "block_expansion", where, minimum=1),
+        max_features=get_int(d, "max_features", where, minimum=1),
+        num_blocks=get_int(d, "num_blocks", where, minimum=1),
+        temperature=get_number(d, "temperature", where, low=0),
+        scale_factor=get_number(d, "scale_factor", where, 1, low=0, high=1),
+        single_jacobian_map=get_bool(d, "single_jacobian_map", where, False),
+        pad=get_int(d, "pad", where, 0),
     )
 
 
-def _read_generator(d: dict[str, Any]) -> FommGeneratorConfig:
+def _read_generator(d: Mapping[str, Any]) -> FommGeneratorConfig:
     where = "model_params.generator_params"
-    _check_keys(d, where,
-                required=("block_expansion", "max_features", "num_down_blocks", "num_bottleneck_blocks",
-                          "dense_motion_params"),
-                optional=("estimate_occlusion_map",))
+    check_keys(
+        d,
+        where,
+        required=("block_expansion", "max_features", "num_down_blocks", "num_bottleneck_blocks", "dense_motion_params"),
+        optional=("estimate_occlusion_map",),
+    )
     dm_where = f"{where}.dense_motion_params"
-    dm = _section(d, "dense_motion_params", dm_where)
-    _check_keys(dm, dm_where, required=("block_expansion", "max_features", "num_blocks"),
-                optional=("scale_factor", "kp_variance"))
+    dm = section(d, "dense_motion_params", where)
+    check_keys(
+        dm,
+        dm_where,
+        required=("block_expansion", "max_features", "num_blocks"),
+        optional=("scale_factor", "kp_variance"),
+    )
     dense_motion = FommDenseMotionConfig(
-        block_expansion=_positive_int(dm, "block_expansion", dm_where),
-        max_features=_positive_int(dm, "max_features", dm_where),
-        num_blocks=_positive_int(dm, "num_blocks", dm_where),
-        scale_factor=_scale(dm, "scale_factor", dm_where),
-        kp_variance=_positive_number(dm, "kp_variance", dm_where, 0.01),
+        block_expansion=get_int(dm, "block_expansion", dm_where, minimum=1),
+        max_features=get_int(dm, "max_features", dm_where, minimum=1),
+        num_blocks=get_int(dm, "num_blocks", dm_where, minimum=1),
+        scale_factor=get_number(dm, "scale_factor", dm_where, 1, low=0, high=1),
+        kp_variance=get_number(dm, "kp_variance", dm_where, 0.01, low=0),
     )
     return FommGeneratorConfig(
-        block_expansion=_positive_int(d, "block_expansion", where),
-        max_features=_positive_int(d, "max_features", where),
-        num_down_blocks=_int(d, "num_down_blocks", where, minimum=0),
-        num_bottleneck_blocks=_int(d, "num_bottleneck_blocks", where, minimum=0),
+        block_expansion=get_int(d, "block_expansion", where, minimum=1),
+        max_features=get_int(d, "max_features", where, minimum=1),
+        num_down_blocks=get_int(d, "num_down_blocks", where),
+        num_bottleneck_blocks=get_int(d, "num_bottleneck_blocks", where),
         dense_motion=dense_motion,
-        estimate_occlusion_map=_bool(d, "estimate_occlusion_map", where, False),
+        estimate_occlusion_map=get_bool(d, "estimate_occlusion_map", where, False),
     )
 
 
-def _read_discriminator(d: dict[str, Any]) -> FommDiscriminatorConfig:
+def _read_discriminator(d: Mapping[str, Any]) -> FommDiscriminatorConfig:
     where = "model_params.discriminator_params"
-    _check_keys(d, where, required=(),
-                optional=("scales", "block_expansion", "max_features", "num_blocks", "sn", "use_kp", "kp_variance"))
-    scales = d.get("scales", [])
-    if not isinstance(scales, list | tuple) or not all(_is_number(s) and 0 < s <= 1 for s in scales):
-        raise ConfigError(f"{where}.scales must be a list of numbers in (0, 1], got {scales!r}; fix the config.")
-    return FommDiscriminatorConfig(
-        scales=tuple(scales),
-        block_expansion=_int(d, "block_expansion", where, 64, minimum=1),
-        max_features=_int(d, "max_features", where, 512, minimum=1),
-        num_blocks=_int(d, "num_blocks", where, 4, minimum=1),
-        sn=_bool(d, "sn", where, False),
-        use_kp=_bool(d, "use_kp", where, False),
-        kp_variance=_positive_number(d, "kp_variance", where, 0.01),
+    check_keys(
+        d, where, optional=("scales", "block_expansion", "max_features", "num_blocks", "sn", "use_kp", "kp_variance")
     )
-
-
-def _read_image_size(data: dict[str, Any]) -> int:
-    dataset = data.get("dataset_params")
-    if dataset is None:
-        return 256
-    if not isinstance(dataset, dict):
-        raise ConfigError("dataset_params must be a mapping; fix the config.")
-    shape = dataset.get("frame_shape")
-    if shape is None:
-        return 256
-    if not isinstance(shape, list | tuple) or not shape or not _is_int(shape[0]) or shape[0] < 1:
-        raise ConfigError(f"dataset_params.frame_shape must be a list like [256, 256, 3], got {shape!r}; fix it.")
-    return int(shape[0])
-
-
-def _section(d: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    if key not in d:
-        raise ConfigError(f"the config has no '{where}' section; add it (see the official FOMM configs).")
-    value = d[key]
-    if not isinstance(value, dict):
-        raise ConfigError(f"'{where}' must be a mapping, got {type(value).__name__}; fix the config.")
-    return value
-
-
-def _check_keys(d: dict[str, Any], where: str, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
-    for key in required:
-        if key not in d:
-            raise ConfigError(f"the config is missing '{where}.{key}'; add it (see the official FOMM configs).")
-    allowed = set(required) | set(optional)
-    for key in d:
-        if key not in allowed:
-            raise ConfigError(
-                f"the config has an unknown key '{where}.{key}'; remove it (allowed: {', '.join(sorted(allowed))})."
-            )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _get(d: dict[str, Any], key: str, where: str, default: Any, check: Callable[[Any], bool], expected: str) -> Any:
-    if key not in d:
-        if default is None:
-            raise ConfigError(f"the config is missing '{where}.{key}'; add it.")
-        return default
-    value = d[key]
-    if not check(value):
-        raise ConfigError(f"'{where}.{key}' must be {expected}, got {value!r}; fix the config.")
-    return value
-
-
-def _int(d: dict[str, Any], key: str, where: str, default: int | None = None, minimum: int = 0) -> int:
-    return _get(d, key, where, default, lambda v: _is_int(v) and v >= minimum, f"an integer >= {minimum}")
-
-
-def _positive_int(d: dict[str, Any], key: str, where: str) -> int:
-    return _int(d, key, where, None, minimum=1)
-
-
-def _positive_number(d: dict[str, Any], key: str, where: str, default: float | None = None) -> float:
-    return _get(d, key, where, default, lambda v: _is_number(v) and v > 0, "a positive number")
-
-
-def _scale(d: dict[str, Any], key: str, where: str) -> float:
-    return _get(d, key, where, 1, lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]")
-
-
-def _bool(d: dict[str, Any], key: str, where: str, default: bool) -> bool:
-    return _get(d, key, where, default, lambda v: isinstance(v, bool), "true or false")
+    return FommDiscriminatorConfig(
+        scales=get_list(d, "scales", where, lambda s: is_number(s) and 0 < s <= 1, "numbers in (0, 1]", default=()),
+        block_expansion=get_int(d, "block_expansion", where, 64, minimum=1),
+        max_features=get_int(d, "max_features", where, 512, minimum=1),
+        num_blocks=get_int(d, "num_blocks", where, 4, minimum=1),
+        sn=get_bool(d, "sn", where, False),
+        use_kp=get_bool(d, "use_kp", where, False),
+        kp_variance=get_number(d, "kp_variance", where, 0.01, low=0),
+    )
 
 
 def _non_default(obj: Any, always: tuple[str, ...], skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -350,17 +299,24 @@ def _vox_like(**changes: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {
         "common_params": {"num_kp": 10, "num_channels": 3, "estimate_jacobian": True},
         "kp_detector_params": {
-            "temperature": 0.1, "block_expansion": 32, "max_features": 1024, "scale_factor": 0.25, "num_blocks": 5,
+            "temperature": 0.1,
+            "block_expansion": 32,
+            "max_features": 1024,
+            "scale_factor": 0.25,
+            "num_blocks": 5,
         },
         "generator_params": {
-            "block_expansion": 64, "max_features": 512, "num_down_blocks": 2, "num_bottleneck_blocks": 6,
+            "block_expansion": 64,
+            "max_features": 512,
+            "num_down_blocks": 2,
+            "num_bottleneck_blocks": 6,
             "estimate_occlusion_map": True,
             "dense_motion_params": {"block_expansion": 64, "max_features": 1024, "num_blocks": 5, "scale_factor": 0.25},
         },
         "discriminator_params": {"scales": [1], "block_expansion": 32, "max_features": 512, "num_blocks": 4},
     }
-    for section, extra in changes.items():
-        params[section] = {**params[section], **extra}
+    for name, extra in changes.items():
+        params[name] = {**params[name], **extra}
     return params
 
 

@@ -13,27 +13,22 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, get_type_hints
 
+from enliven.config._validate import as_bool, as_int, as_number, check_keys, image_size, section
 from enliven.errors import ConfigError
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _check_value(key: str, value: Any, kind: type) -> Any:
-    """Return ``value`` (an int made float where a float is expected), or raise naming ``key``."""
-    if kind is float and type(value) is int:
-        value = float(value)
-    if type(value) is not kind:
-        raise ConfigError(f"The TPSMM config key {key} must be {_TYPE_NAMES[kind]}, not {value!r}.")
-    if kind is int and value <= 0:
-        raise ConfigError(f"The TPSMM config key {key} must be a positive integer, not {value}.")
-    return value
+# Every int of a TPSMM config is a count or a size; floats are written back as floats.
+_CHECKS = {
+    int: lambda value, path: as_int(value, path, minimum=1),
+    float: lambda value, path: float(as_number(value, path)),
+    bool: as_bool,
+}
 
 
 def _validate_fields(obj: Any, path: str) -> None:
-    """Check the type of every field of a flat config dataclass."""
+    """Check the type of every field of a flat config dataclass (an int made float where a float is expected)."""
     hints = get_type_hints(type(obj))
     for f in fields(obj):
-        object.__setattr__(obj, f.name, _check_value(f"{path}.{f.name}", getattr(obj, f.name), hints[f.name]))
+        object.__setattr__(obj, f.name, _CHECKS[hints[f.name]](getattr(obj, f.name), f"{path}.{f.name}"))
 
 
 @dataclass(frozen=True)
@@ -140,7 +135,7 @@ class TpsmmConfig:
         for name, kind in _SECTIONS.items():
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(f"TpsmmConfig.{name} must be a {kind.__name__}, not {getattr(self, name)!r}.")
-        _check_value("dataset_params.frame_shape[0] (image_size)", self.image_size, int)
+        as_int(self.image_size, "dataset_params.frame_shape[0] (image_size)", minimum=1)
         self._check_consistency()
 
     def _check_consistency(self) -> None:
@@ -178,15 +173,14 @@ class TpsmmConfig:
             raise ConfigError(
                 f"A TPSMM config must be a mapping with a model_params section, not {type(data).__name__}."
             )
-        model_params = _section(data, "model_params", "")
-        expected = {kind.yaml_key for kind in _SECTIONS.values()}
-        _check_keys(model_params, expected, "model_params")
+        model_params = section(data, "model_params")
+        check_keys(model_params, "model_params", required=tuple(kind.yaml_key for kind in _SECTIONS.values()))
         sections = {}
         for name, kind in _SECTIONS.items():
-            values = _section(model_params, kind.yaml_key, "model_params.")
-            _check_keys(values, {f.name for f in fields(kind)}, f"model_params.{kind.yaml_key}")
+            values = section(model_params, kind.yaml_key, "model_params")
+            check_keys(values, f"model_params.{kind.yaml_key}", required=tuple(f.name for f in fields(kind)))
             sections[name] = kind(**values)
-        return cls(image_size=_image_size(data), **sections)
+        return cls(image_size=image_size(data), **sections)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """Return the authors'-format dict (``dataset_params.frame_shape`` and ``model_params``)."""
@@ -204,46 +198,6 @@ class TpsmmConfig:
         return cls.from_yaml_dict(
             {"dataset_params": {"frame_shape": [size, size, 3]}, "model_params": preset["model_params"]}
         )
-
-
-def _section(data: Mapping[str, Any], key: str, prefix: str) -> Mapping[str, Any]:
-    if key not in data:
-        raise ConfigError(f"The TPSMM config has no {prefix}{key} section; add it (see the official vox-256.yaml).")
-    value = data[key]
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"The TPSMM config section {prefix}{key} must be a mapping, not {value!r}.")
-    return value
-
-
-def _check_keys(values: Mapping[str, Any], expected: set[str], path: str) -> None:
-    for key in values:
-        if key not in expected:
-            raise ConfigError(
-                f"Unknown TPSMM config key {path}.{key}; remove it (known: {', '.join(sorted(expected))})."
-            )
-    for key in sorted(expected):
-        if key not in values:
-            raise ConfigError(f"The TPSMM config key {path}.{key} is missing; add it.")
-
-
-def _image_size(data: Mapping[str, Any]) -> int:
-    dataset = data.get("dataset_params")
-    if dataset is None:
-        return 256
-    if not isinstance(dataset, Mapping):
-        raise ConfigError(f"The TPSMM config section dataset_params must be a mapping, not {dataset!r}.")
-    shape = dataset.get("frame_shape")
-    if shape is None:
-        return 256
-    if (
-        not isinstance(shape, list | tuple)
-        or len(shape) < 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
-    ):
-        raise ConfigError(f"dataset_params.frame_shape must be a list like [256, 256, 3], not {shape!r}.")
-    if shape[0] != shape[1]:
-        raise ConfigError(f"dataset_params.frame_shape must be square (enliven works on square frames), not {shape!r}.")
-    return shape[0]
 
 
 def _official_model_params(bg: bool) -> dict[str, dict[str, Any]]:
