@@ -1,0 +1,244 @@
+"""What a model is compared with: the method interface, the model itself, and two baselines without a model.
+
+* ``static`` ("no model"): the source, repeated; what a method scores by not moving at all.
+* ``mesh warp`` ("no learning"): MediaPipe face-mesh landmarks of the source and of each driving frame, and a
+  piecewise-affine warp of the source over the Delaunay triangulation of the source's landmarks plus anchor points on
+  the image border. Each triangle gets its own affine map (solved exactly from its three corners); the maps are
+  rasterised into one dense sampling grid and applied with a single bilinear ``cv2.remap``, which is the classical
+  per-triangle warp without its per-triangle copies.
+
+Every method takes ``N x H x W x 3`` uint8 RGB frames at the evaluation size and returns frames of that shape.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+from enliven.models.base import MotionTransferModel
+from enliven.pipelines.animator import Animator
+from enliven.preprocess._deps import import_cv2
+from enliven.types import MotionMode
+
+#: Anchor points per image side (corners included) that pin the border during the mesh warp.
+BORDER_ANCHORS_PER_SIDE = 5
+
+
+class MethodKind(StrEnum):
+    """What a method's numbers stand for in the report."""
+
+    MODEL = "model"
+    NO_MODEL = "no model"
+    NO_LEARNING = "no learning"
+
+
+class Method(Protocol):
+    """Something that animates a source with driving frames."""
+
+    name: str
+    kind: MethodKind
+
+    def set_source(self, image: np.ndarray) -> None:
+        """Take a new ``H x W x 3`` uint8 source; the next driving frame starts a new clip."""
+        ...
+
+    def animate(self, frames: np.ndarray) -> np.ndarray:
+        """``N x H x W x 3`` uint8 driving frames in, as many animated frames out."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ModelMethod:
+    """A motion-transfer model run through :class:`~enliven.pipelines.animator.Animator`.
+
+    Args:
+        model: the model.
+        name: its name in the report.
+        mode: absolute for reconstruction (the authors' protocol), relative for animation.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: driving frames per model call.
+    """
+
+    kind = MethodKind.MODEL
+
+    def __init__(
+        self, model: MotionTransferModel, name: str, mode: MotionMode, device: str = "auto", batch_size: int = 8
+    ) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self.animator = Animator(model, device=device, mode=mode, adapt_scale=True)
+
+    @property
+    def image_size(self) -> int:
+        return self.animator.size
+
+    def set_source(self, image: np.ndarray) -> None:
+        self.animator.set_source(image)
+
+    def animate(self, frames: np.ndarray) -> np.ndarray:
+        parts = [self.animator(frames[i : i + self.batch_size]) for i in range(0, len(frames), self.batch_size)]
+        return np.concatenate(parts)
+
+    def close(self) -> None:
+        pass
+
+
+class StaticBaseline:
+    """The source repeated: the score of not moving."""
+
+    name = "static"
+    kind = MethodKind.NO_MODEL
+
+    def __init__(self) -> None:
+        self._source: np.ndarray | None = None
+
+    def set_source(self, image: np.ndarray) -> None:
+        self._source = np.array(image, copy=True)
+
+    def animate(self, frames: np.ndarray) -> np.ndarray:
+        if self._source is None:
+            raise RuntimeError("call set_source() before animating")
+        return np.repeat(self._source[None], len(frames), axis=0)
+
+    def close(self) -> None:
+        pass
+
+
+class MeshWarpBaseline:
+    """Piecewise-affine warp of the source along MediaPipe face-mesh landmarks (see the module docstring).
+
+    Args:
+        mode: ``absolute`` moves the source's landmarks onto each driving frame's; ``relative`` moves them by the
+            driving landmarks' displacement from the clip's first driving frame (for another identity's motion).
+
+    A frame whose landmarks are not found repeats the previous output (the source at first); a source without a
+    face is repeated unchanged, as the static baseline does.
+    """
+
+    name = "mesh warp"
+    kind = MethodKind.NO_LEARNING
+
+    def __init__(self, mode: MotionMode = MotionMode.ABSOLUTE) -> None:
+        from enliven.preprocess import FaceLandmarker
+
+        if mode not in (MotionMode.ABSOLUTE, MotionMode.RELATIVE):
+            raise ValueError(f"the mesh warp supports absolute and relative motion, not {mode.value}")
+        self.mode = MotionMode(mode)
+        self._still = FaceLandmarker()
+        self._video: FaceLandmarker | None = None
+        self._landmarker_type = FaceLandmarker
+        self._source: np.ndarray | None = None
+        self._source_points: np.ndarray | None = None
+        self._triangles: np.ndarray | None = None
+        self._reference: np.ndarray | None = None
+        self._last: np.ndarray | None = None
+
+    def set_source(self, image: np.ndarray) -> None:
+        self._source = np.array(image, copy=True)
+        self._last = self._source
+        self._reference = None
+        points = self._still.landmarks(self._source)
+        if points is None:
+            self._source_points = self._triangles = None
+        else:
+            h, w = image.shape[:2]
+            self._source_points = np.concatenate([points, border_anchors(w, h)])
+            self._triangles = delaunay_triangles(self._source_points)
+        if self._video is not None:
+            self._video.close()
+        self._video = self._landmarker_type(video=True)  # tracking starts afresh with every clip
+
+    def animate(self, frames: np.ndarray) -> np.ndarray:
+        if self._source is None or self._video is None:
+            raise RuntimeError("call set_source() before animating")
+        return np.stack([self._animate_one(frame) for frame in frames])
+
+    def _animate_one(self, frame: np.ndarray) -> np.ndarray:
+        assert self._source is not None and self._video is not None and self._last is not None
+        if self._source_points is None or self._triangles is None:
+            return self._source
+        points = self._video.landmarks(frame)
+        if points is None:
+            return self._last
+        num_face = len(points)
+        if self.mode is MotionMode.RELATIVE:
+            if self._reference is None:
+                self._reference = points
+            points = self._source_points[:num_face] + (points - self._reference)
+        target = np.concatenate([points, self._source_points[num_face:]])
+        self._last = piecewise_affine_warp(self._source, self._source_points, target, self._triangles)
+        return self._last
+
+    def close(self) -> None:
+        self._still.close()
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+
+
+def border_anchors(width: int, height: int, per_side: int = BORDER_ANCHORS_PER_SIDE) -> np.ndarray:
+    """Points evenly spaced along the image border (corners included): ``4 * (per_side - 1) x 2`` pixel positions.
+
+    They lie on the outer edges (``0`` and ``width``/``height``), so the triangulation covers every pixel centre.
+    """
+    t = np.linspace(0.0, 1.0, per_side)[:-1]
+    top = np.stack([t * width, np.zeros_like(t)], axis=1)
+    right = np.stack([np.full_like(t, width), t * height], axis=1)
+    bottom = np.stack([(1 - t) * width, np.full_like(t, height)], axis=1)
+    left = np.stack([np.zeros_like(t), (1 - t) * height], axis=1)
+    return np.concatenate([top, right, bottom, left])
+
+
+def delaunay_triangles(points: np.ndarray) -> np.ndarray:
+    """``T x 3`` vertex indices of the Delaunay triangulation of ``P x 2`` points."""
+    from scipy.spatial import Delaunay
+
+    return np.asarray(Delaunay(points).simplices, dtype=np.int64)
+
+
+def piecewise_affine_warp(
+    image: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, triangles: np.ndarray
+) -> np.ndarray:
+    """Warp ``image`` so that each triangle of ``source_points`` lands on the same triangle of ``target_points``.
+
+    Args:
+        image: ``H x W x C`` image (uint8 or float32).
+        source_points: ``P x 2`` ``(x, y)`` pixel positions in ``image`` (pixel ``(i, j)`` covers ``[i, i + 1)``).
+        target_points: ``P x 2`` where those points go in the output.
+        triangles: ``T x 3`` vertex indices (e.g. :func:`delaunay_triangles` of ``source_points``).
+
+    Returns:
+        The warped image, same shape and dtype. Output pixels that no target triangle covers (where the warp folds)
+        sample ``image`` at their own position; samples outside ``image`` repeat its border.
+    """
+    cv2 = import_cv2()
+    h, w = image.shape[:2]
+    src, dst = source_points[triangles], target_points[triangles]  # T x 3 x 2
+    # Per triangle, the affine map from target to source: [x, y, 1] @ A = source position.
+    corners = np.concatenate([dst, np.ones((*dst.shape[:2], 1))], axis=2)  # T x 3 x 3
+    valid = np.abs(np.linalg.det(corners)) > 1e-6
+    corners[~valid] = np.eye(3)
+    affine = np.linalg.solve(corners, src)  # T x 3 x 2
+    labels = np.full((h, w), -1, dtype=np.int32)
+    shift = 4  # fillConvexPoly's sub-pixel bits
+    # cv2 puts integer coordinates at pixel centres: subtract the half pixel of our convention.
+    fixed = np.round((dst - 0.5) * (1 << shift)).astype(np.int32)
+    for index in np.flatnonzero(valid):
+        cv2.fillConvexPoly(labels, fixed[index], int(index), lineType=cv2.LINE_8, shift=shift)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
+    covered = labels >= 0
+    map_x, map_y = xs.copy(), ys.copy()
+    chosen = affine[labels[covered]]  # M x 3 x 2
+    px, py = xs[covered], ys[covered]
+    map_x[covered] = px * chosen[:, 0, 0] + py * chosen[:, 1, 0] + chosen[:, 2, 0]
+    map_y[covered] = px * chosen[:, 0, 1] + py * chosen[:, 1, 1] + chosen[:, 2, 1]
+    return cv2.remap(
+        image,
+        (map_x - 0.5).astype(np.float32),
+        (map_y - 0.5).astype(np.float32),
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )

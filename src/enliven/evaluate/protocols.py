@@ -1,0 +1,243 @@
+"""The two protocols: what each method is given, and how its frames are scored.
+
+Reconstruction (FOMM, MRAA, TPSMM papers): for each clip, source = its first frame, driving = every frame, and the
+output is compared with the real frames. Animation: the source is the first frame of one identity's clip, the
+driving frames come from another identity's clip; the output should keep the source's identity and follow the
+driving motion. The real frames' keypoints, embeddings and motion signals are measured once per clip and shared by
+all methods.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from enliven.data import ClipReader, ClipRef
+from enliven.errors import EnlivenError
+from enliven.evaluate import metrics
+from enliven.evaluate.baselines import Method
+from enliven.evaluate.identity import FaceIdentity, embedding_distances
+from enliven.evaluate.landmarks import KeypointDetector, MotionSignals, detect_all, motion_signals
+from enliven.evaluate.results import AnimationScores, ClipResult, Protocol, ReconstructionScores, SampleStrip, Scores
+from enliven.preprocess import resize_image
+
+
+class EvaluationError(EnlivenError):
+    """A method failed on a clip, or the data cannot be evaluated with the chosen protocol."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of evaluation: a source clip (its first frame) animated by a driving clip."""
+
+    source_clip: ClipRef
+    driving_clip: ClipRef
+
+    @property
+    def title(self) -> str:
+        if self.source_clip == self.driving_clip:
+            return self.source_clip.name
+        return f"{self.source_clip.name} <- {self.driving_clip.name}"
+
+
+@dataclass(frozen=True)
+class ReconstructionFrames:
+    """Per-frame measurements of one method on one clip (``N`` values each; NaN where not measurable)."""
+
+    l1: np.ndarray
+    mse: np.ndarray
+    ssim: np.ndarray
+    akd: np.ndarray
+    missed: np.ndarray  # keypoints found in the real frame, missed in the output
+    found: np.ndarray  # keypoints found in the real frame
+    aed: np.ndarray
+
+
+@dataclass(frozen=True)
+class AnimationFrames:
+    """Per-frame measurements of one method on one pair."""
+
+    identity: np.ndarray
+    output: MotionSignals | None
+    driving: MotionSignals | None
+
+
+Frames = ReconstructionFrames | AnimationFrames
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What is measured once per task: the frames and the real frames' keypoints and embeddings."""
+
+    source: np.ndarray
+    driving: np.ndarray
+    keypoints: np.ndarray | None  # N x K x 2 of the driving (= real) frames
+    embeddings: np.ndarray | None  # N x 128 (reconstruction: real frames) or 1 x 128 (animation: the source)
+    signals: MotionSignals | None  # driving motion (animation)
+
+
+class Scorer:
+    """Measures methods' outputs under one protocol with shared detectors.
+
+    Args:
+        protocol: reconstruction or animation.
+        keypoints: the external keypoint detector, or ``None`` (no AKD/MKR/motion signals).
+        identity: the face-identity network, or ``None`` (no AED/identity distance).
+        identity_every: embed every this-many-th frame.
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        keypoints: KeypointDetector | None,
+        identity: FaceIdentity | None,
+        identity_every: int,
+    ) -> None:
+        self.protocol = protocol
+        self.keypoints = keypoints
+        self.identity = identity
+        self.identity_every = identity_every
+
+    def reference(self, source: np.ndarray, driving: np.ndarray) -> Reference:
+        keypoints = detect_all(self.keypoints, driving)
+        if self.protocol is Protocol.RECONSTRUCTION:
+            embeddings = self._embed(driving)
+            return Reference(source, driving, keypoints, embeddings, None)
+        embeddings = None if self.identity is None else self.identity.embed(source)[None]
+        return Reference(source, driving, keypoints, embeddings, self._signals(keypoints, driving))
+
+    def measure(self, reference: Reference, outputs: np.ndarray) -> Frames:
+        """Per-frame measurements of ``outputs`` (``N x H x W x 3``) against the reference."""
+        count = len(outputs)
+        nan = np.full(count, np.nan)
+        keypoints = detect_all(self.keypoints, outputs)
+        embeddings = self._embed(outputs)
+        distances = nan if embeddings is None else embedding_distances(embeddings, reference.embeddings)
+        if self.protocol is Protocol.ANIMATION:
+            return AnimationFrames(distances, self._signals(keypoints, outputs), reference.signals)
+        akd, missed, found = nan.copy(), np.zeros(count, int), np.zeros(count, int)
+        if keypoints is not None and reference.keypoints is not None:
+            for i in range(count):
+                akd[i] = metrics.keypoint_distance(reference.keypoints[i], keypoints[i])
+                missed[i], found[i] = metrics.missing_keypoints(reference.keypoints[i], keypoints[i])
+        truth = reference.driving
+        return ReconstructionFrames(
+            metrics.l1_error(outputs, truth), metrics.mse(outputs, truth), metrics.ssim(outputs, truth),
+            akd, missed, found, distances,
+        )  # fmt: skip
+
+    def _embed(self, frames: np.ndarray) -> np.ndarray | None:
+        return None if self.identity is None else self.identity.embed_all(frames, self.identity_every)
+
+    @staticmethod
+    def _signals(keypoints: np.ndarray | None, frames: np.ndarray) -> MotionSignals | None:
+        if keypoints is None:
+            return None
+        return motion_signals(keypoints, (frames.shape[2], frames.shape[1]))
+
+
+def summarise(items: Sequence[Frames]) -> Scores:
+    """Scores of one clip (one item) or a whole split (all its clips' items).
+
+    L1, SSIM, AKD, AED and the identity distance are means over all frames (as the authors' scripts pool them); MKR
+    is pooled over keypoints; PSNR and the correlations are computed per clip and averaged over clips.
+    """
+    if all(isinstance(item, ReconstructionFrames) for item in items):
+        recon: list[ReconstructionFrames] = list(items)  # type: ignore[arg-type]
+
+        def pooled(name: str) -> np.ndarray:
+            return np.concatenate([getattr(item, name) for item in recon])
+
+        found = pooled("found").sum()
+        return ReconstructionScores(
+            l1=metrics.finite_mean(pooled("l1")),
+            psnr=metrics.finite_mean(np.array([metrics.psnr_from_mse(float(i.mse.mean())) for i in recon])),
+            ssim=metrics.finite_mean(pooled("ssim")),
+            akd=metrics.finite_mean(pooled("akd")),
+            mkr=float(pooled("missed").sum() / found) if found else float("nan"),
+            aed=metrics.finite_mean(pooled("aed")),
+        )
+    anim: list[AnimationFrames] = list(items)  # type: ignore[arg-type]
+    correlations = {}
+    for name in MotionSignals.NAMES:
+        values = [
+            metrics.pearson(getattr(item.driving, name), getattr(item.output, name))
+            for item in anim
+            if item.driving is not None and item.output is not None
+        ]
+        correlations[name] = metrics.finite_mean(np.array(values, dtype=np.float64))
+    identity = metrics.finite_mean(np.concatenate([item.identity for item in anim]))
+    return AnimationScores(identity=identity, **correlations)
+
+
+def read_frames(reader: ClipReader, clip: ClipRef, max_frames: int | None, size: int) -> np.ndarray:
+    """The first ``max_frames`` frames of a clip as ``N x size x size x 3`` uint8."""
+    count = reader.num_frames(clip)
+    frames = reader.read(clip, range(min(count, max_frames or count)))
+    frames = [f if f.shape[:2] == (size, size) else resize_image(f, (size, size)) for f in frames]
+    return np.stack(frames)
+
+
+def run_method(method: Method, task: Task, source: np.ndarray, driving: np.ndarray) -> tuple[np.ndarray, float]:
+    """A method's outputs for one task and the seconds it spent.
+
+    Raises:
+        EvaluationError: the method failed (e.g. a model that does not fit the frames).
+    """
+    started = time.perf_counter()
+    try:
+        method.set_source(source)
+        outputs = method.animate(driving)
+    except (RuntimeError, ValueError) as err:
+        raise EvaluationError(
+            f"{method.name} failed on {task.title} ({err}); check that the model suits this dataset."
+        ) from err
+    seconds = time.perf_counter() - started
+    if outputs.shape != driving.shape or outputs.dtype != np.uint8:
+        raise EvaluationError(
+            f"{method.name} returned frames of shape {outputs.shape} for {driving.shape}; it must keep the size."
+        )
+    return outputs, seconds
+
+
+def clip_result(task: Task, frames: Frames, count: int) -> ClipResult:
+    return ClipResult(task.source_clip.name, task.driving_clip.name, count, summarise([frames]))
+
+
+def sample_strip(
+    task: Task, reference: Reference, outputs: Sequence[tuple[str, np.ndarray]], num_frames: int
+) -> SampleStrip:
+    """A few evenly spaced frames of a task's driving frames and outputs."""
+    indices = np.unique(np.linspace(0, len(reference.driving) - 1, num_frames).round().astype(int))
+    return SampleStrip(
+        title=task.title,
+        frame_indices=tuple(int(i) for i in indices),
+        source=reference.source,
+        driving=reference.driving[indices],
+        outputs=tuple((name, frames[indices]) for name, frames in outputs),
+    )
+
+
+def make_tasks(clips: Sequence[ClipRef], protocol: Protocol) -> list[Task]:
+    """Reconstruction: each clip drives itself. Animation: each clip's first frame is driven by the next clip (in
+    name order, cyclically) of another identity, so the pairing is deterministic.
+
+    Raises:
+        EvaluationError: animation asked for with clips of a single identity.
+    """
+    if protocol is Protocol.RECONSTRUCTION:
+        return [Task(clip, clip) for clip in clips]
+    if len({clip.identity for clip in clips}) < 2:
+        raise EvaluationError(
+            "The animation protocol needs clips of at least two identities; use more clips or the reconstruction "
+            "protocol."
+        )
+    tasks = []
+    for i, clip in enumerate(clips):
+        following = [clips[(i + k) % len(clips)] for k in range(1, len(clips))]
+        driving = next(c for c in following if c.identity != clip.identity)
+        tasks.append(Task(clip, driving))
+    return tasks

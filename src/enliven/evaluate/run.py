@@ -1,0 +1,178 @@
+"""``evaluate``: a model and a dataset split in, every method's scores (model and baselines) out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from enliven.data import ClipReader, ClipRef, find_clips
+from enliven.data.layout import METADATA_FILE
+from enliven.evaluate.baselines import MeshWarpBaseline, Method, ModelMethod, StaticBaseline
+from enliven.evaluate.identity import FaceIdentity
+from enliven.evaluate.landmarks import LandmarkSet, make_detector
+from enliven.evaluate.protocols import (
+    Frames,
+    Scorer,
+    Task,
+    clip_result,
+    make_tasks,
+    read_frames,
+    run_method,
+    sample_strip,
+    summarise,
+)
+from enliven.evaluate.results import EvaluationOptions, EvaluationResult, MethodResult, Protocol, SampleStrip
+from enliven.models.base import MotionTransferModel
+from enliven.models.checkpoint import LoadedModel
+from enliven.models.loader import load_model
+from enliven.pipelines.animator import resolve_device
+from enliven.types import MotionMode
+
+log = logging.getLogger(__name__)
+
+_KINDS = ("faces", "bodies", "any")
+
+
+def evaluate(
+    model: str | Path | LoadedModel | MotionTransferModel,
+    dataset: str | Path,
+    split: str = "test",
+    protocol: Protocol | str = Protocol.RECONSTRUCTION,
+    options: EvaluationOptions | None = None,
+    *,
+    config: str | Path | None = None,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Evaluate a model and the baselines on one split of a FOMM-layout dataset.
+
+    Args:
+        model: a preset name or checkpoint path (see :func:`enliven.models.loader.load_model`), or a loaded model.
+        dataset: the dataset folder (as written by ``enliven prepare``).
+        split: ``test`` for the published protocol; ``val`` while tuning.
+        protocol: ``reconstruction`` (the FOMM protocol, absolute keypoints as the authors' reconstruction) or
+            ``animation`` (cross-identity pairs, relative motion).
+        options: see :class:`EvaluationOptions`.
+        config: the YAML config of an authors' checkpoint given as ``model`` (detected when omitted).
+        progress: show a progress bar over clips.
+
+    Raises:
+        InputError: the dataset or split is missing or empty. CheckpointError: the model cannot be loaded.
+        EvaluationError: a method failed, or the protocol does not fit the data.
+    """
+    started = time.perf_counter()
+    options = options or EvaluationOptions()
+    protocol = Protocol(protocol)
+    name, network, untrained, content = _resolve_model(model, config)
+    clips = _choose_clips(find_clips(Path(dataset).expanduser(), split), options.max_clips)
+    kind = _dataset_kind(Path(dataset).expanduser(), content)
+    landmarks = options.landmarks or _default_landmarks(kind)
+    tasks = make_tasks(clips, protocol)
+    mode = MotionMode.ABSOLUTE if protocol is Protocol.RECONSTRUCTION else MotionMode.RELATIVE
+    with ExitStack() as stack:
+        methods: list[Method] = [ModelMethod(network, name, mode, options.device, options.batch_size)]
+        if options.baselines:
+            methods += [StaticBaseline(), MeshWarpBaseline(mode)]
+        for method in methods:
+            stack.callback(method.close)
+        detector = make_detector(landmarks)
+        if detector is not None:
+            stack.callback(detector.close)
+        identity = FaceIdentity() if kind == "faces" else None
+        scorer = Scorer(protocol, detector, identity, options.identity_every)
+        size = methods[0].image_size  # type: ignore[attr-defined]
+        results, samples = _run(tasks, methods, scorer, size, options, progress)
+    return EvaluationResult(
+        protocol=protocol,
+        model=name,
+        untrained=untrained,
+        dataset=str(dataset),
+        split=split,
+        content=kind,
+        landmarks=landmarks,
+        image_size=size,
+        device=str(resolve_device(options.device)),
+        options=options,
+        methods=results,
+        samples=samples,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _run(
+    tasks: list[Task], methods: list[Method], scorer: Scorer, size: int, options: EvaluationOptions, progress: bool
+) -> tuple[tuple[MethodResult, ...], tuple[SampleStrip, ...]]:
+    reader = ClipReader()
+    per_method: list[list[Frames]] = [[] for _ in methods]
+    clip_results: list[list] = [[] for _ in methods]
+    seconds = [0.0] * len(methods)
+    frames_done = 0
+    samples: list[SampleStrip] = []
+    for task in tqdm(tasks, disable=not progress, unit="clip", desc="evaluating"):
+        driving = read_frames(reader, task.driving_clip, options.max_frames, size)
+        source = (
+            driving[0] if task.source_clip == task.driving_clip else read_frames(reader, task.source_clip, 1, size)[0]
+        )
+        reference = scorer.reference(source, driving)
+        outputs = []
+        for m, method in enumerate(methods):
+            frames, spent = run_method(method, task, source, driving)
+            seconds[m] += spent
+            measured = scorer.measure(reference, frames)
+            per_method[m].append(measured)
+            clip_results[m].append(clip_result(task, measured, len(frames)))
+            outputs.append((method.name, frames))
+        frames_done += len(driving)
+        if len(samples) < options.samples:
+            samples.append(sample_strip(task, reference, outputs, options.sample_frames))
+    results = tuple(
+        MethodResult(
+            name=method.name,
+            kind=method.kind,
+            frames=frames_done,
+            seconds=seconds[m],
+            summary=summarise(per_method[m]),
+            clips=tuple(clip_results[m]),
+        )
+        for m, method in enumerate(methods)
+    )
+    return results, tuple(samples)
+
+
+def _resolve_model(
+    model: str | Path | LoadedModel | MotionTransferModel, config: str | Path | None
+) -> tuple[str, MotionTransferModel, bool, str]:
+    """``(name, network, untrained, content)`` where content is ``face`` or ``other``."""
+    if isinstance(model, MotionTransferModel):
+        return type(model).__name__, model, False, "face"
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, config)
+    name = Path(str(model if not isinstance(model, LoadedModel) else loaded.source)).name
+    return name, loaded.model, loaded.metadata.get("untrained") == "true", loaded.metadata.get("content", "face")
+
+
+def _choose_clips(clips: list[ClipRef], max_clips: int | None) -> list[ClipRef]:
+    """At most ``max_clips`` clips, evenly spread over the sorted list (so that a few clips span the split)."""
+    if max_clips is None or max_clips >= len(clips):
+        return clips
+    picks = np.unique(np.linspace(0, len(clips) - 1, max_clips).round().astype(int))
+    return [clips[i] for i in picks]
+
+
+def _dataset_kind(root: Path, model_content: str) -> str:
+    """``faces``, ``bodies`` or ``any``: from ``metadata.json``, else from what the model animates."""
+    try:
+        kind = json.loads((root / METADATA_FILE).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind in _KINDS:
+        return str(kind)
+    return "faces" if model_content == "face" else "any"
+
+
+def _default_landmarks(kind: str) -> LandmarkSet:
+    return {"faces": LandmarkSet.DLIB68, "bodies": LandmarkSet.POSE}.get(kind, LandmarkSet.NONE)

@@ -1,0 +1,238 @@
+"""``enliven eval``: metrics, external keypoints and identity, baselines, both protocols, the report and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from enliven.cli import main
+from enliven.evaluate import (
+    AnimationScores,
+    EvaluationOptions,
+    MethodKind,
+    Protocol,
+    ReconstructionScores,
+    StaticBaseline,
+    evaluate,
+    metrics,
+    write_report,
+)
+from enliven.evaluate.baselines import MeshWarpBaseline, border_anchors, delaunay_triangles, piecewise_affine_warp
+from enliven.evaluate.landmarks import motion_signals
+from enliven.io import read_frames
+from enliven.models.loader import load_model
+from enliven.preprocess import center_square_box, crop_and_resize
+
+GRID_CLIPS = {"bbaf2n": "speaker-a", "swiz3n": "speaker-b"}
+FRAMES_PER_CLIP = 3
+
+
+@pytest.fixture(scope="module")
+def grid_frames(data_dir: Path) -> dict[str, np.ndarray]:
+    """A few GRID frames per clip, centre-cropped to 256 x 256."""
+    out = {}
+    for name in GRID_CLIPS:
+        path = data_dir / "faces" / "GRID-LipNet" / "videos" / f"{name}.mpg"
+        if not path.is_file():
+            pytest.skip(f"{path} is not in the shared data")
+        frames = read_frames(path, max_frames=FRAMES_PER_CLIP * 8)[::8]  # every 8th frame: visible motion
+        box = center_square_box(frames.shape[2], frames.shape[1])
+        out[name] = np.stack([crop_and_resize(f, box, 256) for f in frames])
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, grid_frames: dict[str, np.ndarray]) -> Path:
+    """A FOMM-layout dataset: two clips of two identities in ``test``, one in ``train``, an empty ``val``."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("faces")
+    clips = {}
+    for split in ("train", "val", "test"):
+        (root / split).mkdir()
+    for name, frames in grid_frames.items():
+        folder = root / "test" / f"{name}-00"
+        folder.mkdir()
+        for i, frame in enumerate(frames):
+            Image.fromarray(frame).save(folder / f"{i:06d}.png")
+        clips[f"{name}-00"] = {"split": "test", "identity": GRID_CLIPS[name], "path": f"test/{name}-00"}
+    (root / "train" / "other-00").mkdir()
+    Image.fromarray(grid_frames["bbaf2n"][0]).save(root / "train" / "other-00" / "000000.png")
+    (root / "val" / "notes.txt").write_text("not a clip")
+    meta = {"version": 1, "size": 256, "kind": "faces", "clips": clips}
+    (root / "metadata.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model(reference_dir: Path):
+    folder = reference_dir / "fomm-tiny"
+    return load_model(folder / "checkpoint-full.pth.tar", folder / "config.yaml")
+
+
+# --- metrics --------------------------------------------------------------------------------------------------------
+
+
+def test_metrics_of_identical_frames(grid_frames) -> None:
+    frames = grid_frames["bbaf2n"]
+    assert np.all(metrics.l1_error(frames, frames) == 0)
+    assert np.all(metrics.mse(frames, frames) == 0)
+    assert metrics.psnr_from_mse(0.0) == metrics.PSNR_CAP_DB
+    assert np.allclose(metrics.ssim(frames, frames), 1.0)
+
+
+def test_ssim_matches_scikit_image(grid_frames) -> None:
+    from skimage.metrics import structural_similarity
+
+    a, b = grid_frames["bbaf2n"][0], grid_frames["bbaf2n"][2]
+    ours = metrics.ssim(a, b)[0]
+    theirs = structural_similarity(
+        a / 255.0, b / 255.0, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False,
+    )  # fmt: skip
+    assert ours < 0.999 and abs(ours - theirs) < 2e-3
+    assert math.isclose(metrics.psnr_from_mse(0.01), 20.0)
+
+
+def test_keypoint_distance_missing_and_pearson() -> None:
+    truth = np.array([[0.0, 0.0], [3.0, 4.0], [np.nan, np.nan]])
+    output = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    assert metrics.keypoint_distance(truth, output) == pytest.approx(2.5)
+    assert metrics.missing_keypoints(truth, np.full((3, 2), np.nan)) == (2, 2)
+    assert math.isnan(metrics.keypoint_distance(truth, np.full((3, 2), np.nan)))
+    x = np.arange(6.0)
+    assert metrics.pearson(x, 2 * x + 1) == pytest.approx(1.0)
+    assert metrics.pearson(x, np.ones(6)) == 0.0  # an output that does not move follows nothing
+    assert math.isnan(metrics.pearson(np.ones(6), x))
+    assert math.isnan(metrics.pearson(x[:2], x[:2]))
+
+
+def test_external_landmarks_and_identity_of_identical_frames(grid_frames) -> None:
+    from enliven.evaluate.identity import FaceIdentity
+    from enliven.evaluate.landmarks import DlibLandmarks
+
+    frame = grid_frames["bbaf2n"][0]
+    landmarks = DlibLandmarks()
+    points = landmarks.detect(frame)
+    assert points.shape == (68, 2) and not np.isnan(points).any()
+    assert metrics.keypoint_distance(points, landmarks.detect(frame.copy())) == 0.0
+    assert np.isnan(landmarks.detect(np.zeros_like(frame))).all()
+    identity = FaceIdentity()
+    same = identity.embed(frame)
+    other = identity.embed(grid_frames["swiz3n"][0])
+    assert np.linalg.norm(same - identity.embed(frame.copy())) == 0.0
+    assert np.linalg.norm(same - other) > 0.3
+    signals = motion_signals(points[None], (256, 256))
+    assert 0 < signals.eyes[0] < 1 and 0.3 < signals.head_x[0] < 0.7 and abs(signals.yaw[0]) < 0.3
+
+
+# --- baselines ------------------------------------------------------------------------------------------------------
+
+
+def test_static_baseline_reproduces_the_source(grid_frames) -> None:
+    frames = grid_frames["bbaf2n"]
+    static = StaticBaseline()
+    static.set_source(frames[0])
+    out = static.animate(frames)
+    assert out.shape == frames.shape and static.kind is MethodKind.NO_MODEL
+    assert all(np.array_equal(o, frames[0]) for o in out)
+
+
+def test_piecewise_affine_warp_is_exact_for_identity_and_translation() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    points = np.concatenate([rng.uniform(10, 54, (20, 2)), border_anchors(64, 64)])
+    triangles = delaunay_triangles(points)
+    assert np.array_equal(piecewise_affine_warp(image, points, points, triangles), image)
+    moved = piecewise_affine_warp(image, points, points + [3.0, 0.0], triangles)
+    assert np.array_equal(moved[:, 3:], image[:, :-3])  # content moves right by 3 pixels
+
+
+def test_mesh_warp_of_a_frame_onto_its_own_landmarks_is_the_frame(grid_frames) -> None:
+    frames = grid_frames["bbaf2n"]
+    mesh = MeshWarpBaseline()
+    try:
+        mesh.set_source(frames[0])
+        out = mesh.animate(frames)
+    finally:
+        mesh.close()
+    assert np.abs(out[0].astype(int) - frames[0]).mean() < 1.0
+    moved_error = np.abs(out[1:].astype(int) - frames[1:]).mean()
+    assert moved_error < np.abs(frames[1:].astype(int) - frames[0]).mean() * 1.5
+
+
+# --- protocols, report, CLI -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reconstruction(tiny_model, dataset: Path):
+    options = EvaluationOptions(identity_every=1, samples=1, sample_frames=2, device="cpu")
+    return evaluate(tiny_model, dataset, "test", Protocol.RECONSTRUCTION, options)
+
+
+def test_reconstruction_scores_model_and_baselines(reconstruction) -> None:
+    assert [m.name for m in reconstruction.methods] == ["checkpoint-full.pth.tar", "static", "mesh warp"]
+    assert [m.kind for m in reconstruction.methods] == [MethodKind.MODEL, MethodKind.NO_MODEL, MethodKind.NO_LEARNING]
+    assert reconstruction.num_clips == 2 and reconstruction.landmarks.value == "dlib68"
+    for method in reconstruction.methods:
+        assert isinstance(method.summary, ReconstructionScores)
+        assert method.frames == 2 * FRAMES_PER_CLIP and method.fps > 0
+        assert 0 <= method.summary.l1 < 1 and -1 <= method.summary.ssim <= 1
+    static = reconstruction.methods[1].summary
+    assert 0 < static.l1 < 0.1 and static.mkr == 0.0 and static.akd < 5 and static.aed < 0.3
+
+
+def test_report_files(reconstruction, tmp_path: Path) -> None:
+    out = write_report(reconstruction, tmp_path / "report")
+    data = json.loads((out / "results.json").read_text())
+    assert data["protocol"] == "reconstruction" and len(data["methods"]) == 3
+    assert len(data["methods"][0]["clips"]) == 2 and data["methods"][1]["summary"]["mkr"] == 0.0
+    text = (out / "report.md").read_text()
+    assert "| static | no model |" in text and "| mesh warp | no learning |" in text
+    for name in ("plots/summary.png", "plots/clips.png", "samples/sample-00.png"):
+        assert (out / name).is_file() and name in text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
+def test_animation_pairs_other_identities(tiny_model, dataset: Path) -> None:
+    options = EvaluationOptions(identity_every=1, samples=0, device="cpu", max_frames=FRAMES_PER_CLIP)
+    result = evaluate(tiny_model, dataset, "test", "animation", options)
+    clips = result.methods[0].clips
+    assert [(c.source_clip, c.driving_clip) for c in clips] == [("bbaf2n-00", "swiz3n-00"), ("swiz3n-00", "bbaf2n-00")]
+    static = result.methods[1].summary
+    assert isinstance(static, AnimationScores)
+    assert static.identity == pytest.approx(0.0, abs=1e-9)  # the source itself
+    assert static.mouth == 0.0 or math.isnan(static.mouth)  # a still output follows no motion
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "{missing}"], "does not exist"),
+        (["--data", "{root}", "--split", "val"], "No clips found"),
+        (["--data", "{root}", "--split", "nope"], "has no 'nope' split"),
+        (["--data", "{root}", "--model", "no-such-model"], "neither a file nor a known model name"),
+    ],
+)
+def test_cli_errors(dataset: Path, tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    argv = ["eval", *(a.format(missing=tmp_path / "missing", root=dataset) for a in args), "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_writes_report(dataset: Path, reference_dir: Path, tmp_path: Path, capsys) -> None:
+    folder = reference_dir / "fomm-tiny"
+    report = tmp_path / "out"
+    model = ["--model", str(folder / "checkpoint-full.pth.tar"), "--config", str(folder / "config.yaml")]
+    argv = ["eval", *model, "--data", str(dataset), "--max-clips", "1", "--max-frames", "2"]
+    assert main([*argv, "--no-baselines", "--samples", "0", "--device", "cpu", "-q", "--report", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "| checkpoint-full.pth.tar | model |" in printed
+    assert (report / "report.md").is_file() and (report / "results.json").is_file()
+    (tmp_path / "file").write_text("x")
+    assert main([*argv, "--no-baselines", "-q", "--report", str(tmp_path / "file")]) == 2
