@@ -1,0 +1,55 @@
+"""``enliven train --config CONFIG.yaml --data DATASET``: train a motion-transfer model (any family)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from enliven.cli.arguments import positive_int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a FOMM/TPSMM model on a prepared dataset",
+        description="Train a motion-transfer model on a FOMM-layout dataset (the output of 'enliven prepare'). "
+        "CONFIG is the authors' YAML format (model_params, dataset_params, train_params) plus enliven's "
+        "training keys. For several GPUs or nodes, launch with torchrun: "
+        "'torchrun --nproc_per_node N -m enliven train ...'.",
+    )
+    p.add_argument("--config", default=None, help="training YAML (optional with --resume: the run's own is used)")
+    p.add_argument("--data", required=True, help="dataset folder (enliven prepare output or the authors' layout)")
+    p.add_argument("--out", default=None, help="run folder for config, checkpoints and logs (default runs/<config>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps in total")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from enliven.errors import InputError
+    from enliven.train.trainer import train
+
+    if args.out is None:
+        if args.config is None:
+            raise InputError("pass --out RUN_DIR (or --config, whose name then names the run folder).")
+        args.out = str(Path("runs") / Path(args.config).stem)
+    if args.config is None and not args.resume:
+        raise InputError("no training config given; pass --config CONFIG.yaml (or --resume to continue a run).")
+    result = train(
+        args.config,
+        args.data,
+        args.out,
+        resume=args.resume,
+        device=args.device,
+        max_steps=args.max_steps,
+        progress=not args.quiet,
+    )
+    if result.checkpoint is not None:
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+        print(
+            f"trained to step {result.step} ({result.steps_per_second:.2f} steps/s); "
+            f"checkpoint {result.checkpoint}" + (f"; last losses: {losses}" if losses else "")
+        )
+    return 0
