@@ -140,6 +140,7 @@ class TrainConfig:
             value = getattr(self, name)
             train[name] = list(value) if isinstance(value, tuple) else value
         train["num_repeats"] = self.dataset.num_repeats
+        train.update(self.loss.to_dict())  # the resolved losses, so a replaced LossConfig survives a save/resume
         doc[_WHERE] = train
         return doc
 
