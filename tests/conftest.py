@@ -1,14 +1,25 @@
-"""Shared fixtures: where the project's shared data and reference vectors live."""
+"""Shared fixtures (where the project's shared data and reference vectors live) and tiny FOMM test material."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Side of the tiny FOMM model's frames and of the synthetic clips' frames, in pixels.
+TINY_SIDE = 64
+
+#: The discriminator of the training and tuning tests: one scale, spectral norm.
+_TINY_DISCRIMINATOR = {"scales": [1], "block_expansion": 8, "max_features": 32, "num_blocks": 2, "sn": True}
 
 
 def _shared_dir() -> Path:
@@ -20,6 +31,19 @@ def _shared_dir() -> Path:
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_torch_thread(monkeypatch: pytest.MonkeyPatch):
+    """One intra-op thread: tiny convolutions gain nothing from two, and lose a lot when the cores are busy.
+
+    ``OMP_NUM_THREADS`` is set too, so that ``train()`` leaves the thread count alone.
+    """
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +62,118 @@ def reference_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def data_dir(shared_dir: Path) -> Path:
     return shared_dir / "data"
+
+
+def tiny_fomm_document(
+    *,
+    scale_factor: float = 0.5,
+    kp_detector: dict | None = None,
+    discriminator: dict | None = None,
+    dataset: dict | None = None,
+    train_params: dict | None = None,
+) -> dict:
+    """A fresh FOMM YAML document: 64 x 64 frames, 4 keypoints, width 8.
+
+    Args:
+        scale_factor: the keypoint detector's and the dense motion network's input scale.
+        kp_detector: entries added to (or replacing those of) ``kp_detector_params``.
+        discriminator: the whole ``discriminator_params`` (default: one scale, spectral norm).
+        dataset: entries added to ``dataset_params`` (which always has ``frame_shape``).
+        train_params: the ``train_params`` section; left out when ``None``.
+    """
+    document = {
+        "dataset_params": {"frame_shape": [TINY_SIDE, TINY_SIDE, 3], **(dataset or {})},
+        "model_params": {
+            "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
+            "kp_detector_params": {
+                "temperature": 0.1,
+                "block_expansion": 8,
+                "max_features": 32,
+                "scale_factor": scale_factor,
+                "num_blocks": 3,
+                **(kp_detector or {}),
+            },
+            "generator_params": {
+                "block_expansion": 8,
+                "max_features": 32,
+                "num_down_blocks": 2,
+                "num_bottleneck_blocks": 1,
+                "estimate_occlusion_map": True,
+                "dense_motion_params": {
+                    "block_expansion": 8,
+                    "max_features": 32,
+                    "num_blocks": 3,
+                    "scale_factor": scale_factor,
+                },
+            },
+            "discriminator_params": _TINY_DISCRIMINATOR if discriminator is None else discriminator,
+        },
+    }
+    if train_params is not None:
+        document["train_params"] = train_params
+    return copy.deepcopy(document)
+
+
+def tiny_tpsmm_document(*, dense_motion: dict | None = None, train_params: dict | None = None) -> dict:
+    """A fresh TPSMM YAML document: 64 x 64 frames, 2 thin-plate-spline transforms, width 8.
+
+    Args:
+        dense_motion: entries replacing those of ``dense_motion_params`` (default: 3 blocks at half scale).
+        train_params: the ``train_params`` section; left out when ``None``.
+    """
+    document = {
+        "dataset_params": {"frame_shape": [TINY_SIDE, TINY_SIDE, 3]},
+        "model_params": {
+            "common_params": {"num_tps": 2, "num_channels": 3, "bg": True, "multi_mask": True},
+            "generator_params": {"block_expansion": 8, "max_features": 32, "num_down_blocks": 3},
+            "dense_motion_params": {
+                "block_expansion": 8,
+                "max_features": 32,
+                "num_blocks": 3,
+                "scale_factor": 0.5,
+                **(dense_motion or {}),
+            },
+            "avd_network_params": {"id_bottle_size": 16, "pose_bottle_size": 16},
+        },
+    }
+    if train_params is not None:
+        document["train_params"] = train_params
+    return copy.deepcopy(document)
+
+
+def square_frame(clip: int, index: int) -> np.ndarray:
+    """Frame ``index`` of synthetic clip ``clip``: a textured background with a bright square moving along the clip.
+
+    Returns:
+        ``TINY_SIDE x TINY_SIDE x 3`` uint8 RGB image.
+    """
+    image = (np.random.default_rng(clip).random((TINY_SIDE, TINY_SIDE, 3)) * 80 + 40).astype(np.uint8)
+    x, y = 8 + 6 * index + 3 * clip, 12 + 4 * index
+    image[y : y + 16, x : x + 16] = (230, 200 - 30 * clip, 60)
+    return image
+
+
+def write_square_clips(root: Path, splits: Sequence[str], frames: int, sources: bool = False) -> Path:
+    """Write a FOMM-layout dataset of synthetic clips (``root/<split>/clip<i>/<frame>.png`` and ``metadata.json``).
+
+    Args:
+        root: the dataset folder (created).
+        splits: the split of each clip ``clip0, clip1, ...``; clip ``i`` shows ``person<i>``.
+        frames: frames per clip.
+        sources: also record each clip's source and license (alternating between two of each).
+
+    Returns:
+        ``root``.
+    """
+    clips = {}
+    for clip, split in enumerate(splits):
+        folder = root / split / f"clip{clip}"
+        folder.mkdir(parents=True)
+        for index in range(frames):
+            Image.fromarray(square_frame(clip, index)).save(folder / f"{index:06d}.png")
+        entry: dict[str, object] = {"split": split, "identity": f"person{clip}"}
+        if sources:
+            entry |= {"source": "synthetic" if clip % 2 else "squares", "license": "CC0" if clip % 2 else "MIT"}
+        clips[folder.name] = entry | {"num_frames": frames, "path": f"{split}/clip{clip}"}
+    (root / "metadata.json").write_text(json.dumps({"version": 1, "size": TINY_SIDE, "kind": "faces", "clips": clips}))
+    return root

@@ -11,6 +11,7 @@ import torch
 import yaml
 from PIL import Image
 
+from conftest import tiny_fomm_document
 from enliven.config.fomm import FOMM_PRESETS
 from enliven.errors import ConfigError
 from enliven.models.fomm import (
@@ -208,34 +209,16 @@ def test_stripped_checkpoint_and_discriminator_load(tiny: dict) -> None:
 
 
 def _tiny_config(**kp_changes: object) -> FommConfig:
-    params = {
-        "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {
-            "temperature": 0.1,
-            "block_expansion": 8,
-            "max_features": 32,
-            "scale_factor": 0.25,
-            "num_blocks": 3,
-            **kp_changes,
-        },
-        "generator_params": {
-            "block_expansion": 8,
-            "max_features": 32,
-            "num_down_blocks": 2,
-            "num_bottleneck_blocks": 1,
-            "estimate_occlusion_map": True,
-            "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "scale_factor": 0.25},
-        },
-        "discriminator_params": {
-            "scales": [1, 0.5],
-            "block_expansion": 8,
-            "max_features": 32,
-            "num_blocks": 2,
-            "sn": True,
-            "use_kp": True,
-        },
+    discriminator = {
+        "scales": [1, 0.5],
+        "block_expansion": 8,
+        "max_features": 32,
+        "num_blocks": 2,
+        "sn": True,
+        "use_kp": True,
     }
-    return FommConfig.from_yaml_dict({"model_params": params, "dataset_params": {"frame_shape": [64, 64, 3]}})
+    document = tiny_fomm_document(scale_factor=0.25, kp_detector=kp_changes, discriminator=discriminator)
+    return FommConfig.from_yaml_dict(document)
 
 
 @pytest.mark.parametrize("kp_changes", [{}, {"single_jacobian_map": True, "pad": 3}])

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import TINY_SIDE, tiny_fomm_document, tiny_tpsmm_document
 from enliven.config import config_from_dict
 from enliven.errors import ConfigError
 from enliven.geometry import make_coordinate_grid
@@ -23,39 +24,10 @@ from enliven.train.losses import (
 )
 from enliven.train.objectives import FommObjective, TpsmmObjective, unwrap_discriminator
 
-SIZE = 64
+SIZE = TINY_SIDE
 
-FOMM = {
-    "dataset_params": {"frame_shape": [SIZE, SIZE, 3]},
-    "model_params": {
-        "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {
-            "temperature": 0.1,
-            "block_expansion": 8,
-            "max_features": 32,
-            "scale_factor": 0.5,
-            "num_blocks": 3,
-        },
-        "generator_params": {
-            "block_expansion": 8,
-            "max_features": 32,
-            "num_down_blocks": 2,
-            "num_bottleneck_blocks": 1,
-            "estimate_occlusion_map": True,
-            "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "scale_factor": 0.5},
-        },
-        "discriminator_params": {"scales": [1, 0.5], "block_expansion": 8, "max_features": 16, "num_blocks": 3},
-    },
-}
-TPSMM = {
-    "dataset_params": {"frame_shape": [SIZE, SIZE, 3]},
-    "model_params": {
-        "common_params": {"num_tps": 2, "num_channels": 3, "bg": True, "multi_mask": True},
-        "generator_params": {"block_expansion": 8, "max_features": 32, "num_down_blocks": 3},
-        "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 2, "scale_factor": 0.25},
-        "avd_network_params": {"id_bottle_size": 16, "pose_bottle_size": 16},
-    },
-}
+FOMM = tiny_fomm_document(discriminator={"scales": [1, 0.5], "block_expansion": 8, "max_features": 16, "num_blocks": 3})
+TPSMM = tiny_tpsmm_document(dense_motion={"num_blocks": 2, "scale_factor": 0.25})
 GAN = {"loss_weights": {"generator_gan": 1, "feature_matching": [10, 10, 10]}}
 
 

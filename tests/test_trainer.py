@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
+from conftest import TINY_SIDE, square_frame, tiny_fomm_document, tiny_tpsmm_document, write_square_clips
 from enliven.cli import main as cli_main
 from enliven.errors import ConfigError, InputError
 from enliven.train.checkpointing import list_checkpoints, load_checkpoint, release_run
@@ -22,34 +22,13 @@ from enliven.train.config import train_config_from_dict
 from enliven.train.trainer import train
 from enliven.train.visualize import draw_keypoints
 
-SIDE = 64
+SIDE = TINY_SIDE
 
-FOMM_TINY = {
-    "dataset_params": {
-        "frame_shape": [SIDE, SIDE, 3],
-        "id_sampling": False,
-        "augmentation_params": {"flip_param": {"horizontal_flip": True, "time_flip": True}},
-    },
-    "model_params": {
-        "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {
-            "temperature": 0.1,
-            "block_expansion": 8,
-            "max_features": 32,
-            "scale_factor": 0.5,
-            "num_blocks": 3,
-        },
-        "generator_params": {
-            "block_expansion": 8,
-            "max_features": 32,
-            "num_down_blocks": 2,
-            "num_bottleneck_blocks": 1,
-            "estimate_occlusion_map": True,
-            "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "scale_factor": 0.5},
-        },
-        "discriminator_params": {"scales": [1], "block_expansion": 8, "max_features": 32, "num_blocks": 2, "sn": True},
-    },
-    "train_params": {
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FOMM_TINY = tiny_fomm_document(
+    dataset={"id_sampling": False, "augmentation_params": {"flip_param": {"horizontal_flip": True, "time_flip": True}}},
+    train_params={
         "num_epochs": 2,
         "num_repeats": 2,
         "epoch_milestones": [1],
@@ -71,17 +50,10 @@ FOMM_TINY = {
         "image_every": 2,
         "seed": 0,
     },
-}
+)
 
-TPSMM_TINY = {
-    "dataset_params": {"frame_shape": [SIDE, SIDE, 3]},
-    "model_params": {
-        "common_params": {"num_tps": 2, "num_channels": 3, "bg": True, "multi_mask": True},
-        "generator_params": {"block_expansion": 8, "max_features": 32, "num_down_blocks": 3},
-        "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "scale_factor": 0.5},
-        "avd_network_params": {"id_bottle_size": 16, "pose_bottle_size": 16},
-    },
-    "train_params": {
+TPSMM_TINY = tiny_tpsmm_document(
+    train_params={
         "num_epochs": 1,
         "num_repeats": 2,
         "batch_size": 2,
@@ -90,55 +62,13 @@ TPSMM_TINY = {
         "loss_weights": {"equivariance_value": 10, "warp_loss": 10, "bg": 10},
         "log_every": 1,
         "seed": 0,
-    },
-}
-
-
-def _frame(clip: int, index: int) -> np.ndarray:
-    """A textured background with a bright square that moves along the clip."""
-    rng = np.random.default_rng(clip)
-    image = (rng.random((SIDE, SIDE, 3)) * 80 + 40).astype(np.uint8)
-    x = 8 + 6 * index + 3 * clip
-    y = 12 + 4 * index
-    image[y : y + 16, x : x + 16] = (230, 200 - 30 * clip, 60)
-    return image
-
-
-def make_dataset(root: Path, clips: int = 3, frames: int = 5) -> Path:
-    entries = {}
-    for split, first in (("train", 0), ("val", clips)):
-        count = clips if split == "train" else 1
-        for clip in range(first, first + count):
-            name = f"clip{clip}"
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for index in range(frames):
-                Image.fromarray(_frame(clip, index)).save(folder / f"{index:06d}.png")
-            entries[name] = {
-                "split": split,
-                "identity": f"person{clip}",
-                "source": "synthetic" if clip % 2 else "squares",
-                "license": "CC0" if clip % 2 else "MIT",
-                "num_frames": frames,
-                "path": f"{split}/{name}",
-            }
-    (root / "metadata.json").write_text(json.dumps({"version": 1, "size": SIDE, "kind": "faces", "clips": entries}))
-    return root
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch):
-    """One intra-op thread: tiny convolutions gain nothing from two, and lose a lot when the cores are busy."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # train() then leaves the thread count alone
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    }
+)
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("data") / "faces")
+    return write_square_clips(tmp_path_factory.mktemp("data") / "faces", ("train",) * 3 + ("val",), 5, sources=True)
 
 
 def write_config(path: Path, document: dict, **train_params: object) -> Path:
@@ -219,8 +149,8 @@ def test_release_then_animate_loads_it(dataset: Path, tmp_path: Path) -> None:
     driving = tmp_path / "driving"
     driving.mkdir()
     for index in range(3):
-        Image.fromarray(_frame(0, index)).save(driving / f"{index:06d}.png")
-    Image.fromarray(_frame(1, 0)).save(tmp_path / "source.png")
+        Image.fromarray(square_frame(0, index)).save(driving / f"{index:06d}.png")
+    Image.fromarray(square_frame(1, 0)).save(tmp_path / "source.png")
     args = ["animate", str(tmp_path / "source.png"), str(driving), "-o", str(tmp_path / "out") + "/"]
     assert cli_main([*args, "--model", str(out), "--no-crop", "--device", "cpu", "-q"]) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 3

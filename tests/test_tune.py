@@ -2,47 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 
 import enliven.tuning.run as tune_run
+from conftest import TINY_SIDE, square_frame, tiny_fomm_document, tiny_tpsmm_document, write_square_clips
 from enliven.cli import main as cli_main
 from enliven.errors import ConfigError, InputError
 from enliven.train.config import TrainConfig, train_config_from_dict
 from enliven.tuning import FloatRange, SearchSpace, TrialParams, apply_params, tune
 
-SIDE = 64
+SIDE = TINY_SIDE
 STEPS = 2
 
-TINY = {
-    "dataset_params": {"frame_shape": [SIDE, SIDE, 3], "id_sampling": False},
-    "model_params": {
-        "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {
-            "temperature": 0.1,
-            "block_expansion": 8,
-            "max_features": 32,
-            "scale_factor": 0.5,
-            "num_blocks": 3,
-        },
-        "generator_params": {
-            "block_expansion": 8,
-            "max_features": 32,
-            "num_down_blocks": 2,
-            "num_bottleneck_blocks": 1,
-            "estimate_occlusion_map": True,
-            "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "scale_factor": 0.5},
-        },
-        "discriminator_params": {"scales": [1], "block_expansion": 8, "max_features": 32, "num_blocks": 2, "sn": True},
-    },
-    "train_params": {
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = tiny_fomm_document(
+    dataset={"id_sampling": False},
+    train_params={
         "num_epochs": 1,
         "num_repeats": 2,
         "lr_generator": 2.0e-4,
@@ -60,47 +41,15 @@ TINY = {
         "image_every": 1000,
         "seed": 0,
     },
-}
+)
 
 # A small space: two batch sizes, two keypoint counts, every loss weight.
 SPACE = SearchSpace(lr=FloatRange(1e-4, 1e-3), batch_size=(1, 2), num_kp=(3, 4))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch):
-    """One intra-op thread: tiny convolutions gain nothing from two (and train() then leaves the count alone)."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _frame(clip: int, index: int) -> np.ndarray:
-    """A textured background with a bright square that moves along the clip."""
-    image = (np.random.default_rng(clip).random((SIDE, SIDE, 3)) * 80 + 40).astype(np.uint8)
-    x, y = 8 + 6 * index + 3 * clip, 12 + 4 * index
-    image[y : y + 16, x : x + 16] = (230, 200 - 30 * clip, 60)
-    return image
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("faces")
-    clips = {}
-    for clip, split in enumerate(("train", "train", "train", "val", "val")):
-        folder = root / split / f"clip{clip}"
-        folder.mkdir(parents=True)
-        for index in range(4):
-            Image.fromarray(_frame(clip, index)).save(folder / f"{index:06d}.png")
-        clips[folder.name] = {
-            "split": split,
-            "identity": f"person{clip}",
-            "num_frames": 4,
-            "path": f"{split}/clip{clip}",
-        }
-    (root / "metadata.json").write_text(json.dumps({"version": 1, "size": SIDE, "kind": "faces", "clips": clips}))
-    return root
+    return write_square_clips(tmp_path_factory.mktemp("faces"), ("train",) * 3 + ("val",) * 2, 4)
 
 
 @pytest.fixture(scope="module")
@@ -135,18 +84,7 @@ def test_default_space_is_around_the_base_config(config: TrainConfig):
 
 
 def test_apply_params_sets_tpsmm_transform_count():
-    tpsmm = train_config_from_dict(
-        {
-            "dataset_params": {"frame_shape": [SIDE, SIDE, 3]},
-            "model_params": {
-                "common_params": {"num_tps": 2, "num_channels": 3, "bg": True, "multi_mask": True},
-                "generator_params": {"block_expansion": 8, "max_features": 32, "num_down_blocks": 3},
-                "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "scale_factor": 0.5},
-                "avd_network_params": {"id_bottle_size": 16, "pose_bottle_size": 16},
-            },
-            "train_params": {"loss_weights": {"equivariance_value": 10}},
-        }
-    )
+    tpsmm = train_config_from_dict(tiny_tpsmm_document(train_params={"loss_weights": {"equivariance_value": 10}}))
     space = SearchSpace.around(tpsmm)
     assert space.num_kp == (1, 2, 4) and space.feature_matching is None
     assert apply_params(tpsmm, TrialParams(num_kp=4)).model.common.num_tps == 4
@@ -231,6 +169,6 @@ def test_cli_tune(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_tune_without_a_scoring_split(config: TrainConfig, tmp_path: Path):
     (tmp_path / "train" / "clip0").mkdir(parents=True)
-    Image.fromarray(_frame(0, 0)).save(tmp_path / "train" / "clip0" / "000000.png")
+    Image.fromarray(square_frame(0, 0)).save(tmp_path / "train" / "clip0" / "000000.png")
     with pytest.raises(InputError, match="neither a 'val' nor a 'test'"):
         tune(config, tmp_path, tmp_path / "tune", trials=1, steps_per_trial=1)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from enum import StrEnum
-from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from enliven.preprocess._deps import MissingDependencyError, import_mediapipe_solutions
+from enliven.preprocess._deps import import_dlib, import_mediapipe_solutions
 
 #: A pose keypoint counts as detected when MediaPipe's visibility is at least this.
 POSE_MIN_VISIBILITY = 0.5
@@ -43,21 +42,6 @@ class KeypointDetector(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def import_dlib() -> tuple[ModuleType, ModuleType]:
-    """``(dlib, face_recognition_models)``, or :class:`MissingDependencyError` naming the packages to install."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # face_recognition_models imports the deprecated pkg_resources
-            import dlib
-            import face_recognition_models
-    except ImportError as err:
-        raise MissingDependencyError(
-            "Face metrics need dlib and its models, which are not installed: run pip install dlib-bin "
-            "face_recognition_models."
-        ) from err
-    return dlib, face_recognition_models
 
 
 class DlibFaces:

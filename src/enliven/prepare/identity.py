@@ -8,14 +8,13 @@ inside the face box MediaPipe found.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from enliven.preprocess import Box
-from enliven.preprocess._deps import MissingDependencyError
+from enliven.preprocess._deps import import_dlib
 
 # Clusters of clips whose mean face descriptors are on average closer than this show the same person.
 SAME_PERSON_DISTANCE = 0.6
@@ -29,17 +28,7 @@ class FaceEmbedder:
     """
 
     def __init__(self) -> None:
-        try:
-            import dlib
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # face_recognition_models imports the deprecated pkg_resources
-                import face_recognition_models as models
-        except ImportError as err:
-            raise MissingDependencyError(
-                "Identity clustering needs dlib and its face models, which are not installed: "
-                "run pip install 'enliven[identity]'."
-            ) from err
+        dlib, models = import_dlib()
         self._dlib = dlib
         self._shape = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
         self._net = dlib.face_recognition_model_v1(models.face_recognition_model_location())
