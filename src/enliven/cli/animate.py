@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from enliven.cli.arguments import positive_int
+from enliven.cli.arguments import add_device_argument, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--paste-back", action="store_true", help="blend the animation back into the full-resolution source photo"
     )
     p.add_argument("--size", type=positive_int, default=None, help="side of the square the model runs at")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_argument(p)
     p.add_argument("--batch-size", type=positive_int, default=4, help="driving frames per model call")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
