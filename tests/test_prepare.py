@@ -278,6 +278,10 @@ def test_real_face_clips(data_dir: Path, tmp_path: Path) -> None:
         assert abs((x1 - x0) - (y1 - y0)) < 1.0 and 64 < x1 - x0 <= 288
         assert np.asarray(Image.open(out / clip["path"] / "000000.png")).shape == (64, 64, 3)
     assert {c["origin"].split("/")[-1]: c["split"] for c in clips.values()}["bbaf2n.mpg"] == "val"
+    assert summary.landmarks is not None and summary.landmarks.computed == 2 and not summary.landmarks.failed
+    for clip in clips.values():
+        points = np.load(out / f"{clip['path']}.face_mesh.npy")
+        assert points.shape == (clip["num_frames"], 468, 2) and np.isfinite(points).any()
 
 
 def test_tracked_shots_split_at_cuts_and_lost_tracks() -> None:

@@ -15,6 +15,7 @@ from enliven.errors import ConfigError
 from enliven.geometry import make_coordinate_grid
 from enliven.train import LossConfig, RandomTransform, TransformParams, Vgg19Features, build_objectives, load_vgg19
 from enliven.train.equivariance import equivariance_jacobian_loss, equivariance_value_loss
+from enliven.train.families import FommObjective, TpsmmObjective
 from enliven.train.losses import (
     ReconstructionLoss,
     discriminator_gan_loss,
@@ -22,7 +23,7 @@ from enliven.train.losses import (
     generator_gan_loss,
     ms_ssim,
 )
-from enliven.train.objectives import FommObjective, TpsmmObjective, unwrap_discriminator
+from enliven.train.objectives import unwrap_discriminator
 
 SIZE = TINY_SIDE
 

@@ -51,3 +51,37 @@ def inverse_2x2(matrix: Tensor) -> Tensor:
     row0 = torch.stack([d, -b], dim=-1)
     row1 = torch.stack([-c, a], dim=-1)
     return torch.stack([row0, row1], dim=-2) / det[..., None, None]
+
+
+def inverse_3x3(matrix: Tensor) -> Tensor:
+    """Closed-form inverse (adjugate over determinant) of ``... x 3 x 3`` matrices, exportable to ONNX."""
+    m = matrix
+    cofactor = lambda r0, r1, c0, c1: m[..., r0, c0] * m[..., r1, c1] - m[..., r0, c1] * m[..., r1, c0]  # noqa: E731
+    # Row i of the adjugate is column i of the cofactor matrix.
+    adjugate = torch.stack(
+        [
+            torch.stack([cofactor(1, 2, 1, 2), -cofactor(0, 2, 1, 2), cofactor(0, 1, 1, 2)], dim=-1),
+            torch.stack([-cofactor(1, 2, 0, 2), cofactor(0, 2, 0, 2), -cofactor(0, 1, 0, 2)], dim=-1),
+            torch.stack([cofactor(1, 2, 0, 1), -cofactor(0, 2, 0, 1), cofactor(0, 1, 0, 1)], dim=-1),
+        ],
+        dim=-2,
+    )
+    det = (m[..., 0, :] * adjugate[..., :, 0]).sum(-1)
+    return adjugate / det[..., None, None]
+
+
+def fit_affine(points_from: Tensor, points_to: Tensor, ridge: float = 1e-4) -> Tensor:
+    """Least-squares affine map between point sets, in closed form (exportable to ONNX).
+
+    Args:
+        points_from: ``B x K x 2`` points, ``K >= 3`` and not all on one line.
+        points_to: ``B x K x 2`` where they go.
+        ridge: added to the normal equations' diagonal, so degenerate sets give a finite map.
+
+    Returns:
+        ``B x 3 x 2`` matrix ``A`` with ``[x, y, 1] @ A`` approximating ``points_to`` (row-vector convention).
+    """
+    ones = torch.ones_like(points_from[..., :1])
+    design = torch.cat([points_from, ones], dim=-1)  # B x K x 3
+    normal = design.transpose(1, 2) @ design + ridge * torch.eye(3, dtype=design.dtype, device=design.device)
+    return inverse_3x3(normal) @ (design.transpose(1, 2) @ points_to)

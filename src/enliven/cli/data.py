@@ -1,4 +1,8 @@
-"""``enliven data``: look at training data. ``enliven data preview DATASET -o sheet.png`` draws augmented pairs."""
+"""``enliven data``: look at and complete training data.
+
+``enliven data preview DATASET -o sheet.png`` draws augmented pairs; ``enliven data landmarks DATASET`` stores the
+face-mesh landmarks of every frame beside each clip (needed by models trained on landmarks).
+"""
 
 from __future__ import annotations
 
@@ -35,6 +39,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview.add_argument("--split", default="train", help="split to draw from (default train)")
     preview.add_argument("--size", type=positive_int, default=256, help="frame side in pixels (default 256)")
     preview.set_defaults(handler=_preview)
+    landmarks = commands.add_parser(
+        "landmarks",
+        help="store MediaPipe face-mesh landmarks beside every clip",
+        description="Run MediaPipe's face mesh on every stored frame of every clip and write "
+        "<split>/<clip>.face_mesh.npy (468 landmarks per frame, NaN where no face was found). Runs resume: "
+        "complete landmark files are kept.",
+        epilog="example: enliven data landmarks ~/enliven-data/faces --workers 2",
+    )
+    landmarks.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder (FOMM layout)")
+    landmarks.add_argument("--workers", type=positive_int, default=1, help="parallel processes (default 1)")
+    landmarks.add_argument(
+        "--splits", type=_split_list, default=None, help="comma-separated splits (default: every split)"
+    )
+    landmarks.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    landmarks.set_defaults(handler=_landmarks)
+
+
+def _split_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected split names such as train,val,test, got {text!r}")
+    return names
+
+
+def _landmarks(args: argparse.Namespace) -> int:
+    from enliven.prepare.landmarks import add_landmarks
+
+    summary = add_landmarks(args.dataset, splits=args.splits, workers=args.workers, progress=args.progress)
+    print(summary.line())
+    return 1 if summary.failed else 0
 
 
 def _preview(args: argparse.Namespace) -> int:

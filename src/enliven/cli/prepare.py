@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=2,
         help="run the face/pose detector on every N-th frame (default 2)",
     )
+    p.add_argument(
+        "--no-landmarks",
+        dest="landmarks",
+        action="store_false",
+        help="with --kind faces: do not store face-mesh landmarks beside each clip",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(handler=run)  # fmt: skip
 
@@ -76,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             args.inputs, args.out, args.kind, args.size, fps=args.fps, max_frames=args.max_frames,
             min_frames=args.min_frames, workers=args.workers, split=args.split, seed=args.seed,
             output_format=args.output_format, any_crop=args.any_crop, manifest_kinds=args.manifest_kind,
-            use_extra=args.use_extra, detect_every=args.detect_every, progress=args.progress,
+            use_extra=args.use_extra, detect_every=args.detect_every, landmarks=args.landmarks,
+            progress=args.progress,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"enliven: interrupted; finished clips are kept in {args.out}, run the same command to resume.",
@@ -100,6 +107,8 @@ def format_summary(summary) -> str:
         lines.append(f"Skipped {len(summary.skipped)} inputs: {by_reason}.")
     if summary.dropped:
         lines.append(f"Dropped {len(summary.dropped)} shots of kept inputs.")
+    if summary.landmarks is not None:
+        lines.append(summary.landmarks.line())
     if summary.skipped or summary.dropped:
         lines.append(f"Every skipped input and dropped shot, with its reason: {summary.out / 'prepare.log'}")
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Model configurations: frozen dataclasses read from the authors' YAML format.
 
-``load_model_config`` reads a FOMM or TPSMM YAML file (or an already parsed dict), detects the family from
-``model_params.common_params`` (``num_kp`` for FOMM, ``num_tps`` for TPSMM) and returns the typed config.
+``load_model_config`` reads a FOMM, TPSMM or lite YAML file (or an already parsed dict), detects the family
+(``model_params.family``, else ``num_kp`` for FOMM, ``num_tps`` for TPSMM in ``common_params``) and returns the
+typed config.
 """
 
 from __future__ import annotations
@@ -12,18 +13,31 @@ from typing import Any
 import yaml
 
 from enliven.config.fomm import FommConfig
+from enliven.config.lite import LiteConfig
 from enliven.config.tpsmm import TpsmmConfig
 from enliven.errors import ConfigError
 
-ModelConfig = FommConfig | TpsmmConfig
+ModelConfig = FommConfig | TpsmmConfig | LiteConfig
 
-CONFIG_CLASSES: dict[str, type[FommConfig] | type[TpsmmConfig]] = {"fomm": FommConfig, "tpsmm": TpsmmConfig}
+CONFIG_CLASSES: dict[str, type[FommConfig] | type[TpsmmConfig] | type[LiteConfig]] = {
+    "fomm": FommConfig,
+    "tpsmm": TpsmmConfig,
+    "lite": LiteConfig,
+}
 
 
 def detect_family(data: dict[str, Any]) -> str:
-    """Return ``"fomm"`` or ``"tpsmm"`` for an authors'-format config dict."""
+    """Return ``"fomm"``, ``"tpsmm"`` or ``"lite"`` for an authors'-format config dict.
+
+    enliven's own families name themselves (``model_params.family``); the authors' are told by their keys.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("model_params"), dict):
         raise ConfigError("the config has no 'model_params' section; pass a FOMM or TPSMM YAML config.")
+    family = data["model_params"].get("family")
+    if family is not None:
+        if family not in CONFIG_CLASSES:
+            raise ConfigError(f"unknown model family {family!r}; expected one of {', '.join(CONFIG_CLASSES)}.")
+        return str(family)
     common = data["model_params"].get("common_params") or {}
     if "num_tps" in common:
         return "tpsmm"

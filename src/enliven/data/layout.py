@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from enliven.errors import InputError
+from enliven.face_mesh import LANDMARKS_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,8 @@ def _scan_folder(folder: Path, root: Path, split: str, infos: dict[str, ClipInfo
     for path in sorted(folder.iterdir()):
         kind = clip_kind(path)
         if kind is None:
-            if path.name != METADATA_FILE and not path.name.startswith("."):
+            known = path.name == METADATA_FILE or path.name.endswith(LANDMARKS_SUFFIX)  # our own files
+            if not known and not path.name.startswith("."):
                 log.warning("skipping %s: not a clip (a frame folder, video, gif or png strip)", path)
             continue
         rel = path.relative_to(root).as_posix()

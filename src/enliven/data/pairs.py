@@ -4,6 +4,12 @@ An epoch holds ``num_repeats`` passes over the clips, or over the identities whe
 identity appears exactly ``num_repeats`` times per epoch whatever its number of clips (a person filmed in 40 clips
 weighs no more than one filmed once), and each item draws one clip of its identity, then two distinct frames.
 
+Face-mesh landmarks (``landmarks: true``): each clip's sidecar (:mod:`enliven.face_mesh`, written by
+``enliven data landmarks``) is read once per worker and cached; pairs are drawn among the frames with a face, and
+each item carries both frames' landmarks in ``[-1, 1]`` coordinates of the delivered frames, moved by the same
+augmentation as the pixels (a mirror mirrors the coordinates and keeps the point order: the model pairs point ``k``
+of the source with point ``k`` of the driving frame, which stays true).
+
 Randomness: with a seed, item ``i`` of epoch ``e`` draws from ``numpy.random.default_rng((seed, e, i))``, so a
 batch is the same whatever the number of workers; call :meth:`PairDataset.set_epoch` between epochs. Without a seed
 every item draws fresh entropy (no duplicated streams across workers, unlike a global numpy seed).
@@ -12,6 +18,7 @@ every item draws fresh entropy (no duplicated streams across workers, unlike a g
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,16 +30,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from enliven.data.augment import Augmenter
+from enliven.data.augment import Augmenter, AugmentParams, warp_matrix
 from enliven.data.config import AugmentationConfig, find_augmentation_settings
 from enliven.data.layout import ClipRef, find_clips, group_by_identity
 from enliven.data.readers import ClipReader
 from enliven.errors import ConfigError, InputError
+from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS, pixels_to_normalized
 
 log = logging.getLogger(__name__)
 
 # Consecutive unreadable clips after which an item gives up (the dataset is broken, not one clip).
 _MAX_SKIPS = 20
+# Landmark sidecars kept per worker (a 300-frame clip's is 1.1 MB); enough for every clip of a small dataset.
+_MAX_CACHED_LANDMARKS = 128
+
+
+def landmarks_path(clip: ClipRef) -> Path:
+    """Where the face-mesh landmark sidecar of ``clip`` lives: ``<split folder>/<clip name>.face_mesh.npy``."""
+    return clip.path.with_name(clip.name + LANDMARKS_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,8 @@ class PairDatasetConfig:
         augmentation: the augmentation applied (``AugmentationConfig()`` only converts to the value range).
         seed: base seed; items are then reproducible whatever the worker count. ``None`` draws fresh entropy.
         skip_corrupt: replace an unreadable clip by another (logged once per clip) instead of raising.
+        landmarks: deliver each frame's face-mesh landmarks (needs the sidecars of ``enliven data landmarks``) and
+            draw only frames with a face; a clip with fewer than two is treated as unreadable.
     """
 
     root: Path
@@ -58,6 +75,7 @@ class PairDatasetConfig:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     seed: int | None = None
     skip_corrupt: bool = True
+    landmarks: bool = False
 
     def __post_init__(self) -> None:
         height, width = self.frame_size
@@ -67,7 +85,7 @@ class PairDatasetConfig:
             raise ConfigError(f"num_repeats must be a positive integer, got {self.num_repeats!r}.")
         if not isinstance(self.split, str) or not self.split:
             raise ConfigError(f"split must be a split folder name such as 'train', got {self.split!r}.")
-        for name in ("id_sampling", "skip_corrupt"):
+        for name in ("id_sampling", "skip_corrupt", "landmarks"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
@@ -108,6 +126,9 @@ class FramePair(NamedTuple):
         driving: ``3 x H x W`` float32, same clip, augmented with the same parameters.
         clip: the clip name; identity: its identity.
         source_index, driving_index: frame numbers within the clip (after a time flip, as delivered).
+        source_landmarks, driving_landmarks: ``468 x 2`` float32 face-mesh ``(x, y)`` of each frame in ``[-1, 1]``
+            coordinates of the delivered frame (``-1``/``+1`` at the centres of its edge pixels), augmented like
+            the pixels; ``None`` unless the dataset's ``landmarks`` setting is on.
     """
 
     source: Tensor
@@ -116,10 +137,13 @@ class FramePair(NamedTuple):
     identity: str
     source_index: int
     driving_index: int
+    source_landmarks: Tensor | None = None
+    driving_landmarks: Tensor | None = None
 
 
 class PairBatch(NamedTuple):
-    """A batch of :class:`FramePair`: ``B x 3 x H x W`` tensors and per-item names and frame numbers."""
+    """A batch of :class:`FramePair`: ``B x 3 x H x W`` tensors, per-item names and frame numbers, and (when the
+    dataset delivers them) ``B x 468 x 2`` landmarks in ``[-1, 1]`` frame coordinates."""
 
     source: Tensor
     driving: Tensor
@@ -127,11 +151,18 @@ class PairBatch(NamedTuple):
     identities: tuple[str, ...]
     source_indices: Tensor
     driving_indices: Tensor
+    source_landmarks: Tensor | None = None
+    driving_landmarks: Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> PairBatch:
+        def move(tensor: Tensor | None) -> Tensor | None:
+            return None if tensor is None else tensor.to(device, non_blocking=non_blocking)
+
         return self._replace(
-            source=self.source.to(device, non_blocking=non_blocking),
-            driving=self.driving.to(device, non_blocking=non_blocking),
+            source=move(self.source),
+            driving=move(self.driving),
+            source_landmarks=move(self.source_landmarks),
+            driving_landmarks=move(self.driving_landmarks),
         )
 
 
@@ -145,7 +176,33 @@ def collate_pairs(items: Sequence[FramePair]) -> PairBatch:
         identities=tuple(item.identity for item in items),
         source_indices=torch.tensor([item.source_index for item in items]),
         driving_indices=torch.tensor([item.driving_index for item in items]),
+        source_landmarks=_stack_optional([item.source_landmarks for item in items]),
+        driving_landmarks=_stack_optional([item.driving_landmarks for item in items]),
     )
+
+
+def _stack_optional(tensors: list[Tensor | None]) -> Tensor | None:
+    return None if tensors[0] is None else default_collate(tensors)
+
+
+def augment_points(
+    points: np.ndarray, params: AugmentParams, in_size: tuple[int, int], out_size: tuple[int, int]
+) -> np.ndarray:
+    """Move ``N x 2`` pixel positions of a stored frame as :class:`Augmenter` moves its pixels.
+
+    Args:
+        points: ``(x, y)`` in pixels of the stored frame (pixel ``i`` covers ``[i, i + 1)``).
+        params: the augmentation parameters of the frame.
+        in_size, out_size: ``(height, width)`` of the stored and of the delivered frame.
+
+    Returns:
+        ``N x 2`` float64 positions in pixels of the delivered frame, same convention.
+    """
+    # warp_matrix maps output to input pixels with integer pixel centres (cv2); ours sit at half-integers.
+    matrix = np.vstack([warp_matrix(params, in_size, out_size), [0.0, 0.0, 1.0]])
+    forward = np.linalg.inv(matrix)
+    centred = np.asarray(points, dtype=np.float64) - 0.5
+    return centred @ forward[:2, :2].T + forward[:2, 2] + 0.5
 
 
 def worker_init_fn(worker_id: int) -> None:
@@ -176,6 +233,14 @@ class PairDataset(Dataset[FramePair]):
         self.reader = ClipReader()
         self.epoch = 0
         self._bad: set[str] = set()
+        self._landmarks: OrderedDict[Path, np.ndarray] = OrderedDict()
+        if config.landmarks:
+            missing = [clip for clip in self.clips if not landmarks_path(clip).is_file()]
+            if missing:
+                raise InputError(
+                    f"{len(missing)} of {len(self.clips)} clips of {config.root} lack their face-mesh landmark file "
+                    f"(such as {landmarks_path(missing[0]).name}); run 'enliven data landmarks {config.root}' first."
+                )
 
     def __len__(self) -> int:
         units = len(self.identities) if self.config.id_sampling else len(self.clips)
@@ -227,7 +292,13 @@ class PairDataset(Dataset[FramePair]):
 
     def _make_pair(self, clip: ClipRef, rng: np.random.Generator) -> FramePair:
         count = self.reader.num_frames(clip)
-        if count >= 2:
+        landmarks = self._clip_landmarks(clip, count) if self.config.landmarks else None
+        if landmarks is not None:
+            with_face = np.flatnonzero(~np.isnan(landmarks).any(axis=(1, 2)))
+            if len(with_face) < 2:
+                raise InputError(f"The clip {clip.path} has fewer than 2 frames with a face; it is left out.")
+            first, second = sorted(int(i) for i in rng.choice(with_face, size=2, replace=False))
+        elif count >= 2:
             # Source before driving, as FOMM samples; a time flip then reverses the motion.
             first, second = sorted(int(i) for i in rng.choice(count, size=2, replace=False))
         else:
@@ -237,6 +308,12 @@ class PairDataset(Dataset[FramePair]):
             first, second = second, first
         frames = self.reader.read(clip, (first, second))
         source, driving = self.augmenter.apply(frames, params, rng)
+        points = (None, None)
+        if landmarks is not None:
+            points = tuple(
+                torch.from_numpy(self._delivered_points(landmarks[index], frame.shape[:2], params))
+                for index, frame in zip((first, second), frames, strict=True)
+            )
         return FramePair(
             source=torch.from_numpy(source),
             driving=torch.from_numpy(driving),
@@ -244,4 +321,37 @@ class PairDataset(Dataset[FramePair]):
             identity=clip.identity,
             source_index=first,
             driving_index=second,
+            source_landmarks=points[0],
+            driving_landmarks=points[1],
         )
+
+    def _delivered_points(self, points: np.ndarray, in_size: tuple[int, int], params: AugmentParams) -> np.ndarray:
+        """One frame's stored landmarks -> ``468 x 2`` float32 ``[-1, 1]`` coordinates of its delivered frame."""
+        height, width = self.config.frame_size
+        moved = augment_points(points, params, in_size, (height, width))
+        return pixels_to_normalized(moved, width, height).astype(np.float32)
+
+    def _clip_landmarks(self, clip: ClipRef, count: int) -> np.ndarray:
+        """The clip's ``T x 468 x 2`` sidecar, read once and kept in a small per-process LRU cache.
+
+        Raises:
+            InputError: the sidecar is missing, unreadable or does not hold one row per frame.
+        """
+        path = landmarks_path(clip)
+        cached = self._landmarks.pop(path, None)
+        if cached is None:
+            try:
+                cached = np.load(path)
+            except (OSError, ValueError) as err:
+                raise InputError(
+                    f"Cannot read the landmarks {path} ({err}); run 'enliven data landmarks {self.config.root}'."
+                ) from err
+            if len(self._landmarks) >= _MAX_CACHED_LANDMARKS:
+                self._landmarks.popitem(last=False)
+        self._landmarks[path] = cached
+        if cached.shape != (count, NUM_FACE_MESH_POINTS, 2):
+            raise InputError(
+                f"The landmarks {path} have shape {cached.shape} for a clip of {count} frames; delete them and "
+                f"run 'enliven data landmarks {self.config.root}'."
+            )
+        return cached

@@ -9,12 +9,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 from torch import Tensor, nn
 
 from enliven.models.motion_transfer import relative_keypoints
 from enliven.types import GeneratorOutput, Keypoints, MotionMode
+
+
+class KeypointSource(StrEnum):
+    """Where a model's keypoints come from.
+
+    ``learned``: the model's own detector (:meth:`MotionTransferModel.detect_keypoints`; FOMM, TPSMM).
+    ``face_mesh``: MediaPipe face-mesh landmarks computed outside the model (``B x 468 x 2``, normalised, see
+    :mod:`enliven.face_mesh`) and passed in; the animator computes them, training reads them from the dataset.
+    """
+
+    LEARNED = "learned"
+    FACE_MESH = "face_mesh"
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class MotionTransferModel(nn.Module, ABC):
     """
 
     family: ClassVar[str]
+    keypoint_source: ClassVar[KeypointSource] = KeypointSource.LEARNED
     supported_modes: ClassVar[tuple[MotionMode, ...]] = (MotionMode.RELATIVE, MotionMode.ABSOLUTE)
 
     @property
@@ -47,11 +61,16 @@ class MotionTransferModel(nn.Module, ABC):
 
     @abstractmethod
     def detect_keypoints(self, image: Tensor) -> Keypoints:
-        """Keypoints of ``B x 3 x H x W`` images in ``[0, 1]``."""
+        """Keypoints of ``B x 3 x H x W`` images in ``[0, 1]`` (``learned`` keypoint source only)."""
 
     @abstractmethod
-    def encode_source(self, source: Tensor) -> SourceEncoding:
-        """Compute everything that depends only on the ``1 x 3 x H x W`` source."""
+    def encode_source(self, source: Tensor, keypoints: Keypoints | None = None) -> SourceEncoding:
+        """Compute everything that depends only on the ``1 x 3 x H x W`` source.
+
+        Args:
+            source: the source image.
+            keypoints: the source's keypoints; detected when ``None`` (required for ``face_mesh`` models).
+        """
 
     @abstractmethod
     def generate(self, encoding: SourceEncoding, kp_driving: Keypoints) -> GeneratorOutput:

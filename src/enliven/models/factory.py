@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enliven.config import ModelConfig
 from enliven.config.fomm import FommConfig
+from enliven.config.lite import LiteConfig
 from enliven.config.tpsmm import TpsmmConfig
 from enliven.models.base import MotionTransferModel
 
@@ -18,6 +19,10 @@ def build_model(config: ModelConfig) -> MotionTransferModel:
         from enliven.models.tpsmm import TpsmmModel
 
         model = TpsmmModel(config)
+    elif isinstance(config, LiteConfig):
+        from enliven.models.lite import LiteModel
+
+        model = LiteModel(config)
     else:  # pragma: no cover - guarded by the config loader
         raise TypeError(f"no model family for config {type(config).__name__}")
     return model.eval()

@@ -8,13 +8,16 @@
 Frames are taken as they are (already cropped) and resized to the model's size. Relative motion is measured
 against a reference driving frame: the first frame animated after :meth:`Animator.set_source` unless
 :meth:`Animator.set_reference` chose another (e.g. the best-matching frame). Nothing is kept per frame, so memory
-does not grow with video length.
+does not grow with video length. Models driven by face-mesh landmarks (enliven-lite) get them from a
+:class:`~enliven.pipelines.landmarks.FaceMeshTracker`, which follows the face from frame to frame: feed one clip's
+frames in order, and call :meth:`Animator.set_source` (or :meth:`Animator.restart_tracking`) before another clip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,10 +25,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from enliven.config import ModelConfig
-from enliven.models.base import MotionTransferModel, SourceEncoding
+from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.loader import load_model
 from enliven.models.motion_transfer import movement_scale
 from enliven.types import GeneratorOutput, Keypoints, MotionMode
+
+if TYPE_CHECKING:
+    from enliven.pipelines.landmarks import FaceMeshTracker
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -72,6 +78,11 @@ class Animator:
         self._source: SourceEncoding | None = None
         self._reference: Keypoints | None = None
         self._scale = 1.0
+        self._tracker: FaceMeshTracker | None = None
+        if model.keypoint_source is KeypointSource.FACE_MESH:
+            from enliven.pipelines.landmarks import FaceMeshTracker
+
+            self._tracker = FaceMeshTracker()
 
     @classmethod
     def from_pretrained(
@@ -116,14 +127,38 @@ class Animator:
     # -- state -----------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def set_source(self, image: np.ndarray | Tensor) -> None:
-        """Encode the source once (``H x W x 3`` uint8 or ``1 x 3 x H x W`` float); forget the reference frame."""
-        self._source = self.model.encode_source(self.to_tensor(image)[:1])
+        """Encode the source once (``H x W x 3`` uint8 or ``1 x 3 x H x W`` float); forget the reference frame.
+
+        Raises:
+            NoFaceError: the model is driven by face landmarks and the source shows no face.
+        """
+        source = self.to_tensor(image)[:1]
+        keypoints = None
+        if self._tracker is not None:
+            keypoints = self._tracker.source(self.to_uint8(source)[0]).to(self.device)
+        self._source = self.model.encode_source(source, keypoints)
         self.reset_reference()
 
     @torch.inference_mode()
     def set_reference(self, frame: np.ndarray | Tensor) -> None:
         """Measure relative motion against this driving frame (default: the first frame animated)."""
-        self._set_reference_keypoints(self.model.detect_keypoints(self.to_tensor(frame)[:1]))
+        frame_tensor = self.to_tensor(frame)[:1]
+        if self._tracker is None:
+            self._set_reference_keypoints(self.model.detect_keypoints(frame_tensor))
+            return
+        from enliven.pipelines.landmarks import FaceMeshTracker
+
+        still = FaceMeshTracker()  # a still image: tracking state of the clip stays untouched
+        try:
+            self._set_reference_keypoints(still.source(self.to_uint8(frame_tensor)[0]).to(self.device))
+        finally:
+            still.close()
+
+    def restart_tracking(self) -> None:
+        """Start a new driving clip (face-mesh models track the face from frame to frame; others: no effect)."""
+        if self._tracker is not None:
+            self._tracker.restart()
+        self.reset_reference()
 
     def reset_reference(self) -> None:
         """Make the next animated frame the reference again."""
@@ -146,13 +181,33 @@ class Animator:
         """Animate a batch of driving frames (``B x 3 x size x size`` in ``[0, 1]`` on the device)."""
         if self._source is None:
             raise RuntimeError("call set_source() before animating")
-        kp_driving = self.model.detect_keypoints(frames)
+        kp_driving, found = self._driving_keypoints(frames)
+        rest = self._source.keypoints.value  # frames before the clip's first face show the source, unmoved
         if self._reference is None:
-            self._set_reference_keypoints(kp_driving.index(0))
+            if not bool(found.any()):
+                return self.model.generate(self._source, self._source.keypoints.expand(frames.shape[0]))
+            self._set_reference_keypoints(kp_driving.index(int(found.float().argmax())))
         kp = self.model.transfer_motion(
             self._source.keypoints, kp_driving, self._reference, self.mode, scale=self._scale
         )
+        if not bool(found.all()):
+            kp = Keypoints(torch.where(found[:, None, None], kp.value, rest))
         return self.model.generate(self._source, kp)
+
+    def _driving_keypoints(self, frames: Tensor) -> tuple[Keypoints, Tensor]:
+        """Keypoints of ``B`` driving frames, and which frames have them (``B`` bools; only face-mesh models can
+        lack them: the frames before the clip's first face, whose rows are NaN)."""
+        if self._tracker is None:
+            return self.model.detect_keypoints(frames), torch.ones(
+                frames.shape[0], dtype=torch.bool, device=frames.device
+            )
+        keypoints = self._tracker.driving(self.to_uint8(frames)).to(self.device)
+        return keypoints, ~keypoints.value.isnan().flatten(1).any(dim=1)
+
+    def close(self) -> None:
+        """Release MediaPipe's graphs (face-mesh models); the animator cannot animate afterwards."""
+        if self._tracker is not None:
+            self._tracker.close()
 
     def __call__(self, frames: np.ndarray | Sequence[np.ndarray] | Tensor) -> np.ndarray:
         """Animate one frame (``H x W x 3`` uint8 -> ``size x size x 3``) or a batch (``N x H x W x 3``)."""

@@ -11,15 +11,20 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from enliven.face_mesh import LANDMARKS_SUFFIX
 from enliven.io import atomic_output
 from enliven.io.atomic import remove_path
 from enliven.prepare.clean import find_duplicates, sample_hashes
 from enliven.prepare.identity import IdentityInput, cluster_identities
 from enliven.prepare.metadata import ClipResult, PrepareState, clip_metadata, write_metadata
 from enliven.prepare.splits import SPLITS, IdentityLoad, SplitRatios, assign_splits
+
+if TYPE_CHECKING:  # imported lazily at run time: the landmark code pulls in torch, which workers do not need
+    from enliven.prepare.landmarks import LandmarksSummary
 
 STAGING = Path(".prepare") / "staging"
 HASHES = Path(".prepare") / "hashes"
@@ -46,6 +51,8 @@ class PrepareSummary:
         processed: inputs processed in this run.
         resumed: inputs found finished by an earlier run and not processed again.
         seconds: wall time of the run.
+        reasons: number of skipped inputs per reason category.
+        landmarks: what the face-mesh landmark pass did (``kind="faces"`` only; ``None`` when it did not run).
     """
 
     out: Path
@@ -56,6 +63,7 @@ class PrepareSummary:
     resumed: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    landmarks: LandmarksSummary | None = None
 
     @property
     def total(self) -> SplitCounts:
@@ -90,6 +98,7 @@ def _drop_duplicates(state: PrepareState, out: Path) -> bool:
         for shot in result.shots:
             for place in _locations(out, shot.filename):
                 remove_path(place)
+                remove_path(_sidecar(place))
         reason = f"duplicate: repeats {state.results[original].source.origin}"
         state.results[key] = ClipResult(key, result.source, reason=reason, embeddings=result.embeddings)
     return bool(duplicates)
@@ -104,21 +113,29 @@ def _locations(out: Path, filename: str) -> list[Path]:
     return [p for p in (out / STAGING / filename, *(out / s / filename for s in SPLITS)) if p.exists()]
 
 
+def _sidecar(clip: Path) -> Path:
+    """The clip's face-mesh landmark file (see :mod:`enliven.face_mesh`); it moves and goes with the clip."""
+    return clip.with_name(clip.name + LANDMARKS_SUFFIX)
+
+
 def _place(out: Path, filename: str, split: str) -> None:
-    """Move a finished clip into ``OUT/<split>/`` from wherever an earlier run left it."""
+    """Move a finished clip (and its landmark sidecar) into ``OUT/<split>/`` from wherever an earlier run left it."""
     target = out / split / filename
     places = _locations(out, filename)
-    if target in places:
-        for other in places:
-            if other != target:
-                remove_path(other)
-        return
     if not places:
         raise FileNotFoundError(f"the prepared clip {filename} is missing from {out}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(places[0], target)
-    for other in places[1:]:
-        remove_path(other)
+    source = target if target in places else places[0]
+    if source != target:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        if _sidecar(source).exists():
+            os.replace(_sidecar(source), _sidecar(target))
+        else:
+            remove_path(_sidecar(target))  # an orphan of an earlier clip of this name
+    for other in places:
+        if other not in (source, target):
+            remove_path(other)
+            remove_path(_sidecar(other))
 
 
 def _missing_clips(state: PrepareState, out: Path) -> list[str]:

@@ -58,6 +58,7 @@ def prepare_dataset(
     manifest_kinds: Sequence[str] | None = None,
     use_extra: bool = False,
     detect_every: int = 2,
+    landmarks: bool = True,
     progress: bool = True,
 ) -> PrepareSummary:
     """Prepare a training dataset (see the module docstring for the project's sets).
@@ -85,6 +86,8 @@ def prepare_dataset(
             every row for any).
         use_extra: also use manifest rows whose split is ``extra``.
         detect_every: run the face/pose detector on every n-th frame.
+        landmarks: for ``kind="faces"``, store MediaPipe face-mesh landmarks beside each clip
+            (:mod:`enliven.prepare.landmarks`; clips that already have them are not redone).
         progress: show a progress bar on stderr.
 
     Raises:
@@ -117,6 +120,10 @@ def prepare_dataset(
     todo = [c for c in clips if c.key not in state.results or not state.results[c.key].finished]
     _run_all(todo, settings, out, workers, progress, on_result=lambda r: _record(state, out, r))
     summary = assemble(state, out, ratios, seed, kind, size, ((c.origin, EXTRA_REASON) for c in extra))
+    if kind == "faces" and landmarks and summary.total.clips:
+        from enliven.prepare.landmarks import add_landmarks
+
+        summary = replace(summary, landmarks=add_landmarks(out, workers=workers, progress=progress))
     return replace(summary, processed=len(todo), resumed=len(clips) - len(todo), seconds=time.monotonic() - started)
 
 
@@ -137,7 +144,7 @@ def _distinct_names(clips: list[ClipSource], state: PrepareState) -> list[ClipSo
     return out
 
 
-def _quiet_worker() -> None:
+def quiet_worker() -> None:
     """Keep worker processes from flooding the terminal (MediaPipe/TFLite info lines, per-file warnings)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -174,7 +181,7 @@ def _run_all(
             return
         # Spawned (not forked) workers: MediaPipe and ffmpeg reader threads do not survive a fork safely.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=quiet_worker) as pool:
             pending: set[Future] = set()
             queue: Iterable[ClipSource] = iter(todo)
             try:

@@ -4,22 +4,17 @@ Nothing here imports MediaPipe or dlib: training runs on machines without them.
 """
 
 from enliven.train.equivariance import RandomTransform, TransformParams
+from enliven.train.families import FommObjective, LiteObjective, TpsmmObjective, build_objectives
 from enliven.train.losses import LossConfig, ms_ssim
-from enliven.train.objectives import (
-    DiscriminatorObjective,
-    FommObjective,
-    GeneratorObjective,
-    StepOutput,
-    TpsmmObjective,
-    Visuals,
-    build_objectives,
-)
+from enliven.train.objectives import DiscriminatorObjective, GeneratorObjective, LandmarkPair, StepOutput, Visuals
 from enliven.train.vgg import Vgg19Features, load_vgg19
 
 __all__ = [
     "DiscriminatorObjective",
     "FommObjective",
     "GeneratorObjective",
+    "LandmarkPair",
+    "LiteObjective",
     "LossConfig",
     "RandomTransform",
     "StepOutput",

@@ -1,7 +1,7 @@
 """Loss configuration and the image losses of self-supervised motion transfer training.
 
 Reconstruction (``perceptual`` in :class:`LossConfig`) compares the prediction with the driving frame over an image
-pyramid (the authors' ``scales``, band-limited with :class:`~enliven.models.blocks.AntiAliasInterpolation2d`):
+pyramid (the authors' ``scales``, band-limited with :class:`SeparableAntiAlias`):
 
 * ``"vgg19"`` (the authors' loss): L1 between VGG-19 activations, ``sum_s sum_i w_i |V_i(P_s x) - V_i(P_s y)|``,
   weights ``loss_weights.perceptual``. Needs ``vgg19_weights``: a torchvision vgg19 state_dict file (none can be
@@ -29,7 +29,6 @@ from torch import Tensor, nn
 from enliven.config._validate import REQUIRED, check_keys, get_int, get_list, get_number, is_number, section
 from enliven.config.fomm import FommDiscriminatorConfig
 from enliven.errors import ConfigError
-from enliven.models.blocks import AntiAliasInterpolation2d
 from enliven.train.equivariance import TransformParams, float32
 from enliven.train.vgg import Vgg19Features
 
@@ -144,7 +143,7 @@ class LossConfig:
         if len(perceptual_weights) > 5:
             raise ConfigError(f"'{where}.loss_weights.perceptual' has {len(perceptual_weights)} weights; VGG has 5.")
         return cls(
-            scales=get_list(train_params, "scales", where, _is_scale, "numbers in (0, 1]", default=d.scales),
+            scales=get_list(train_params, "scales", where, _is_scale, "scales 1 / n for integers n >= 1", default=d.scales),
             transform=_read_transform(train_params, where),
             perceptual_weights=perceptual_weights,
             equivariance_value=weight("equivariance_value", d.equivariance_value),
@@ -195,7 +194,7 @@ class LossConfig:
 
 
 def _is_scale(value: Any) -> bool:
-    return is_number(value) and 0 < value <= 1
+    return is_number(value) and 0 < value <= 1 and abs(1 / value - round(1 / value)) < 1e-6
 
 
 def _non_negative(
@@ -282,10 +281,10 @@ def _gaussian_blur_valid(x: Tensor, size: int, sigma: float) -> Tensor:
 def _ssim_terms(x: Tensor, y: Tensor, size: int, sigma: float) -> tuple[Tensor, Tensor]:
     """Per-image mean SSIM and mean contrast-structure term ``cs`` (each ``B``), data range 1."""
     c1, c2 = 0.01**2, 0.03**2
-    mu_x, mu_y = _gaussian_blur_valid(x, size, sigma), _gaussian_blur_valid(y, size, sigma)
-    var_x = _gaussian_blur_valid(x * x, size, sigma) - mu_x**2
-    var_y = _gaussian_blur_valid(y * y, size, sigma) - mu_y**2
-    cov = _gaussian_blur_valid(x * y, size, sigma) - mu_x * mu_y
+    # One blur call for all five maps: the same arithmetic, a fifth of the calls.
+    blurred = _gaussian_blur_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1), size, sigma)
+    mu_x, mu_y, xx, yy, xy = blurred.chunk(5, dim=1)
+    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
     cs = (2 * cov + c2) / (var_x + var_y + c2)
     luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
     return (luminance * cs).flatten(1).mean(1), cs.flatten(1).mean(1)
@@ -322,21 +321,53 @@ def ms_ssim(x: Tensor, y: Tensor, window_size: int = 11, sigma: float = 1.5, max
 # Reconstruction
 
 
+class SeparableAntiAlias(nn.Module):
+    """The values of :class:`~enliven.models.blocks.AntiAliasInterpolation2d` for an integer ``1 / scale``, computed
+    as two strided 1-D passes: the 2-D Gaussian is separable and only every ``1 / scale``-th output is kept, so the
+    work drops from ``k^2`` taps per input pixel to about ``2 k / s`` (22x less at scale 1/8, where ``k = 29``).
+
+    The models keep their own blur (their reference outputs depend on its exact rounding); training losses use this.
+    """
+
+    def __init__(self, channels: int, scale: float) -> None:
+        super().__init__()
+        step = round(1 / scale)
+        if scale != 1.0 and abs(1 / scale - step) > 1e-6:
+            raise ValueError(f"pyramid scales must be 1 / an integer, got {scale}")
+        sigma = (1 / scale - 1) / 2
+        kernel_size = 2 * round(sigma * 4) + 1
+        self.ka = kernel_size // 2
+        self.kb = self.ka - 1 if kernel_size % 2 == 0 else self.ka
+        coords = torch.arange(kernel_size, dtype=torch.float32) - (kernel_size - 1) / 2
+        g = torch.exp(-(coords**2) / (2 * sigma**2)) if sigma > 0 else torch.ones(kernel_size)
+        g = (g / g.sum()).repeat(channels, 1, 1)  # C x 1 x k
+        self.register_buffer("row", g.unsqueeze(2), persistent=False)  # C x 1 x 1 x k
+        self.register_buffer("column", g.unsqueeze(3), persistent=False)  # C x 1 x k x 1
+        self.channels, self.step, self.scale = channels, step, scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.scale == 1.0:
+            return x
+        out = F.pad(x, (self.ka, self.kb, self.ka, self.kb))
+        out = F.conv2d(out, self.row.to(out.dtype), stride=(1, self.step), groups=self.channels)
+        return F.conv2d(out, self.column.to(out.dtype), stride=(self.step, 1), groups=self.channels)
+
+
 class ImagePyramid(nn.Module):
-    """Band-limited copies of an image at several scales (the authors' ``ImagePyramide``).
+    """Band-limited copies of an image at several scales (the authors' ``ImagePyramide``, computed faster).
 
     Args:
-        scales: the scales in ``(0, 1]``, in output order.
+        scales: the scales in ``(0, 1]``, each ``1 / an integer``, in output order.
         num_channels: image channels.
     """
 
     def __init__(self, scales: Sequence[float], num_channels: int) -> None:
         super().__init__()
         self.scales = tuple(scales)
-        self.downs = nn.ModuleList(AntiAliasInterpolation2d(num_channels, s) for s in self.scales)
+        self.downs = nn.ModuleList(SeparableAntiAlias(num_channels, s) for s in self.scales)
 
     def forward(self, image: Tensor) -> list[Tensor]:
-        """``B x C x H x W`` -> one ``B x C x round(s H) x round(s W)`` batch per scale."""
+        """``B x C x H x W`` -> one ``B x C x H / n x W / n`` batch per scale ``1 / n``."""
         return [down(image) for down in self.downs]
 
 

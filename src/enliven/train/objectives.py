@@ -3,8 +3,9 @@
 One training step reconstructs the driving frame from the source frame and both frames' keypoints, then sums:
 the reconstruction loss (:class:`~enliven.train.losses.ReconstructionLoss`), the keypoint equivariance losses
 (:mod:`enliven.train.equivariance`), with a discriminator the generator GAN and feature-matching losses, and the
-family's own terms (TPSMM: warp loss and background loss). :func:`build_objectives` builds the objectives of a
-model config; the trainer owns the optimisers (generator and discriminator steps are separate).
+family's own terms. This module holds what all families share; :mod:`enliven.train.families` holds each family's
+objective and :func:`~enliven.train.families.build_objectives`. The trainer owns the optimisers (generator and
+discriminator steps are separate).
 
 Every loss in :attr:`StepOutput.parts` is already weighted by its ``loss_weights`` entry (as the authors log them),
 and ``loss`` is their sum, in float32.
@@ -15,31 +16,22 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from enliven.config import ModelConfig
-from enliven.config.fomm import FommConfig
-from enliven.config.tpsmm import TpsmmConfig
 from enliven.models.base import MotionTransferModel
-from enliven.models.factory import build_model
-from enliven.models.fomm import FommModel, MultiScaleDiscriminator
-from enliven.models.tpsmm import BgMotionPredictor, TpsmmModel, build_bg_predictor
-from enliven.models.tpsmm.keypoints import POINTS_PER_TPS
-from enliven.models.tpsmm.tps import resize_grid, resize_map, sample
+from enliven.models.fomm import MultiScaleDiscriminator
 from enliven.train.equivariance import (
     RandomTransform,
     TpsKernel,
     equivariance_jacobian_loss,
     equivariance_value_loss,
-    float32,
 )
 from enliven.train.losses import (
-    DEFAULT_DISCRIMINATOR,
     ImagePyramid,
     LossConfig,
     ReconstructionLoss,
@@ -47,8 +39,7 @@ from enliven.train.losses import (
     feature_matching_loss,
     generator_gan_loss,
 )
-from enliven.train.vgg import load_vgg19
-from enliven.types import GeneratorOutput, Keypoints, MotionField
+from enliven.types import GeneratorOutput, Keypoints
 
 
 @dataclass(frozen=True)
@@ -86,6 +77,13 @@ class StepOutput:
     loss: Tensor
     parts: dict[str, Tensor]
     visuals: Visuals | None = None
+
+
+class LandmarkPair(NamedTuple):
+    """Face-mesh landmarks of a batch's frames: ``B x 468 x 2`` each, normalised (:mod:`enliven.face_mesh`)."""
+
+    source: Tensor
+    driving: Tensor
 
 
 @dataclass(frozen=True)
@@ -130,10 +128,11 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 class GeneratorObjective(nn.Module, ABC):
     """The generator-side loss of one family; its trainable networks live in :attr:`model` (checkpoint names).
 
-    ``forward(source, driving, epoch=, discriminator=)`` takes ``B x 3 x H x W`` frames in ``[0, 1]`` and returns
-    a :class:`StepOutput`. With a discriminator (the plain module, a DDP wrapper of it, or the
-    :class:`DiscriminatorObjective`) it adds the generator GAN loss (``generator_gan > 0``) and feature matching;
-    the discriminator's parameters get no gradient from this step. Works under autocast (the equivariance and
+    ``forward(source, driving, epoch=, discriminator=, landmarks=)`` takes ``B x 3 x H x W`` frames in ``[0, 1]``
+    (and, for families driven by face-mesh landmarks, both frames' landmarks) and returns a :class:`StepOutput`.
+    With a discriminator (the plain module, a DDP wrapper of it, or the :class:`DiscriminatorObjective`) it adds
+    the generator GAN loss (``generator_gan > 0``) and feature matching; the discriminator's parameters get no
+    gradient from this step. Works under autocast (the equivariance and
     MS-SSIM math runs in float32); creates tensors on the inputs' device.
 
     Args:
@@ -165,18 +164,24 @@ class GeneratorObjective(nn.Module, ABC):
         """The trained networks by checkpoint entry name."""
 
     @abstractmethod
-    def _generate(self, source: Tensor, driving: Tensor, epoch: int) -> _Generated:
-        """Detect keypoints, reconstruct ``driving`` and compute the family's own losses."""
+    def _generate(self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None) -> _Generated:
+        """Find keypoints, reconstruct ``driving`` and compute the family's own losses."""
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters of :meth:`networks` that require gradients (no VGG, no AVD network)."""
         return [p for net in self.networks().values() for p in net.parameters() if p.requires_grad]
 
     def forward(
-        self, source: Tensor, driving: Tensor, *, epoch: int = 0, discriminator: nn.Module | None = None
+        self,
+        source: Tensor,
+        driving: Tensor,
+        *,
+        epoch: int = 0,
+        discriminator: nn.Module | None = None,
+        landmarks: LandmarkPair | None = None,
     ) -> StepOutput:
         """One generator step's losses; see the class docstring."""
-        gen = self._generate(source, driving, epoch)
+        gen = self._generate(source, driving, epoch, landmarks)
         prediction = gen.output.prediction
         parts = dict(self.reconstruction(prediction, driving))
         if discriminator is not None and (self.config.generator_gan or any(self.config.feature_matching)):
@@ -243,113 +248,6 @@ class GeneratorObjective(nn.Module, ABC):
         )
 
 
-class FommObjective(GeneratorObjective):
-    """FOMM (Siarohin et al. 2019): reconstruction, equivariance of keypoints and jacobians, optional GAN.
-
-    Trains ``model.kp_detector`` and ``model.generator`` (with its dense motion network).
-    """
-
-    kernel: ClassVar[TpsKernel] = "fomm"
-    model: FommModel
-
-    def __init__(
-        self,
-        model: FommModel,
-        config: LossConfig,
-        vgg: nn.Module | None = None,
-        discriminator_scales: Sequence[float] = (),
-    ) -> None:
-        super().__init__(model, config, model.config.num_channels, vgg, discriminator_scales)
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {"kp_detector": self.model.kp_detector, "generator": self.model.generator}
-
-    def _generate(self, source: Tensor, driving: Tensor, epoch: int) -> _Generated:
-        kp_source = self.model.detect_keypoints(source)
-        kp_driving = self.model.detect_keypoints(driving)
-        output = self.model.generator(source, kp_source, kp_driving)
-        return _Generated(output, kp_source, kp_driving, {})
-
-
-class TpsmmObjective(GeneratorObjective):
-    """TPSMM (Zhao & Zhang 2022): reconstruction, keypoint equivariance, warp loss, background loss, TPS dropout.
-
-    Trains ``model.kp_detector``, ``model.dense_motion_network``, ``model.inpainting_network`` and, when the config
-    has ``bg``, :attr:`bg_predictor` (used from epoch ``bg_start``; before that it gets no gradient). The AVD
-    network is trained separately after these, so its parameters are frozen here.
-
-    The warp loss (Sec. 3.4) compares, at every encoder level, the source's encoder features warped by the dense
-    motion with the driving frame's encoder features, both masked by that level's occlusion map; only the motion
-    receives its gradient (features and occlusion are detached, as in the authors' code).
-
-    Args:
-        bg_predictor: the background motion predictor, or ``None`` (no background motion).
-    """
-
-    kernel: ClassVar[TpsKernel] = "tpsmm"
-    model: TpsmmModel
-
-    def __init__(
-        self,
-        model: TpsmmModel,
-        config: LossConfig,
-        vgg: nn.Module | None = None,
-        discriminator_scales: Sequence[float] = (),
-        bg_predictor: BgMotionPredictor | None = None,
-    ) -> None:
-        super().__init__(model, config, model.config.common.num_channels, vgg, discriminator_scales)
-        self.bg_predictor = bg_predictor
-        model.avd_network.requires_grad_(False)
-
-    def networks(self) -> dict[str, nn.Module]:
-        nets: dict[str, nn.Module] = {
-            "kp_detector": self.model.kp_detector,
-            "dense_motion_network": self.model.dense_motion_network,
-            "inpainting_network": self.model.inpainting_network,
-        }
-        if self.bg_predictor is not None:
-            nets["bg_predictor"] = self.bg_predictor
-        return nets
-
-    def _generate(self, source: Tensor, driving: Tensor, epoch: int) -> _Generated:
-        cfg, model = self.config, self.model
-        kp_source = model.detect_keypoints(source)
-        kp_driving = model.detect_keypoints(driving)
-        bg_param = None
-        if self.bg_predictor is not None and epoch >= cfg.bg_start:
-            bg_param = self.bg_predictor(source, driving)
-        dropout_p = cfg.dropout_p(epoch) if self.training else 0.0
-        features = model.inpainting_network.encode(source)
-        motion_source = model.dense_motion_network.prepare_source(source, kp_source.value)
-        motion = model.dense_motion_network(motion_source, kp_driving.value, bg_param=bg_param, dropout_p=dropout_p)
-        output = model.inpainting_network(source, features, motion)
-
-        parts: dict[str, Tensor] = {}
-        if cfg.warp:
-            parts["warp"] = cfg.warp * self._warp_loss(driving, features, motion)
-        if bg_param is not None and cfg.bg:
-            reverse = self.bg_predictor(driving, source)  # type: ignore[misc]
-            with float32(bg_param):
-                product = bg_param.float() @ reverse.float()
-                parts["bg"] = cfg.bg * (torch.eye(3, device=product.device) - product).abs().mean()
-        return _Generated(output, kp_source, kp_driving, parts)
-
-    def _warp_loss(self, driving: Tensor, source_features: list[Tensor], motion: MotionField) -> Tensor:
-        """Sum over encoder levels of ``mean|occ * E(driving) - occ * warp(E(source))|`` (unweighted)."""
-        inpainting = self.model.inpainting_network
-        with torch.no_grad():
-            target = inpainting.encode(driving)
-        total = driving.new_zeros((), dtype=torch.float32)
-        for level, (src, tgt) in enumerate(zip(source_features, target, strict=True)):
-            size = (src.shape[2], src.shape[3])
-            # Occlusion maps run coarse to fine: encoder level l (1/2**l of the image) uses map num_down_blocks - l.
-            index = inpainting.num_down_blocks - level if inpainting.multi_mask else 0
-            occlusion = resize_map(motion.occlusion[index], size).detach()
-            warped = sample(src.detach(), resize_grid(motion.deformation, size)) * occlusion
-            total = total + (tgt * occlusion - warped).abs().mean().float()
-        return total
-
-
 class DiscriminatorObjective(nn.Module):
     """The discriminator step: real driving frames vs (detached) predictions, on the discriminator's pyramid.
 
@@ -381,45 +279,3 @@ class DiscriminatorObjective(nn.Module):
             for r, f in zip(real.prediction_maps, fake.prediction_maps, strict=True)
         ]
         return _step_output({"discriminator_gan": self.config.discriminator_gan * torch.stack(losses).sum()}, driving)
-
-
-def build_objectives(
-    model_config: ModelConfig, loss_config: LossConfig
-) -> tuple[GeneratorObjective, DiscriminatorObjective | None]:
-    """Build a freshly initialised model's objectives, in training mode on the CPU.
-
-    A discriminator is built when :attr:`LossConfig.uses_discriminator` (``generator_gan > 0``, or feature
-    matching weights with the offline reconstruction loss), from the model config's ``discriminator_params``
-    (FOMM), else ``train_params.loss.discriminator``, else :data:`~enliven.train.losses.DEFAULT_DISCRIMINATOR`.
-    With the VGG-19 loss the published behaviour is kept: no discriminator while ``generator_gan`` is 0.
-
-    Raises:
-        ConfigError: the VGG-19 weights file is missing or invalid.
-    """
-    vgg = load_vgg19(loss_config.vgg19_weights) if loss_config.perceptual == "vgg19" else None  # type: ignore[arg-type]
-    if isinstance(model_config, FommConfig):
-        num_channels, num_kp = model_config.num_channels, model_config.num_kp
-        disc_config = model_config.discriminator
-    elif isinstance(model_config, TpsmmConfig):
-        num_channels, num_kp = model_config.common.num_channels, model_config.common.num_tps * POINTS_PER_TPS
-        disc_config = None
-    else:  # pragma: no cover - guarded by the config loader
-        raise TypeError(f"no training objective for config {type(model_config).__name__}")
-    discriminator = None
-    if loss_config.uses_discriminator:
-        disc_config = disc_config or loss_config.discriminator or DEFAULT_DISCRIMINATOR
-        # The config's fields are the discriminator's keyword arguments (see FommDiscriminatorConfig).
-        discriminator = MultiScaleDiscriminator(num_channels=num_channels, num_kp=num_kp, **asdict(disc_config))
-    scales = discriminator.scales if discriminator is not None else ()
-    model = build_model(model_config)
-    generator: GeneratorObjective
-    if isinstance(model, FommModel):
-        generator = FommObjective(model, loss_config, vgg, scales)
-    else:
-        assert isinstance(model, TpsmmModel) and isinstance(model_config, TpsmmConfig)
-        bg_predictor = build_bg_predictor(model_config) if model_config.common.bg else None
-        generator = TpsmmObjective(model, loss_config, vgg, scales, bg_predictor)
-    disc_objective = None
-    if discriminator is not None:
-        disc_objective = DiscriminatorObjective(discriminator, loss_config, num_channels).train()
-    return generator.train(), disc_objective

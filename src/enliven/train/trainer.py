@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ from tqdm import tqdm
 from enliven.data import PairDataset, collate_pairs, worker_init_fn
 from enliven.errors import InputError
 from enliven.io import atomic_output
+from enliven.models.base import KeypointSource
 from enliven.train import checkpointing as ckpt
 from enliven.train.config import TrainConfig, load_train_config, train_config_from_yaml
 from enliven.train.distributed import (
@@ -43,6 +44,7 @@ from enliven.train.distributed import (
     shutdown_distributed,
     wrap_ddp,
 )
+from enliven.train.objectives import LandmarkPair
 from enliven.train.visualize import TrainingLog, visuals_grid
 
 ADAM_BETAS = (0.5, 0.999)
@@ -109,7 +111,7 @@ class Trainer:
     def __init__(
         self, config: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo, progress: bool = True
     ) -> None:
-        from enliven.train.objectives import build_objectives
+        from enliven.train.families import build_objectives
 
         self.config, self.run_dir, self.device, self.info, self.progress = config, run_dir, device, info, progress
         ckpt.seed_everything(config.seed)  # identical initial weights on every rank
@@ -122,7 +124,10 @@ class Trainer:
         self.generator_ddp = wrap_ddp(self.generator, info, device)
         self.discriminator_ddp = None if self.discriminator is None else wrap_ddp(self.discriminator, info, device)
 
-        self.dataset = PairDataset(config.dataset)
+        dataset_config = config.dataset
+        if generator.model.keypoint_source is KeypointSource.FACE_MESH:
+            dataset_config = replace(dataset_config, landmarks=True)  # the family trains on stored landmarks
+        self.dataset = PairDataset(dataset_config)
         self.sampler = ShardedSampler(len(self.dataset), info, seed=config.seed)
         self.steps_per_epoch = self.sampler.shard_size // config.batch_size
         if self.steps_per_epoch < 1:
@@ -228,11 +233,13 @@ class Trainer:
             nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         self.scaler.step(optimizer)
 
-    def train_step(self, source: torch.Tensor, driving: torch.Tensor, epoch: int) -> tuple[dict[str, float], object]:
+    def train_step(
+        self, source: torch.Tensor, driving: torch.Tensor, epoch: int, landmarks: LandmarkPair | None = None
+    ) -> tuple[dict[str, float], object]:
         """One generator step and (when there is a discriminator) one discriminator step; returns losses, visuals."""
         disc = None if self.discriminator is None else self.discriminator.discriminator
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            out = self.generator_ddp(source, driving, epoch=epoch, discriminator=disc)
+            out = self.generator_ddp(source, driving, epoch=epoch, discriminator=disc, landmarks=landmarks)
         self._optimise("generator", out.loss)
         losses = {"generator": out.loss.detach(), **{k: v.detach() for k, v in out.parts.items()}}
         if self.discriminator_ddp is not None:
@@ -274,9 +281,11 @@ class Trainer:
                 self.dataset.set_epoch(epoch)
                 self.sampler.set_epoch(epoch, skip=offset * self.config.batch_size)
                 for batch in self.loader:
-                    source = batch.source.to(self.device, non_blocking=True)
-                    driving = batch.driving.to(self.device, non_blocking=True)
-                    losses, visuals = self.train_step(source, driving, epoch)
+                    batch = batch.to(self.device, non_blocking=True)
+                    landmarks = None
+                    if batch.source_landmarks is not None and batch.driving_landmarks is not None:
+                        landmarks = LandmarkPair(batch.source_landmarks, batch.driving_landmarks)
+                    losses, visuals = self.train_step(batch.source, batch.driving, epoch, landmarks)
                     self._check_finite(losses)
                     for k, v in losses.items():
                         window[k].append(v)

@@ -102,10 +102,10 @@ class FommModel(MotionTransferModel):
         """Keypoints (with jacobians when the config estimates them) of ``B x 3 x H x W`` images in ``[0, 1]``."""
         return self.kp_detector(image)
 
-    def encode_source(self, source: Tensor) -> FommSourceEncoding:
-        """Detect the source's keypoints and compute every source-only tensor (encoder features, the
-        downsampled source, its heatmaps and the background channels of the dense motion input)."""
-        return self.generator.encode_source(source, self.detect_keypoints(source))
+    def encode_source(self, source: Tensor, keypoints: Keypoints | None = None) -> FommSourceEncoding:
+        """Detect the source's keypoints (unless given) and compute every source-only tensor (encoder features,
+        the downsampled source, its heatmaps and the background channels of the dense motion input)."""
+        return self.generator.encode_source(source, self.detect_keypoints(source) if keypoints is None else keypoints)
 
     def generate(self, encoding: SourceEncoding, kp_driving: Keypoints, with_deformed: bool = False) -> GeneratorOutput:
         """Animate the encoded source (batch 1) to ``B`` sets of transferred driving keypoints.

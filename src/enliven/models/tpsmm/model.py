@@ -84,9 +84,10 @@ class TpsmmModel(MotionTransferModel):
         """Keypoints (``B x 5K x 2``, no jacobians) of ``B x 3 x H x W`` images in ``[0, 1]``."""
         return Keypoints(self.kp_detector(image))
 
-    def encode_source(self, source: Tensor) -> TpsmmSourceEncoding:
-        """Detect the source keypoints and encode everything that does not depend on the driving frame."""
-        keypoints = self.detect_keypoints(source)
+    def encode_source(self, source: Tensor, keypoints: Keypoints | None = None) -> TpsmmSourceEncoding:
+        """Detect the source keypoints (unless given) and encode everything that does not depend on the driving
+        frame."""
+        keypoints = self.detect_keypoints(source) if keypoints is None else keypoints
         return TpsmmSourceEncoding(
             image=source,
             keypoints=keypoints,

@@ -1,0 +1,142 @@
+"""Configuration of enliven-lite, the real-time face model driven by MediaPipe face-mesh landmarks.
+
+YAML layout (the authors' style, so the same loaders, checkpoints and ``enliven train`` handle it)::
+
+    dataset_params: {frame_shape: [256, 256, 3]}
+    model_params:
+      family: lite
+      common_params: {num_channels: 3, landmarks: contour_and_nose}
+      motion_params: {size: 64, kernel_sigmas: [0.04, 0.12], block_expansion: 32}
+      generator_params: {channels: [32, 64], num_bottleneck_blocks: 2}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from enliven.config._validate import (
+    check_keys,
+    get_int,
+    get_list,
+    image_size,
+    is_int,
+    is_number,
+    section,
+)
+from enliven.errors import ConfigError
+from enliven.face_mesh import CONTOUR_AND_NOSE, NUM_FACE_MESH_POINTS
+
+#: Named subsets of the face mesh a lite model may be driven by.
+LANDMARK_SUBSETS: dict[str, tuple[int, ...]] = {
+    "contour_and_nose": CONTOUR_AND_NOSE,
+    "all": tuple(range(NUM_FACE_MESH_POINTS)),
+}
+
+
+@dataclass(frozen=True)
+class LiteConfig:
+    """A lite model's architecture (see :mod:`enliven.models.lite`).
+
+    Attributes:
+        image_size: side of the square frames (256; 128 for quick experiments).
+        num_channels: image channels (3).
+        landmarks: name of the face-mesh subset in :data:`LANDMARK_SUBSETS` that moves the face.
+        motion_size: side of the dense motion grid (64 for 256 px frames: motion is smooth, a quarter suffices).
+        kernel_sigmas: widths, in normalised units (2 = the image side), of the Gaussian kernels that spread the
+            landmarks' displacements into dense flows; one candidate flow per width.
+        motion_expansion: channels of the dense motion network's first level (doubled at each of its 3 levels).
+        channels: generator feature channels at half, quarter... resolution (nothing runs at full resolution but
+            the final pixel shuffle and blend); the last level is the motion grid's
+            (``image_size / 2**len(channels) == motion_size``).
+        num_bottleneck_blocks: depthwise-separable residual blocks at the lowest resolution (source side and
+            driving side each).
+    """
+
+    family: ClassVar[str] = "lite"
+    image_size: int = 256
+    num_channels: int = 3
+    landmarks: str = "contour_and_nose"
+    motion_size: int = 64
+    kernel_sigmas: tuple[float, ...] = (0.04, 0.12)
+    motion_expansion: int = 32
+    channels: tuple[int, ...] = (32, 64)
+    num_bottleneck_blocks: int = 2
+
+    def __post_init__(self) -> None:
+        if self.landmarks not in LANDMARK_SUBSETS:
+            raise ConfigError(
+                f"'model_params.common_params.landmarks' must be one of {', '.join(LANDMARK_SUBSETS)}, "
+                f"got {self.landmarks!r}."
+            )
+        if not self.kernel_sigmas or not all(is_number(s) and s > 0 for s in self.kernel_sigmas):
+            raise ConfigError(f"'kernel_sigmas' must be positive numbers, got {self.kernel_sigmas!r}.")
+        if not self.channels or not all(is_int(c) and c > 0 for c in self.channels):
+            raise ConfigError(f"'generator_params.channels' must be positive integers, not {self.channels}.")
+        levels = len(self.channels)
+        if self.motion_size * 2**levels != self.image_size:
+            raise ConfigError(
+                f"the generator's lowest resolution (image_size {self.image_size} halved {levels} times) must equal "
+                f"motion_params.size {self.motion_size}; change one of them."
+            )
+        if self.motion_size % 8:
+            raise ConfigError(f"'motion_params.size' must be a multiple of 8, got {self.motion_size}.")
+
+    @property
+    def landmark_indices(self) -> tuple[int, ...]:
+        """Indices into the 468 face-mesh points of the landmarks that drive the model."""
+        return LANDMARK_SUBSETS[self.landmarks]
+
+    @classmethod
+    def from_yaml_dict(cls, data: Mapping[str, Any]) -> LiteConfig:
+        """Read the YAML layout of the module docstring (unknown keys are errors)."""
+        params = section(data, "model_params")
+        check_keys(params, "model_params", required=("family",),
+                   optional=("common_params", "motion_params", "generator_params"))  # fmt: skip
+        d = cls()
+        common = params.get("common_params") or {}
+        motion = params.get("motion_params") or {}
+        gen = params.get("generator_params") or {}
+        check_keys(common, "model_params.common_params", optional=("num_channels", "landmarks"))
+        check_keys(motion, "model_params.motion_params", optional=("size", "kernel_sigmas", "block_expansion"))
+        check_keys(gen, "model_params.generator_params", optional=("channels", "num_bottleneck_blocks"))
+        positive = (lambda v: is_number(v) and v > 0), "positive numbers"
+        return cls(
+            image_size=image_size(data),
+            num_channels=get_int(common, "num_channels", "model_params.common_params", d.num_channels, minimum=1),
+            landmarks=str(common.get("landmarks", d.landmarks)),
+            motion_size=get_int(motion, "size", "model_params.motion_params", d.motion_size, minimum=8),
+            kernel_sigmas=tuple(
+                float(s)
+                for s in get_list(
+                    motion, "kernel_sigmas", "model_params.motion_params", *positive, default=d.kernel_sigmas
+                )  # fmt: skip
+            ),
+            motion_expansion=get_int(motion, "block_expansion", "model_params.motion_params", d.motion_expansion, 1),
+            channels=get_list(
+                gen, "channels", "model_params.generator_params", is_int, "positive integers", default=d.channels
+            ),  # fmt: skip
+            num_bottleneck_blocks=get_int(
+                gen, "num_bottleneck_blocks", "model_params.generator_params", d.num_bottleneck_blocks
+            ),  # fmt: skip
+        )
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The YAML layout of the module docstring, every key written."""
+        return {
+            "dataset_params": {"frame_shape": [self.image_size, self.image_size, self.num_channels]},
+            "model_params": {
+                "family": "lite",
+                "common_params": {"num_channels": self.num_channels, "landmarks": self.landmarks},
+                "motion_params": {
+                    "size": self.motion_size,
+                    "kernel_sigmas": list(self.kernel_sigmas),
+                    "block_expansion": self.motion_expansion,
+                },
+                "generator_params": {
+                    "channels": list(self.channels),
+                    "num_bottleneck_blocks": self.num_bottleneck_blocks,
+                },
+            },
+        }

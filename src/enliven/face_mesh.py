@@ -1,0 +1,43 @@
+"""MediaPipe face-mesh landmark conventions shared by data preparation, training and inference.
+
+Nothing here imports MediaPipe: training reads landmarks that data preparation stored, and models only see numbers.
+
+Storage convention (``<split>/<clip>.face_mesh.npy`` beside each prepared face clip): ``T x 468 x 2`` float32
+``(x, y)`` pixel positions in the stored frames (pixel ``(i, j)`` covers ``[i, i + 1) x [j, j + 1)``), a row of NaN
+where no face was found. Models take them in normalised coordinates (see :mod:`enliven.types`): ``-1`` at the
+centre of the left/top pixel, ``+1`` at the centre of the right/bottom pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Landmarks of MediaPipe's face mesh without iris refinement.
+NUM_FACE_MESH_POINTS = 468
+
+#: File name suffix of a clip's landmark sidecar: ``<split>/<clip name><suffix>``.
+LANDMARKS_SUFFIX = ".face_mesh.npy"
+
+#: The mesh points that carry expression and pose: MediaPipe's FACEMESH_CONTOURS (face oval, lips, eyes, brows;
+#: 128 points) and FACEMESH_NOSE (24), sorted. Dense enough for lips and eyelids, a third of the mesh.
+CONTOUR_AND_NOSE = (
+    0, 1, 2, 4, 5, 6, 7, 10, 13, 14, 17, 19, 21, 33, 37, 39, 40, 45, 46, 48, 52, 53, 54, 55, 58, 61, 63, 64,
+    65, 66, 67, 70, 78, 80, 81, 82, 84, 87, 88, 91, 93, 94, 95, 97, 98, 103, 105, 107, 109, 115, 127, 132, 133,
+    136, 144, 145, 146, 148, 149, 150, 152, 153, 154, 155, 157, 158, 159, 160, 161, 162, 163, 168, 172, 173,
+    176, 178, 181, 185, 191, 195, 197, 220, 234, 246, 249, 251, 263, 267, 269, 270, 275, 276, 278, 282, 283,
+    284, 285, 288, 291, 293, 294, 295, 296, 297, 300, 308, 310, 311, 312, 314, 317, 318, 321, 323, 324, 326,
+    327, 332, 334, 336, 338, 344, 356, 361, 362, 365, 373, 374, 375, 377, 378, 379, 380, 381, 382, 384, 385,
+    386, 387, 388, 389, 390, 397, 398, 400, 402, 405, 409, 415, 440, 454, 466,
+)  # fmt: skip
+
+
+def pixels_to_normalized(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``... x 2`` pixel positions (pixel ``i`` covers ``[i, i + 1)``) to ``[-1, 1]`` model coordinates."""
+    scale = np.array([2.0 / (width - 1), 2.0 / (height - 1)])
+    return (np.asarray(points, dtype=np.float64) - 0.5) * scale - 1.0
+
+
+def normalized_to_pixels(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Inverse of :func:`pixels_to_normalized`."""
+    scale = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    return (np.asarray(points, dtype=np.float64) + 1.0) * scale + 0.5

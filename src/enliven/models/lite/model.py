@@ -1,0 +1,183 @@
+"""enliven-lite: a face model for real time on a CPU, driven by MediaPipe face-mesh landmarks.
+
+FOMM spends most of its 110 GFLOP per frame on learning where things move and on a wide generator. Here the
+motion comes from face-mesh landmarks (MediaPipe finds them in ~3 ms per frame on a CPU), spread into candidate
+flows in closed form and mixed by a small network on a 64 x 64 grid (:mod:`enliven.models.lite.motion`). The
+generator is a narrow U-Net whose encoder runs once per source (cached by ``Animator``); per frame it warps the
+cached features, refines them with depthwise-separable blocks, upsamples with pixel shuffle and blends its
+output with the full-resolution warped source, so the sharp source texture is kept wherever it is visible.
+
+Per 256 x 256 frame: about 0.4 GFLOP (``enliven bench`` prints the figure), against 89 (FOMM) and 244 (TPSMM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from enliven.config.lite import LiteConfig
+from enliven.face_mesh import NUM_FACE_MESH_POINTS
+from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
+from enliven.models.lite.motion import LiteDenseMotion, conv_norm_relu, landmark_flows, resize_grid, warp
+from enliven.types import GeneratorOutput, Keypoints, MotionField
+
+#: Initial bias of the blend logit: the first outputs are the warped source (sigmoid(3) = 0.95), which trains fast.
+BLEND_BIAS = 3.0
+
+
+@dataclass(frozen=True)
+class LiteSourceEncoding(SourceEncoding):
+    """Source-only tensors of a lite model.
+
+    Attributes:
+        features: encoder features, half resolution first: ``1 x channels[i] x H / 2**(i+1) x W / 2**(i+1)``.
+        small: ``1 x 3 x m x m`` the source at the motion grid's size ``m``.
+    """
+
+    features: tuple[Tensor, ...]
+    small: Tensor
+
+
+class SeparableResidual(nn.Module):
+    """``relu(x + BN(pointwise(relu(BN(depthwise3x3(x))))))``: a residual block at a ninth of a 3x3 conv's cost."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+        self.norm1 = nn.BatchNorm2d(channels)
+        self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.relu(self.norm1(self.depthwise(x)))
+        return F.relu(x + self.norm2(self.pointwise(y)))
+
+
+class LiteEncoder(nn.Module):
+    """Source features at every generator level: strided 3x3 convs, each halving the size."""
+
+    def __init__(self, num_channels: int, channels: tuple[int, ...], num_bottleneck_blocks: int) -> None:
+        super().__init__()
+        widths = (num_channels, *channels)
+        self.levels = nn.ModuleList([conv_norm_relu(widths[i], widths[i + 1], stride=2) for i in range(len(channels))])
+        self.bottleneck = nn.Sequential(*[SeparableResidual(channels[-1]) for _ in range(num_bottleneck_blocks)])
+
+    def forward(self, image: Tensor) -> list[Tensor]:
+        """``B x 3 x H x W`` in ``[0, 1]`` -> features, half resolution first."""
+        features = []
+        x = image
+        for level in self.levels:
+            x = level(x)
+            features.append(x)
+        features[-1] = self.bottleneck(features[-1])
+        return features
+
+
+class LiteDecoder(nn.Module):
+    """Warped source features -> frame, coarse to fine (pixel-shuffle upsampling), blended with the warped source.
+
+    The last step is a convolution at half resolution whose channels a pixel shuffle turns into the full-resolution
+    colour and blend weight: full-resolution detail comes from the warped source, which the blend keeps.
+    """
+
+    def __init__(self, num_channels: int, channels: tuple[int, ...], num_bottleneck_blocks: int) -> None:
+        super().__init__()
+        self.bottleneck = nn.Sequential(*[SeparableResidual(channels[-1]) for _ in range(num_bottleneck_blocks)])
+        # upsample[i] takes level i + 1 to level i.
+        self.upsample = nn.ModuleList(
+            [nn.Conv2d(channels[i + 1], 4 * channels[i], 1) for i in range(len(channels) - 1)]
+        )
+        self.refine = nn.ModuleList([SeparableResidual(c) for c in channels[:-1]])
+        self.head = nn.Conv2d(channels[0], 4 * (num_channels + 1), 3, padding=1)
+        with torch.no_grad():  # pixel_shuffle makes output channel c of input channels 4c .. 4c + 3
+            self.head.bias[-4:].fill_(BLEND_BIAS)
+
+    def forward(self, image: Tensor, features: tuple[Tensor, ...], motion: MotionField) -> tuple[Tensor, Tensor]:
+        """Returns the prediction and the full-resolution warped source, both ``B x 3 x H x W`` in ``[0, 1]``."""
+        occlusion = motion.occlusion[0]
+
+        def warped(level: int) -> Tensor:
+            size = features[level].shape[-1]
+            grid = resize_grid(motion.deformation, size)
+            occ = (
+                occlusion
+                if occlusion.shape[-1] == size
+                else F.interpolate(occlusion, size=(size, size), mode="bilinear", align_corners=False)
+            )
+            return warp(features[level], grid) * occ
+
+        x = self.bottleneck(warped(len(features) - 1))
+        for level in reversed(range(len(features) - 1)):
+            x = F.pixel_shuffle(self.upsample[level](x), 2) + warped(level)
+            x = self.refine[level](x)
+        out = F.pixel_shuffle(self.head(x), 2)
+        generated = torch.sigmoid(out[:, :-1])
+        blend = torch.sigmoid(out[:, -1:])
+        deformed = warp(image, resize_grid(motion.deformation, image.shape[-1]))
+        return blend * deformed + (1 - blend) * generated, deformed
+
+
+class LiteModel(MotionTransferModel):
+    """enliven-lite (see the module docstring). Keypoints are the 468 face-mesh landmarks, given from outside.
+
+    Args:
+        config: the architecture.
+    """
+
+    family = "lite"
+    keypoint_source = KeypointSource.FACE_MESH
+
+    def __init__(self, config: LiteConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("landmark_indices", torch.tensor(config.landmark_indices), persistent=False)
+        self.dense_motion = LiteDenseMotion(
+            config.num_channels, 2 + len(config.kernel_sigmas), len(config.kernel_sigmas), config.motion_expansion
+        )
+        self.encoder = LiteEncoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
+        self.decoder = LiteDecoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
+
+    def detect_keypoints(self, image: Tensor) -> Keypoints:
+        raise TypeError(
+            "enliven-lite is driven by MediaPipe face-mesh landmarks computed outside the model; "
+            "use enliven.pipelines.Animator, which computes them, or pass Keypoints of 468 landmarks."
+        )
+
+    def encode_source(self, source: Tensor, keypoints: Keypoints | None = None) -> LiteSourceEncoding:
+        """Encode ``B x 3 x H x W`` sources in ``[0, 1]`` with their face-mesh ``keypoints`` (``B x 468 x 2``)."""
+        if keypoints is None:
+            raise ValueError("a lite model needs the source's face-mesh landmarks (B x 468 x 2) to encode it")
+        _check_landmarks(keypoints)
+        factor = self.config.image_size // self.config.motion_size
+        return LiteSourceEncoding(
+            image=source,
+            keypoints=keypoints,
+            features=tuple(self.encoder(source)),
+            small=F.avg_pool2d(source, factor) if factor > 1 else source,
+        )
+
+    def generate(self, encoding: SourceEncoding, kp_driving: Keypoints) -> GeneratorOutput:
+        """Animate the encoded source to ``B`` sets of (transferred) face-mesh landmarks ``B x 468 x 2``.
+
+        Returns ``B`` predictions in ``[0, 1]``; the motion's ``mask`` is the soft choice among candidate flows.
+        """
+        if not isinstance(encoding, LiteSourceEncoding):
+            raise TypeError(f"LiteModel.generate needs a LiteSourceEncoding, got {type(encoding).__name__}")
+        _check_landmarks(kp_driving)
+        driving = kp_driving.value.index_select(1, self.landmark_indices)
+        source = encoding.keypoints.value.index_select(1, self.landmark_indices)
+        source = source.expand(driving.shape[0], -1, -1)
+        grids, density = landmark_flows(source, driving, self.config.motion_size, self.config.kernel_sigmas)
+        motion = self.dense_motion(encoding.small, grids, density)
+        prediction, deformed = self.decoder(encoding.image, encoding.features, motion)
+        return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
+
+
+def _check_landmarks(keypoints: Keypoints) -> None:
+    if keypoints.num_keypoints != NUM_FACE_MESH_POINTS:
+        raise ValueError(
+            f"a lite model takes the {NUM_FACE_MESH_POINTS} face-mesh landmarks, got {keypoints.num_keypoints} points"
+        )

@@ -1,0 +1,155 @@
+"""Dense motion of enliven-lite: candidate flows spread from face-mesh landmarks, mixed by a small network.
+
+Given where the landmarks are in the source and where they should be in the output (the driving frame, or the
+source moved by the driving motion), :func:`landmark_flows` builds candidate backward flows on a coarse grid:
+
+* identity: the background stays where it is;
+* the least-squares affine map of all landmarks: the head moves as a whole (hair, ears, neck follow it);
+* per kernel width ``sigma``: that affine map plus the landmarks' residual displacements spread by a normalised
+  Gaussian kernel (Nadaraya-Watson): exact near the landmarks (lips, eyelids, brows), the affine map far from them.
+
+:class:`LiteDenseMotion` sees the source warped by every candidate and how near each pixel lies to the landmarks,
+and predicts a per-pixel soft choice among the candidates, a small residual flow, and an occlusion map (where the
+warped source cannot explain the output: the inside of an opening mouth, uncovered background).
+
+All of it is plain tensor algebra (matmul, exp, grid_sample), exportable to ONNX; no solver, no loop over points.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from enliven.geometry import fit_affine, make_coordinate_grid
+from enliven.types import MotionField
+
+#: Added to the kernel weights' sum, so that far from every landmark the spread residual fades to zero.
+KERNEL_FLOOR = 0.05
+#: Scale of the network's residual flow (normalised units): it corrects the candidates, it does not replace them.
+RESIDUAL_SCALE = 0.1
+
+
+def landmark_flows(
+    kp_source: Tensor, kp_driving: Tensor, size: int, sigmas: tuple[float, ...]
+) -> tuple[Tensor, Tensor]:
+    """Candidate backward flows from the output frame to the source (see the module docstring).
+
+    Args:
+        kp_source: ``B x K x 2`` landmarks in the source, ``(x, y)`` in ``[-1, 1]``.
+        kp_driving: ``B x K x 2`` where they are in the output frame.
+        size: side of the square grid.
+        sigmas: Gaussian kernel widths in normalised units.
+
+    Returns:
+        grids: ``B x C x size x size x 2`` sampling positions in the source, ``C = 2 + len(sigmas)``
+        (identity, affine, then one per sigma).
+        density: ``B x len(sigmas) x size x size``: ``log(1 + sum of kernel weights)`` per sigma.
+    """
+    batch, dtype = kp_driving.shape[0], kp_driving.dtype
+    grid = make_coordinate_grid((size, size), dtype, kp_driving.device).view(1, size * size, 2)
+    affine = fit_affine(kp_driving, kp_source)  # B x 3 x 2, output -> source
+    affine_grid = grid @ affine[:, :2] + affine[:, 2:]  # B x HW x 2
+    residual = kp_source - (kp_driving @ affine[:, :2] + affine[:, 2:])  # B x K x 2
+    # |p - d|^2 expanded, so the B x HW x K distances come from one matmul.
+    dist2 = (grid**2).sum(-1, keepdim=True) - 2 * grid @ kp_driving.transpose(1, 2) + (kp_driving**2).sum(-1)[:, None]
+    dist2 = dist2.clamp(min=0)
+    grids = [grid.expand(batch, -1, -1), affine_grid]
+    densities = []
+    for sigma in sigmas:
+        # Clamped: weights below e^-30 change nothing, and their denormal floats would slow every later op.
+        weights = torch.exp((dist2 * (-0.5 / sigma**2)).clamp(min=-30.0))
+        total = weights.sum(-1, keepdim=True)
+        grids.append(affine_grid + (weights @ residual) / (total + KERNEL_FLOOR))
+        densities.append(torch.log1p(total))
+    stacked = torch.stack(grids, dim=1).view(batch, len(grids), size, size, 2)
+    density = torch.cat(densities, dim=-1).transpose(1, 2).reshape(batch, len(sigmas), size, size)
+    return stacked, density
+
+
+def warp(image: Tensor, grid: Tensor) -> Tensor:
+    """Sample ``B x C x H x W`` (or batch 1, broadcast) at a ``B x h x w x 2`` grid in our ``[-1, 1]`` convention."""
+    if image.shape[0] != grid.shape[0]:
+        image = image.expand(grid.shape[0], -1, -1, -1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def resize_grid(grid: Tensor, size: int) -> Tensor:
+    """Bilinearly resample a ``B x h x w x 2`` sampling grid to ``B x size x size x 2`` (values unchanged in kind)."""
+    if grid.shape[1] == size:
+        return grid
+    channels_first = grid.permute(0, 3, 1, 2)
+    return F.interpolate(channels_first, size=(size, size), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
+
+
+def conv_norm_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class LiteDenseMotion(nn.Module):
+    """Chooses among candidate flows per pixel and predicts occlusion, on the coarse motion grid.
+
+    A three-level hourglass (``expansion``, ``2 x``, ``4 x`` channels) over the source warped by each candidate
+    and the landmark densities.
+
+    Args:
+        num_channels: image channels.
+        num_candidates: candidate flows ``C`` (see :func:`landmark_flows`).
+        num_densities: density maps (one per kernel width).
+        expansion: channels of the first level.
+    """
+
+    def __init__(self, num_channels: int, num_candidates: int, num_densities: int, expansion: int) -> None:
+        super().__init__()
+        self.num_candidates = num_candidates
+        in_channels = num_channels * (num_candidates + 1) + num_densities
+        self.down = nn.ModuleList(
+            [
+                conv_norm_relu(in_channels, expansion),
+                conv_norm_relu(expansion, 2 * expansion, stride=2),
+                conv_norm_relu(2 * expansion, 4 * expansion, stride=2),
+            ]
+        )
+        # Each up step convolves at the coarse level, then doubles the size: a quarter of the work.
+        self.up = nn.ModuleList(
+            [conv_norm_relu(4 * expansion, 2 * expansion), conv_norm_relu(2 * expansion, expansion)]
+        )
+        self.head = nn.Conv2d(expansion, num_candidates + 1 + 2, 3, padding=1)
+        with torch.no_grad():  # start from "no residual flow", so the candidates alone move the source
+            self.head.weight[num_candidates + 1 :].zero_()
+            self.head.bias[num_candidates + 1 :].zero_()
+
+    def forward(self, source_small: Tensor, grids: Tensor, density: Tensor) -> MotionField:
+        """Mix the candidates.
+
+        Args:
+            source_small: ``1 x C_img x h x w`` or ``B x C_img x h x w`` source at the grid's size, in ``[0, 1]``.
+            grids: ``B x C x h x w x 2`` candidate flows.
+            density: ``B x S x h x w`` landmark densities.
+
+        Returns:
+            deformation ``B x h x w x 2``, occlusion ``(B x 1 x h x w,)`` in ``[0, 1]`` (1 = visible in the source),
+            mask ``B x C x h x w`` (softmax over candidates).
+        """
+        batch, count, h, w, _ = grids.shape
+        source = source_small.expand(batch, -1, -1, -1)
+        tiled = source.unsqueeze(1).expand(-1, count, -1, -1, -1).reshape(batch * count, -1, h, w)
+        warped = warp(tiled, grids.reshape(batch * count, h, w, 2)).view(batch, -1, h, w)
+        x = torch.cat([source, warped, density], dim=1)
+        skips = []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        for layer, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            x = F.interpolate(layer(x), scale_factor=2.0, mode="bilinear", align_corners=False) + skip
+        out = self.head(x)
+        mask = torch.softmax(out[:, :count], dim=1)
+        occlusion = torch.sigmoid(out[:, count : count + 1])
+        residual = RESIDUAL_SCALE * out[:, count + 1 :].permute(0, 2, 3, 1)
+        deformation = (mask.unsqueeze(-1) * grids).sum(1) + residual
+        return MotionField(deformation=deformation, occlusion=(occlusion,), mask=mask)

@@ -1,0 +1,74 @@
+"""Face-mesh keypoints for models driven by landmarks (``KeypointSource.FACE_MESH``, e.g. enliven-lite).
+
+MediaPipe finds the 468 landmarks of the source once (still-image mode) and tracks them through the driving frames
+(video mode: faster and steadier than detecting anew). Frames are taken at the model's size, as the training data
+stored its landmarks, and positions are returned in the models' ``[-1, 1]`` convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from enliven.errors import NoFaceError
+from enliven.face_mesh import NUM_FACE_MESH_POINTS, pixels_to_normalized
+from enliven.types import Keypoints
+
+
+class FaceMeshTracker:
+    """Landmarks of a source image and of a stream of driving frames (MediaPipe, loaded on first use).
+
+    A driving frame whose face is lost keeps the last landmarks found; frames before the first face found get NaN
+    rows, which :class:`~enliven.pipelines.animator.Animator` renders as the unmoved source.
+    """
+
+    def __init__(self) -> None:
+        from enliven.preprocess import FaceLandmarker
+
+        self._still = FaceLandmarker()
+        self._video: FaceLandmarker | None = None
+        self._landmarker_type = FaceLandmarker
+        self._last: np.ndarray | None = None
+
+    def source(self, image: np.ndarray) -> Keypoints:
+        """Landmarks of a ``H x W x 3`` uint8 source (batch 1); restarts driving-frame tracking.
+
+        Raises:
+            NoFaceError: no face was found.
+        """
+        points = self._still.landmarks(image)
+        if points is None:
+            raise NoFaceError(
+                "No face landmarks were found in the source image; this model animates faces, so use a photo "
+                "with a clearly visible face (or a FOMM/TPSMM model with --model)."
+            )
+        self.restart()
+        return self._to_keypoints(points[None], image.shape)
+
+    def driving(self, frames: np.ndarray) -> Keypoints:
+        """Landmarks of ``N x H x W x 3`` uint8 consecutive driving frames (``N x 468 x 2``, NaN before a face)."""
+        if self._video is None:
+            self._video = self._landmarker_type(video=True)
+        rows = []
+        for frame in frames:
+            points = self._video.landmarks(frame)
+            if points is not None:
+                self._last = points
+            rows.append(self._last if self._last is not None else np.full((NUM_FACE_MESH_POINTS, 2), np.nan))
+        return self._to_keypoints(np.stack(rows), frames.shape[1:])
+
+    def restart(self) -> None:
+        """Forget the tracked face: the next driving frame starts a new clip."""
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+        self._last = None
+
+    def close(self) -> None:
+        self.restart()
+        self._still.close()
+
+    @staticmethod
+    def _to_keypoints(points: np.ndarray, shape: tuple[int, ...]) -> Keypoints:
+        height, width = shape[0], shape[1]
+        return Keypoints(torch.from_numpy(pixels_to_normalized(points, width, height).astype(np.float32)))

@@ -1,0 +1,151 @@
+"""enliven-lite: config, landmark flows, model, training through the shared loop, animation from a photo."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from conftest import REPO_ROOT, TINY_SIDE, write_square_clips
+from enliven.config import config_from_dict, load_model_config
+from enliven.config.lite import LiteConfig
+from enliven.errors import ConfigError
+from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS
+from enliven.geometry import make_coordinate_grid
+from enliven.models.factory import build_model
+from enliven.models.lite.motion import landmark_flows
+from enliven.models.presets import PRESETS
+from enliven.pipelines.animator import Animator
+from enliven.train.families import LiteObjective, build_objectives
+from enliven.train.losses import LossConfig
+from enliven.train.objectives import LandmarkPair
+from enliven.train.trainer import train
+from enliven.types import Keypoints
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = LiteConfig(image_size=TINY_SIDE, motion_size=16, channels=(8, 16), motion_expansion=8, num_bottleneck_blocks=1)
+
+
+def face_points(batch: int = 1, seed: int = 0) -> torch.Tensor:
+    """``batch x 468 x 2`` plausible landmark clouds: points inside a centred ellipse."""
+    rng = np.random.default_rng(seed)
+    angle, radius = (
+        rng.uniform(0, 2 * np.pi, (batch, NUM_FACE_MESH_POINTS)),
+        rng.uniform(0, 1, (batch, NUM_FACE_MESH_POINTS)),
+    )
+    points = np.stack([0.35 * radius * np.cos(angle), 0.45 * radius * np.sin(angle)], axis=-1)
+    return torch.from_numpy(points.astype(np.float32))
+
+
+def test_config_round_trips_and_is_checked() -> None:
+    config = LiteConfig()
+    assert config_from_dict(config.to_yaml_dict()) == config
+    assert load_model_config(REPO_ROOT / "configs" / "lite-faces.yaml") == config
+    assert config_from_dict(PRESETS["enliven-lite"].config) == config
+    with pytest.raises(ConfigError, match="motion_params.size"):
+        LiteConfig(image_size=256, motion_size=32)
+    with pytest.raises(ConfigError, match="landmarks"):
+        LiteConfig(landmarks="ears")
+    document = config.to_yaml_dict()
+    document["model_params"]["motion_params"]["sigma"] = 1
+    with pytest.raises(ConfigError, match="unknown key 'model_params.motion_params.sigma'"):
+        config_from_dict(document)
+
+
+def test_landmark_flows_are_exact_where_they_must_be() -> None:
+    source = face_points(2)
+    grids, density = landmark_flows(source, source, 16, (0.05, 0.2))
+    assert grids.shape == (2, 4, 16, 16, 2) and density.shape == (2, 2, 16, 16)
+    identity = make_coordinate_grid((16, 16))
+    torch.testing.assert_close(grids, identity.expand_as(grids), atol=1e-4, rtol=0)  # no motion, no flow
+    # A driving frame that is an affine image of the source: the affine candidate undoes it everywhere.
+    matrix = torch.tensor([[0.9, 0.1], [-0.05, 1.1]])
+    driving = source @ matrix + torch.tensor([0.1, -0.05])
+    grids, _ = landmark_flows(source, driving, 16, (0.05,))
+    expected = (identity.view(-1, 2) - torch.tensor([0.1, -0.05])) @ torch.linalg.inv(matrix)
+    torch.testing.assert_close(grids[:, 1].reshape(2, -1, 2), expected.expand(2, -1, -1), atol=1e-3, rtol=0)
+    torch.testing.assert_close(grids[:, 2], grids[:, 1], atol=1e-3, rtol=0)  # nothing left for the kernel
+
+
+@torch.no_grad()
+def test_model_shapes_and_boundaries() -> None:
+    model = build_model(TINY)
+    source = torch.rand(1, 3, TINY_SIDE, TINY_SIDE)
+    encoding = model.encode_source(source, Keypoints(face_points()))
+    out = model.generate(encoding, Keypoints(face_points(3, seed=1)))
+    assert out.prediction.shape == (3, 3, TINY_SIDE, TINY_SIDE)
+    assert 0 <= float(out.prediction.min()) and float(out.prediction.max()) <= 1
+    assert out.motion.deformation.shape == (3, 16, 16, 2) and out.motion.mask.shape == (3, 4, 16, 16)
+    with pytest.raises(TypeError, match="face-mesh landmarks"):
+        model.detect_keypoints(source)
+    with pytest.raises(ValueError, match="468"):
+        model.generate(encoding, Keypoints(torch.zeros(1, 10, 2)))
+    with pytest.raises(ValueError, match="landmarks"):
+        model.encode_source(source)
+
+
+@torch.no_grad()
+def test_unmoved_landmarks_give_back_about_the_source() -> None:
+    """At initialisation the blend favours the warped source, so no motion reproduces the source closely."""
+    model = build_model(TINY)
+    source = torch.rand(1, 3, TINY_SIDE, TINY_SIDE)
+    points = Keypoints(face_points())
+    out = model.generate(model.encode_source(source, points), points)
+    assert float((out.deformed - source).abs().max()) < 2e-3  # the affine fit's ridge moves it a hair
+    assert float((out.prediction - source).abs().mean()) < 0.05
+
+
+def test_objective_trains_without_equivariance() -> None:
+    generator, discriminator = build_objectives(TINY, LossConfig(scales=(1, 0.5)))
+    assert isinstance(generator, LiteObjective) and discriminator is None
+    source, driving = torch.rand(2, 3, TINY_SIDE, TINY_SIDE), torch.rand(2, 3, TINY_SIDE, TINY_SIDE)
+    out = generator(source, driving, landmarks=LandmarkPair(face_points(2), face_points(2, seed=3)))
+    assert set(out.parts) == {"l1", "ms_ssim"} and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(p.grad is not None for p in generator.trainable_parameters())
+    with pytest.raises(ValueError, match="landmarks"):
+        generator(source, driving)
+
+
+def test_trains_from_landmark_sidecars(tmp_path: Path) -> None:
+    root = write_square_clips(tmp_path / "faces", ("train",) * 2 + ("val",), 4)
+    for split, clip in (("train", "clip0"), ("train", "clip1"), ("val", "clip2")):
+        pixels = (face_points(4, seed=len(clip)).numpy() + 1) * (TINY_SIDE - 1) / 2 + 0.5
+        np.save(root / split / f"{clip}{LANDMARKS_SUFFIX}", pixels.astype(np.float32))
+    document = copy.deepcopy(TINY.to_yaml_dict())
+    document["dataset_params"].update({"id_sampling": False})  # landmarks are switched on by the family
+    document["train_params"] = {
+        "num_epochs": 1,
+        "num_repeats": 2,
+        "batch_size": 2,
+        "dataloader_workers": 0,
+        "scales": [1, 0.5],
+        "loss_weights": {"equivariance_value": 0, "equivariance_jacobian": 0},
+        "log_every": 1,
+        "seed": 0,
+    }
+    config = tmp_path / "lite.yaml"
+    config.write_text(yaml.safe_dump(document))
+    result = train(config, root, tmp_path / "run", progress=False)
+    assert result.step == 2 and all(np.isfinite(v) for v in result.losses.values())
+
+
+def test_animator_finds_the_source_face_and_tracks_the_driving_one(data_dir: Path) -> None:
+    model = build_model(LiteConfig(image_size=128, motion_size=32, channels=(8, 16), motion_expansion=8))
+    animator = Animator(model, device="cpu")
+    photo = np.asarray(Image.open(REPO_ROOT / "assets" / "source-astronaut.jpg").convert("RGB"))
+    face = photo[30:230, 130:330]  # the astronaut's face, roughly centred
+    animator.set_source(face)
+    blank = np.zeros_like(face)  # no face yet: the source comes back unmoved, and is no reference
+    out = animator(np.stack([blank, face, face[:, ::-1]]))
+    assert out.shape == (3, 128, 128, 3) and out.dtype == np.uint8
+    with torch.inference_mode():
+        unmoved = animator.to_uint8(model.generate(animator._source, animator._source.keypoints).prediction)[0]
+    assert np.abs(out[0].astype(int) - unmoved).max() <= 1
+    animator.close()
