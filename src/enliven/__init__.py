@@ -1,7 +1,8 @@
 """enliven: bring a still image to life with the motion of a driving video.
 
 Public API: :class:`Animator` (source once, then frames), :func:`load_model`, :func:`animate_file` with
-:class:`AnimateOptions`. They are imported lazily so that ``import enliven`` stays cheap.
+:class:`AnimateOptions`, :func:`export_onnx` and :class:`OnnxMotionModel` (the onnxruntime backend). They are
+imported lazily so that ``import enliven`` stays cheap.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ _LAZY = {
     "load_model": "enliven.models.loader",
     "animate_file": "enliven.pipelines.animate",
     "AnimateOptions": "enliven.pipelines.animate",
+    "export_onnx": "enliven.export",
+    "OnnxMotionModel": "enliven.export",
 }
 
 __all__ = ["__version__", *_LAZY]

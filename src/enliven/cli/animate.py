@@ -64,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=positive_int, default=None, help="side of the square the model runs at")
     add_device_argument(p)
     p.add_argument("--batch-size", type=positive_int, default=4, help="driving frames per model call")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="run the model with PyTorch, or with onnxruntime on the CPU (exported and cached on first use; "
+        "relative and absolute modes; needs the 'export' extra) (default torch)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        backend=args.backend,
     )
     result = animate_file(args.source, args.driving, args.output, options)
     if result.untrained_model:

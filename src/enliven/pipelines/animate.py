@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from enliven.errors import InputError, NoFaceError
 from enliven.io import VideoSource, check_output_path, open_writer, probe, read_image
+from enliven.models.checkpoint import LoadedModel
 from enliven.models.loader import load_model
 from enliven.pipelines.animator import Animator
 from enliven.preprocess import (
@@ -36,6 +37,9 @@ from enliven.preprocess import (
     track_faces,
 )
 from enliven.types import MotionMode
+
+#: What ``AnimateOptions.backend`` takes.
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class AnimateOptions:
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: driving frames per model call.
         progress: show a progress bar.
+        backend: ``torch`` (PyTorch) or ``onnx`` (onnxruntime on the CPU; the model is exported to ONNX on first
+            use and cached, see :func:`enliven.export.load_onnx_model`; relative and absolute modes only).
     """
 
     model: str | None = None
@@ -69,6 +75,7 @@ class AnimateOptions:
     device: str = "auto"
     batch_size: int = 4
     progress: bool = True
+    backend: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -102,9 +109,9 @@ def animate_file(source: str | Path, driving: str | Path, output: str | Path, op
     source_path, driving_path = Path(source), Path(driving)
     video = VideoSource(driving_path)
     source_image = _read_source(source_path)
-    loaded = load_model(options.model, options.config)
+    loaded, device = _load(options)
     animator = Animator(
-        loaded.model, device=options.device, mode=options.mode, adapt_scale=options.adapt_scale, size=options.size
+        loaded.model, device=device, mode=options.mode, adapt_scale=options.adapt_scale, size=options.size
     )
     face_content = loaded.metadata.get("content", "face") == "face"
 
@@ -134,6 +141,26 @@ def animate_file(source: str | Path, driving: str | Path, output: str | Path, op
         plan.best_frame,
         loaded.metadata.get("untrained") == "true",
     )
+
+
+def _load(options: AnimateOptions) -> tuple[LoadedModel, str]:
+    """The model for ``options.backend`` and the device the animator runs on."""
+    if options.backend == "torch":
+        return load_model(options.model, options.config), options.device
+    if options.backend != "onnx":
+        raise InputError(f"unknown backend {options.backend!r}; use {' or '.join(BACKENDS)}.")
+    if options.device == "cuda":
+        raise InputError("--backend onnx runs on the CPU; use --device cpu (or auto), or --backend torch for CUDA.")
+    from enliven.export import EXPORTED_MODES, check_onnx_mode, load_onnx_model
+
+    check_onnx_mode(EXPORTED_MODES, options.mode)  # before a possibly long first export
+    loaded = load_onnx_model(options.model, options.config)
+    if options.size is not None and options.size != loaded.model.image_size:
+        raise InputError(
+            f"--backend onnx runs at the exported size {loaded.model.image_size}, not --size {options.size}; "
+            "leave out --size or use --backend torch."
+        )
+    return loaded, "cpu"
 
 
 def _read_source(path: Path) -> np.ndarray:

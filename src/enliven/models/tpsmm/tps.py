@@ -72,7 +72,10 @@ class ThinPlateSpline:
         system = torch.cat([top, bottom], dim=2)
         system = system + _REGULARISATION * torch.eye(n + 3, dtype=system.dtype, device=system.device)
         rhs = torch.cat([targets, targets.new_zeros(batch, num_tps, 3, 2)], dim=2)
-        params = torch.linalg.inv(system) @ rhs
+        if torch.onnx.is_in_onnx_export():
+            params = gauss_jordan_solve(system, rhs)  # ONNX has no matrix inverse
+        else:
+            params = torch.linalg.inv(system) @ rhs
         return cls(control_points=control_points, weights=params[:, :, :n], affine=params[:, :, n:])
 
     def warp(self, coordinates: Tensor) -> Tensor:
@@ -94,6 +97,37 @@ class ThinPlateSpline:
         h, w = spatial_size
         batch, num_tps = self.control_points.shape[:2]
         return self.warp(grid.reshape(h * w, 2)).view(batch, num_tps, h, w, 2)
+
+
+def gauss_jordan_solve(system: Tensor, rhs: Tensor) -> Tensor:
+    """Solve ``system @ x = rhs`` by Gauss-Jordan elimination with partial pivoting, from plain tensor ops only.
+
+    Used instead of ``torch.linalg.inv`` while exporting to ONNX (which has no matrix inverse or solve). The loop
+    over columns is unrolled at trace time, so it suits the small systems of :meth:`ThinPlateSpline.fit`
+    (``(n + 3) x (n + 3)``, ``n = 5``). Row swaps pick the largest remaining pivot in magnitude (the TPS systems are
+    symmetric but indefinite: elimination without pivoting meets a near-zero pivot in the affine block).
+
+    Args:
+        system: ``... x n x n`` invertible matrices.
+        rhs: ``... x n x m`` right-hand sides (same leading shape).
+
+    Returns:
+        ``... x n x m`` solutions.
+    """
+    n = system.shape[-1]
+    augmented = torch.cat([system, rhs], dim=-1)
+    rows = torch.arange(n, device=system.device)
+    taken = torch.full_like(augmented[..., :, 0], -1.0)
+    for j in range(n):
+        # Rows above j hold earlier pivots: mark them -1 so that argmax of magnitudes never picks them.
+        magnitude = torch.where(rows >= j, augmented[..., :, j].abs(), taken)
+        pivot = magnitude.argmax(dim=-1, keepdim=True)
+        order = torch.where(rows == j, pivot, torch.where(rows == pivot, j, rows))
+        augmented = augmented.gather(-2, order.unsqueeze(-1).expand_as(augmented))
+        pivot_row = augmented[..., j : j + 1, :] / augmented[..., j : j + 1, j : j + 1]
+        eliminated = augmented - augmented[..., :, j : j + 1] * pivot_row
+        augmented = torch.where((rows == j).unsqueeze(-1), pivot_row, eliminated)
+    return augmented[..., n:]
 
 
 def sample(image: Tensor, grid: Tensor) -> Tensor:
