@@ -43,6 +43,8 @@ def load_model(model: str | Path | None = None, config: str | Path | ModelConfig
                 f"the weights of {preset.name} ({preset.weights}) are not in {weights.parent}; put the authors' "
                 "checkpoint there (or set ENLIVEN_MODELS), or pass --model PATH."
             )
+        elif preset.bundled:
+            loaded = replace(load_release(weights), source=preset.name)
         else:
             loaded = load_authors_checkpoint(weights, cfg)
         return _with_content(loaded, preset.content)

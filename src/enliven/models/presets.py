@@ -1,17 +1,20 @@
-"""Named models: the published FOMM/TPSMM configurations, and where their weights are looked for.
+"""Named models: enliven's own (weights inside the package) and the published FOMM/TPSMM configurations.
 
-The authors' checkpoints cannot be downloaded here (and their links are often dead), so a preset's weights are
-looked for, under their published file names, in ``$ENLIVEN_MODELS`` (default ``~/.cache/enliven/models``).
+``enliven-lite``, the default, ships its weights in the package (``enliven/weights/``). The authors' checkpoints
+cannot be downloaded here (and their links are often dead), so their presets' weights are looked for, under their
+published file names, in ``$ENLIVEN_MODELS`` (default ``~/.cache/enliven/models``).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from enliven.config.fomm import FOMM_PRESETS
+from enliven.config.lite import LiteConfig
 from enliven.config.tpsmm import TPSMM_PRESETS
 
 Content = Literal["face", "other"]
@@ -25,10 +28,12 @@ class Preset:
         name: what ``--model`` accepts, e.g. ``fomm-vox``.
         family: ``fomm`` or ``tpsmm``.
         config: the authors'-format config dict (``model_params`` and, where needed, ``dataset_params``).
-        weights: the published checkpoint's file name, looked for in :func:`models_dir`; ``None`` for a model
-            that has no trained weights (built with random weights).
+        weights: the weights' file name: in the package's ``weights`` folder when ``bundled``, else the published
+            checkpoint's name, looked for in :func:`models_dir`; ``None`` for a model that has no trained weights
+            (built with random weights).
         content: what the model animates: ``face`` models crop around a detected face, others pad to a square.
         description: one line for ``enliven models``.
+        bundled: the weights ship inside the package (an enliven ``.safetensors`` release).
     """
 
     name: str
@@ -37,9 +42,17 @@ class Preset:
     weights: str | None
     content: Content
     description: str
+    bundled: bool = False
 
     def weights_path(self) -> Path | None:
-        return None if self.weights is None else models_dir() / self.weights
+        if self.weights is None:
+            return None
+        return bundled_weights_dir() / self.weights if self.bundled else models_dir() / self.weights
+
+
+def bundled_weights_dir() -> Path:
+    """The package's ``weights`` folder (trained enliven models, a few MB each)."""
+    return Path(str(resources.files("enliven") / "weights"))
 
 
 def models_dir() -> Path:
@@ -113,6 +126,15 @@ def _build_presets() -> dict[str, Preset]:
             content,
             description,  # type: ignore[arg-type]
         )
+    presets["enliven-lite"] = Preset(
+        "enliven-lite",
+        "lite",
+        LiteConfig().to_yaml_dict(),
+        "enliven-lite.safetensors",
+        "face",
+        "enliven-lite: real-time faces on a CPU, driven by MediaPipe face-mesh landmarks, 256 (ships with enliven)",
+        bundled=True,
+    )
     presets["untrained-demo"] = Preset(
         "untrained-demo",
         "fomm",
@@ -125,4 +147,4 @@ def _build_presets() -> dict[str, Preset]:
 
 
 PRESETS: dict[str, Preset] = _build_presets()
-DEFAULT_MODEL = "untrained-demo"
+DEFAULT_MODEL = "enliven-lite"

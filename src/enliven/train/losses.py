@@ -143,7 +143,7 @@ class LossConfig:
         if len(perceptual_weights) > 5:
             raise ConfigError(f"'{where}.loss_weights.perceptual' has {len(perceptual_weights)} weights; VGG has 5.")
         return cls(
-            scales=get_list(train_params, "scales", where, _is_scale, "scales 1 / n for integers n >= 1", default=d.scales),
+            scales=get_list(train_params, "scales", where, _is_scale, "scales 1 / n (n = 1, 2, ...)", default=d.scales),
             transform=_read_transform(train_params, where),
             perceptual_weights=perceptual_weights,
             equivariance_value=weight("equivariance_value", d.equivariance_value),
