@@ -63,6 +63,8 @@ def test_models_lists_presets() -> None:
     assert result.returncode == 0
     for name in ("fomm-vox", "fomm-mgif", "tpsmm-ted", "untrained-demo"):
         assert name in result.stdout
+    default = next(line for line in result.stdout.splitlines() if "(default)" in line)
+    assert "enliven-lite" in default
 
 
 def test_face_crop_and_paste_back_to_mp4_with_audio(data_dir: Path, tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
         path = preset.weights_path()
         if path is None:
             state = "built in (random weights)"
+        elif preset.bundled:
+            state = "ships with enliven" if path.is_file() else f"missing {path} (reinstall enliven)"
         else:
             state = "installed" if path.is_file() else f"missing {preset.weights}"
         default = " (default)" if name == DEFAULT_MODEL else ""

@@ -12,9 +12,7 @@ Two formats are read:
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch
 
 from enliven.config import ModelConfig, config_from_dict
 from enliven.errors import CheckpointError, ConfigError
+from enliven.io.atomic import atomic_output
 from enliven.models.base import MotionTransferModel
 from enliven.models.factory import build_model
 
@@ -197,14 +196,8 @@ def save_release(model: MotionTransferModel, path: str | Path, metadata: Mapping
     }
     header.update({k: str(v) for k, v in (metadata or {}).items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:  # a plain new file: the usual permissions, unlike mkstemp's 0600
+        save_file(tensors, str(tmp), metadata=header)
     return path
 
 

@@ -107,6 +107,15 @@ _UNTRAINED_DEMO = {
 
 def _build_presets() -> dict[str, Preset]:
     presets: dict[str, Preset] = {}
+    presets["enliven-lite"] = Preset(
+        "enliven-lite",
+        "lite",
+        LiteConfig().to_yaml_dict(),
+        "enliven-lite.safetensors",
+        "face",
+        "enliven-lite: real-time faces on a CPU, driven by MediaPipe face-mesh landmarks, 256",
+        bundled=True,
+    )
     for name, (weights, content, description) in _FOMM_DATA.items():
         presets[f"fomm-{name}"] = Preset(
             f"fomm-{name}",
@@ -126,15 +135,6 @@ def _build_presets() -> dict[str, Preset]:
             content,
             description,  # type: ignore[arg-type]
         )
-    presets["enliven-lite"] = Preset(
-        "enliven-lite",
-        "lite",
-        LiteConfig().to_yaml_dict(),
-        "enliven-lite.safetensors",
-        "face",
-        "enliven-lite: real-time faces on a CPU, driven by MediaPipe face-mesh landmarks, 256 (ships with enliven)",
-        bundled=True,
-    )
     presets["untrained-demo"] = Preset(
         "untrained-demo",
         "fomm",

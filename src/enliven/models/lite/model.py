@@ -171,7 +171,9 @@ class LiteModel(MotionTransferModel):
         driving = kp_driving.value.index_select(1, self.landmark_indices)
         source = encoding.keypoints.value.index_select(1, self.landmark_indices)
         source = source.expand(driving.shape[0], -1, -1)
-        grids, density = landmark_flows(source, driving, self.config.motion_size, self.config.kernel_sigmas)
+        # The grid follows the encoded source, so a model also runs at another size (Animator's ``size``).
+        size = encoding.small.shape[-1]
+        grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas)
         motion = self.dense_motion(encoding.small, grids, density)
         prediction, deformed = self.decoder(encoding.image, encoding.features, motion)
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
