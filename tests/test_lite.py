@@ -149,3 +149,20 @@ def test_animator_finds_the_source_face_and_tracks_the_driving_one(data_dir: Pat
         unmoved = animator.to_uint8(model.generate(animator._source, animator._source.keypoints).prediction)[0]
     assert np.abs(out[0].astype(int) - unmoved).max() <= 1
     animator.close()
+
+
+def test_learned_keypoint_variant_trains_with_equivariance() -> None:
+    config = LiteConfig(
+        image_size=TINY_SIDE, motion_size=16, channels=(8, 16), motion_expansion=8, keypoints="learned", num_kp=5
+    )
+    assert config_from_dict(config.to_yaml_dict()) == config
+    generator, _ = build_objectives(config, LossConfig(scales=(1, 0.5), equivariance_value=10))
+    assert generator.model.keypoint_source.value == "learned" and "kp_detector" in generator.networks()
+    source, driving = torch.rand(2, 3, TINY_SIDE, TINY_SIDE), torch.rand(2, 3, TINY_SIDE, TINY_SIDE)
+    out = generator(source, driving)
+    assert {"l1", "ms_ssim", "equivariance_value"} <= set(out.parts) and torch.isfinite(out.loss)
+    model = build_model(config)
+    with torch.no_grad():
+        animator = Animator(model, device="cpu")  # no MediaPipe: the model finds its own keypoints
+        animator.set_source(torch.rand(1, 3, TINY_SIDE, TINY_SIDE))
+        assert animator.animate(torch.rand(2, 3, TINY_SIDE, TINY_SIDE)).prediction.shape == (2, 3, TINY_SIDE, TINY_SIDE)

@@ -42,7 +42,10 @@ class LiteConfig:
     Attributes:
         image_size: side of the square frames (256; 128 for quick experiments).
         num_channels: image channels (3).
-        landmarks: name of the face-mesh subset in :data:`LANDMARK_SUBSETS` that moves the face.
+        keypoints: ``face_mesh`` (MediaPipe landmarks given from outside; the default) or ``learned`` (a small
+            keypoint detector trained without supervision, FOMM-style, with equivariance losses).
+        landmarks: name of the face-mesh subset in :data:`LANDMARK_SUBSETS` that moves the face (``face_mesh``).
+        num_kp: number of learned keypoints (``learned``).
         motion_size: side of the dense motion grid (64 for 256 px frames: motion is smooth, a quarter suffices).
         kernel_sigmas: widths, in normalised units (2 = the image side), of the Gaussian kernels that spread the
             landmarks' displacements into dense flows; one candidate flow per width.
@@ -57,7 +60,9 @@ class LiteConfig:
     family: ClassVar[str] = "lite"
     image_size: int = 256
     num_channels: int = 3
+    keypoints: str = "face_mesh"
     landmarks: str = "contour_and_nose"
+    num_kp: int = 20
     motion_size: int = 64
     kernel_sigmas: tuple[float, ...] = (0.04, 0.12)
     motion_expansion: int = 32
@@ -65,6 +70,12 @@ class LiteConfig:
     num_bottleneck_blocks: int = 2
 
     def __post_init__(self) -> None:
+        if self.keypoints not in ("face_mesh", "learned"):
+            raise ConfigError(
+                f"'model_params.common_params.keypoints' must be face_mesh or learned, got {self.keypoints!r}."
+            )
+        if not is_int(self.num_kp) or self.num_kp < 3:
+            raise ConfigError(f"'model_params.common_params.num_kp' must be an integer >= 3, got {self.num_kp!r}.")
         if self.landmarks not in LANDMARK_SUBSETS:
             raise ConfigError(
                 f"'model_params.common_params.landmarks' must be one of {', '.join(LANDMARK_SUBSETS)}, "
@@ -98,14 +109,16 @@ class LiteConfig:
         common = params.get("common_params") or {}
         motion = params.get("motion_params") or {}
         gen = params.get("generator_params") or {}
-        check_keys(common, "model_params.common_params", optional=("num_channels", "landmarks"))
+        check_keys(common, "model_params.common_params", optional=("num_channels", "keypoints", "landmarks", "num_kp"))
         check_keys(motion, "model_params.motion_params", optional=("size", "kernel_sigmas", "block_expansion"))
         check_keys(gen, "model_params.generator_params", optional=("channels", "num_bottleneck_blocks"))
         positive = (lambda v: is_number(v) and v > 0), "positive numbers"
         return cls(
             image_size=image_size(data),
             num_channels=get_int(common, "num_channels", "model_params.common_params", d.num_channels, minimum=1),
+            keypoints=str(common.get("keypoints", d.keypoints)),
             landmarks=str(common.get("landmarks", d.landmarks)),
+            num_kp=get_int(common, "num_kp", "model_params.common_params", d.num_kp, minimum=3),
             motion_size=get_int(motion, "size", "model_params.motion_params", d.motion_size, minimum=8),
             kernel_sigmas=tuple(
                 float(s)
@@ -128,7 +141,11 @@ class LiteConfig:
             "dataset_params": {"frame_shape": [self.image_size, self.image_size, self.num_channels]},
             "model_params": {
                 "family": "lite",
-                "common_params": {"num_channels": self.num_channels, "landmarks": self.landmarks},
+                "common_params": {
+                    "num_channels": self.num_channels,
+                    "keypoints": self.keypoints,
+                    **({"landmarks": self.landmarks} if self.keypoints == "face_mesh" else {"num_kp": self.num_kp}),
+                },
                 "motion_params": {
                     "size": self.motion_size,
                     "kernel_sigmas": list(self.kernel_sigmas),

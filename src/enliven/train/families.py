@@ -144,10 +144,12 @@ class LiteObjective(GeneratorObjective):
     """enliven-lite: reconstruction (and an optional GAN) from the frames' face-mesh landmarks.
 
     Trains ``model.encoder``, ``model.dense_motion`` and ``model.decoder``. The landmarks come with the batch
-    (``landmarks=`` of :meth:`forward`); there is no keypoint detector, hence no equivariance loss.
+    (``landmarks=`` of :meth:`forward`); there is no keypoint detector, hence no equivariance loss. A lite model
+    with learned keypoints (``keypoints: learned``) also trains ``model.kp_detector``, with the keypoint
+    equivariance loss, as FOMM's.
     """
 
-    kernel: ClassVar[TpsKernel] = "fomm"  # unused: no equivariance
+    kernel: ClassVar[TpsKernel] = "fomm"  # random warps of the equivariance loss (learned keypoints)
     model: LiteModel
 
     def __init__(
@@ -160,17 +162,26 @@ class LiteObjective(GeneratorObjective):
         super().__init__(model, config, model.config.num_channels, vgg, discriminator_scales)
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"encoder": self.model.encoder, "dense_motion": self.model.dense_motion, "decoder": self.model.decoder}
+        model = self.model
+        nets: dict[str, nn.Module] = {"encoder": model.encoder, "dense_motion": model.dense_motion}
+        if model.kp_detector is not None:
+            nets["kp_detector"] = model.kp_detector
+        return nets | {"decoder": model.decoder}
 
     def _generate(self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None) -> _Generated:
-        if landmarks is None:
+        if self.model.kp_detector is not None:
+            kp_source, kp_driving = self.model.detect_keypoints(source), self.model.detect_keypoints(driving)
+        elif landmarks is None:
             raise ValueError("the lite family trains on face-mesh landmarks: the batch has none")
-        kp_source, kp_driving = Keypoints(landmarks.source), Keypoints(landmarks.driving)
+        else:
+            kp_source, kp_driving = Keypoints(landmarks.source), Keypoints(landmarks.driving)
         output = self.model.generate(self.model.encode_source(source, kp_source), kp_driving)
         return _Generated(output, kp_source, kp_driving, {})
 
     def _equivariance(self, driving: Tensor, kp_driving: Keypoints) -> dict[str, Tensor]:
-        return {}
+        if self.model.kp_detector is None:  # landmarks are given: nothing to make equivariant
+            return {}
+        return super()._equivariance(driving, kp_driving)
 
 
 def build_objectives(
@@ -194,7 +205,9 @@ def build_objectives(
         num_channels, num_kp = model_config.common.num_channels, model_config.common.num_tps * POINTS_PER_TPS
         disc_config = None
     elif isinstance(model_config, LiteConfig):
-        num_channels, num_kp, disc_config = model_config.num_channels, NUM_FACE_MESH_POINTS, None
+        learned = model_config.keypoints == "learned"
+        num_kp = model_config.num_kp if learned else NUM_FACE_MESH_POINTS
+        num_channels, disc_config = model_config.num_channels, None
     else:  # pragma: no cover - guarded by the config loader
         raise TypeError(f"no training objective for config {type(model_config).__name__}")
     discriminator = None

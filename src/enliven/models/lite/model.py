@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from enliven.config.lite import LiteConfig
 from enliven.face_mesh import NUM_FACE_MESH_POINTS
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
+from enliven.models.fomm.keypoint_detector import KeypointDetector
 from enliven.models.lite.motion import LiteDenseMotion, conv_norm_relu, landmark_flows, resize_grid, warp
 from enliven.types import GeneratorOutput, Keypoints, MotionField
 
@@ -122,36 +123,61 @@ class LiteDecoder(nn.Module):
 
 
 class LiteModel(MotionTransferModel):
-    """enliven-lite (see the module docstring). Keypoints are the 468 face-mesh landmarks, given from outside.
+    """enliven-lite (see the module docstring).
+
+    Keypoints are the 468 face-mesh landmarks, given from outside (``keypoints: face_mesh``), or, for comparison,
+    ``num_kp`` keypoints of a small detector trained without supervision (``keypoints: learned``, FOMM's detector
+    at a quarter of the resolution, no jacobians).
 
     Args:
         config: the architecture.
     """
 
     family = "lite"
-    keypoint_source = KeypointSource.FACE_MESH
 
     def __init__(self, config: LiteConfig) -> None:
         super().__init__()
         self.config = config
         self.register_buffer("landmark_indices", torch.tensor(config.landmark_indices), persistent=False)
+        self.kp_detector: KeypointDetector | None = None
+        if config.keypoints == "learned":
+            self.kp_detector = KeypointDetector(
+                block_expansion=16,
+                num_kp=config.num_kp,
+                num_channels=config.num_channels,
+                max_features=128,
+                num_blocks=3,
+                temperature=0.1,
+                scale_factor=config.motion_size / config.image_size,
+                pad=3,
+            )
         self.dense_motion = LiteDenseMotion(
             config.num_channels, 2 + len(config.kernel_sigmas), len(config.kernel_sigmas), config.motion_expansion
         )
         self.encoder = LiteEncoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
         self.decoder = LiteDecoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
 
+    @property  # type: ignore[override]
+    def keypoint_source(self) -> KeypointSource:
+        return KeypointSource.FACE_MESH if self.kp_detector is None else KeypointSource.LEARNED
+
     def detect_keypoints(self, image: Tensor) -> Keypoints:
-        raise TypeError(
-            "enliven-lite is driven by MediaPipe face-mesh landmarks computed outside the model; "
-            "use enliven.pipelines.Animator, which computes them, or pass Keypoints of 468 landmarks."
-        )
+        """Learned keypoints (``B x num_kp x 2``) of ``B x 3 x H x W`` images in ``[0, 1]``."""
+        if self.kp_detector is None:
+            raise TypeError(
+                "enliven-lite is driven by MediaPipe face-mesh landmarks computed outside the model; "
+                "use enliven.pipelines.Animator, which computes them, or pass Keypoints of 468 landmarks."
+            )
+        return Keypoints(self.kp_detector(image).value)
 
     def encode_source(self, source: Tensor, keypoints: Keypoints | None = None) -> LiteSourceEncoding:
-        """Encode ``B x 3 x H x W`` sources in ``[0, 1]`` with their face-mesh ``keypoints`` (``B x 468 x 2``)."""
+        """Encode ``B x 3 x H x W`` sources in ``[0, 1]`` with their keypoints (face mesh: ``B x 468 x 2``, required;
+        learned: detected when not given)."""
         if keypoints is None:
-            raise ValueError("a lite model needs the source's face-mesh landmarks (B x 468 x 2) to encode it")
-        _check_landmarks(keypoints)
+            if self.kp_detector is None:
+                raise ValueError("a lite model needs the source's face-mesh landmarks (B x 468 x 2) to encode it")
+            keypoints = self.detect_keypoints(source)
+        self._check_keypoints(keypoints)
         factor = self.config.image_size // self.config.motion_size
         return LiteSourceEncoding(
             image=source,
@@ -167,9 +193,11 @@ class LiteModel(MotionTransferModel):
         """
         if not isinstance(encoding, LiteSourceEncoding):
             raise TypeError(f"LiteModel.generate needs a LiteSourceEncoding, got {type(encoding).__name__}")
-        _check_landmarks(kp_driving)
-        driving = kp_driving.value.index_select(1, self.landmark_indices)
-        source = encoding.keypoints.value.index_select(1, self.landmark_indices)
+        self._check_keypoints(kp_driving)
+        driving, source = kp_driving.value, encoding.keypoints.value
+        if self.kp_detector is None:
+            driving = driving.index_select(1, self.landmark_indices)
+            source = source.index_select(1, self.landmark_indices)
         source = source.expand(driving.shape[0], -1, -1)
         # The grid follows the encoded source, so a model also runs at another size (Animator's ``size``).
         size = encoding.small.shape[-1]
@@ -178,9 +206,8 @@ class LiteModel(MotionTransferModel):
         prediction, deformed = self.decoder(encoding.image, encoding.features, motion)
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
 
-
-def _check_landmarks(keypoints: Keypoints) -> None:
-    if keypoints.num_keypoints != NUM_FACE_MESH_POINTS:
-        raise ValueError(
-            f"a lite model takes the {NUM_FACE_MESH_POINTS} face-mesh landmarks, got {keypoints.num_keypoints} points"
-        )
+    def _check_keypoints(self, keypoints: Keypoints) -> None:
+        expected = NUM_FACE_MESH_POINTS if self.kp_detector is None else self.config.num_kp
+        if keypoints.num_keypoints != expected:
+            what = "face-mesh landmarks" if self.kp_detector is None else "learned keypoints"
+            raise ValueError(f"this lite model takes {expected} {what}, got {keypoints.num_keypoints} points")
