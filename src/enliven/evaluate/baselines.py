@@ -83,7 +83,7 @@ class ModelMethod:
         return np.concatenate(parts)
 
     def close(self) -> None:
-        pass
+        self.animator.close()
 
 
 class StaticBaseline:

@@ -110,28 +110,28 @@ def animate_file(source: str | Path, driving: str | Path, output: str | Path, op
     video = VideoSource(driving_path)
     source_image = _read_source(source_path)
     loaded, device = _load(options)
-    animator = Animator(
+    with Animator(
         loaded.model, device=device, mode=options.mode, adapt_scale=options.adapt_scale, size=options.size
-    )
-    face_content = loaded.metadata.get("content", "face") == "face"
+    ) as animator:  # releases MediaPipe graphs of face-mesh models
+        face_content = loaded.metadata.get("content", "face") == "face"
 
-    source_box = _source_box(source_image, source_path, options, face_content)
-    source_crop = _crop(source_image, source_box, animator.size)
-    animator.set_source(source_crop)
-    plan = _plan_driving(video, driving_path, source_crop, options, face_content)
-    if plan.best_frame is not None:
-        animator.set_reference(_crop_frame_at(video, plan, plan.best_frame, animator.size))
+        source_box = _source_box(source_image, source_path, options, face_content)
+        source_crop = _crop(source_image, source_box, animator.size)
+        animator.set_source(source_crop)
+        plan = _plan_driving(video, driving_path, source_crop, options, face_content)
+        if plan.best_frame is not None:
+            animator.set_reference(_crop_frame_at(video, plan, plan.best_frame, animator.size))
 
-    frames = 0
-    bar = tqdm(total=_known_length(video), disable=not options.progress, unit="frame", desc="animating")
-    with bar, open_writer(output, fps=video.fps, audio_from=driving_path) as writer:
-        for batch in _batches(_cropped_frames(video, plan, animator.size), options.batch_size):
-            for animated in animator(np.stack(batch)):
-                if options.paste_back:
-                    animated = paste_back(source_image, animated, source_box or _full_box(source_image))
-                writer.write(animated)
-                frames += 1
-            bar.update(len(batch))
+        frames = 0
+        bar = tqdm(total=_known_length(video), disable=not options.progress, unit="frame", desc="animating")
+        with bar, open_writer(output, fps=video.fps, audio_from=driving_path) as writer:
+            for batch in _batches(_cropped_frames(video, plan, animator.size), options.batch_size):
+                for animated in animator(np.stack(batch)):
+                    if options.paste_back:
+                        animated = paste_back(source_image, animated, source_box or _full_box(source_image))
+                    writer.write(animated)
+                    frames += 1
+                bar.update(len(batch))
     return AnimateResult(
         output,
         frames,

@@ -209,6 +209,12 @@ class Animator:
         if self._tracker is not None:
             self._tracker.close()
 
+    def __enter__(self) -> Animator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __call__(self, frames: np.ndarray | Sequence[np.ndarray] | Tensor) -> np.ndarray:
         """Animate one frame (``H x W x 3`` uint8 -> ``size x size x 3``) or a batch (``N x H x W x 3``)."""
         single = isinstance(frames, np.ndarray) and frames.ndim == 3
