@@ -131,6 +131,11 @@ class TpsmmConfig:
     dense_motion: TpsmmDenseMotionParams = field(default_factory=TpsmmDenseMotionParams)
     avd: TpsmmAvdParams = field(default_factory=TpsmmAvdParams)
 
+    @property
+    def num_channels(self) -> int:
+        """Image channels (``common_params.num_channels``), as the other families' configs name it."""
+        return self.common.num_channels
+
     def __post_init__(self) -> None:
         for name, kind in _SECTIONS.items():
             if not isinstance(getattr(self, name), kind):

@@ -59,6 +59,11 @@ class MotionTransferModel(nn.Module, ABC):
         """Side of the square images the model works at (e.g. 256)."""
         return int(self.config.image_size)  # type: ignore[attr-defined]
 
+    @property
+    def num_channels(self) -> int:
+        """Image channels (3 for RGB)."""
+        return int(self.config.num_channels)  # type: ignore[attr-defined]
+
     @abstractmethod
     def detect_keypoints(self, image: Tensor) -> Keypoints:
         """Keypoints of ``B x 3 x H x W`` images in ``[0, 1]`` (``learned`` keypoint source only)."""

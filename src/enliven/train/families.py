@@ -42,15 +42,6 @@ class FommObjective(GeneratorObjective):
     kernel: ClassVar[TpsKernel] = "fomm"
     model: FommModel
 
-    def __init__(
-        self,
-        model: FommModel,
-        config: LossConfig,
-        vgg: nn.Module | None = None,
-        discriminator_scales: Sequence[float] = (),
-    ) -> None:
-        super().__init__(model, config, model.config.num_channels, vgg, discriminator_scales)
-
     def networks(self) -> dict[str, nn.Module]:
         return {"kp_detector": self.model.kp_detector, "generator": self.model.generator}
 
@@ -87,7 +78,7 @@ class TpsmmObjective(GeneratorObjective):
         discriminator_scales: Sequence[float] = (),
         bg_predictor: BgMotionPredictor | None = None,
     ) -> None:
-        super().__init__(model, config, model.config.common.num_channels, vgg, discriminator_scales)
+        super().__init__(model, config, vgg, discriminator_scales)
         self.bg_predictor = bg_predictor
         model.avd_network.requires_grad_(False)
 
@@ -152,15 +143,6 @@ class LiteObjective(GeneratorObjective):
     kernel: ClassVar[TpsKernel] = "fomm"  # random warps of the equivariance loss (learned keypoints)
     model: LiteModel
 
-    def __init__(
-        self,
-        model: LiteModel,
-        config: LossConfig,
-        vgg: nn.Module | None = None,
-        discriminator_scales: Sequence[float] = (),
-    ) -> None:
-        super().__init__(model, config, model.config.num_channels, vgg, discriminator_scales)
-
     def networks(self) -> dict[str, nn.Module]:
         model = self.model
         nets: dict[str, nn.Module] = {"encoder": model.encoder, "dense_motion": model.dense_motion}
@@ -198,16 +180,13 @@ def build_objectives(
         ConfigError: the VGG-19 weights file is missing or invalid.
     """
     vgg = load_vgg19(loss_config.vgg19_weights) if loss_config.perceptual == "vgg19" else None  # type: ignore[arg-type]
+    num_channels, disc_config = model_config.num_channels, None
     if isinstance(model_config, FommConfig):
-        num_channels, num_kp = model_config.num_channels, model_config.num_kp
-        disc_config = model_config.discriminator
+        num_kp, disc_config = model_config.num_kp, model_config.discriminator
     elif isinstance(model_config, TpsmmConfig):
-        num_channels, num_kp = model_config.common.num_channels, model_config.common.num_tps * POINTS_PER_TPS
-        disc_config = None
+        num_kp = model_config.common.num_tps * POINTS_PER_TPS
     elif isinstance(model_config, LiteConfig):
-        learned = model_config.keypoints == "learned"
-        num_kp = model_config.num_kp if learned else NUM_FACE_MESH_POINTS
-        num_channels, disc_config = model_config.num_channels, None
+        num_kp = model_config.num_kp if model_config.keypoints == "learned" else NUM_FACE_MESH_POINTS
     else:  # pragma: no cover - guarded by the config loader
         raise TypeError(f"no training objective for config {type(model_config).__name__}")
     discriminator = None

@@ -138,7 +138,6 @@ class GeneratorObjective(nn.Module, ABC):
     Args:
         model: the inference model whose networks are trained.
         config: loss settings.
-        num_channels: image channels.
         vgg: frozen VGG-19 for ``perceptual == "vgg19"``.
         discriminator_scales: scales of the discriminator that will be passed to :meth:`forward`, if any.
     """
@@ -149,15 +148,15 @@ class GeneratorObjective(nn.Module, ABC):
         self,
         model: MotionTransferModel,
         config: LossConfig,
-        num_channels: int,
         vgg: nn.Module | None = None,
         discriminator_scales: Sequence[float] = (),
     ) -> None:
         super().__init__()
         self.model = model
         self.config = config
-        self.reconstruction = ReconstructionLoss(config, num_channels, vgg)  # type: ignore[arg-type]
-        self.discriminator_pyramid = ImagePyramid(discriminator_scales, num_channels) if discriminator_scales else None
+        channels = model.num_channels
+        self.reconstruction = ReconstructionLoss(config, channels, vgg)  # type: ignore[arg-type]
+        self.discriminator_pyramid = ImagePyramid(discriminator_scales, channels) if discriminator_scales else None
 
     @abstractmethod
     def networks(self) -> dict[str, nn.Module]:
