@@ -148,6 +148,9 @@ def test_animator_finds_the_source_face_and_tracks_the_driving_one(data_dir: Pat
     with torch.inference_mode():
         unmoved = animator.to_uint8(model.generate(animator._source, animator._source.keypoints).prediction)[0]
     assert np.abs(out[0].astype(int) - unmoved).max() <= 1
+    tracked = animator._tracker._last
+    animator.set_reference(face[:, ::-1])  # found on its own: the clip's tracking goes on
+    assert animator._reference is not None and animator._tracker._last is tracked
     animator.close()
 
 

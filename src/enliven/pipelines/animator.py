@@ -144,15 +144,10 @@ class Animator:
         """Measure relative motion against this driving frame (default: the first frame animated)."""
         frame_tensor = self.to_tensor(frame)[:1]
         if self._tracker is None:
-            self._set_reference_keypoints(self.model.detect_keypoints(frame_tensor))
-            return
-        from enliven.pipelines.landmarks import FaceMeshTracker
-
-        still = FaceMeshTracker()  # a still image: tracking state of the clip stays untouched
-        try:
-            self._set_reference_keypoints(still.source(self.to_uint8(frame_tensor)[0]).to(self.device))
-        finally:
-            still.close()
+            keypoints = self.model.detect_keypoints(frame_tensor)
+        else:  # found on its own: the clip's tracking state stays untouched
+            keypoints = self._tracker.still(self.to_uint8(frame_tensor)[0]).to(self.device)
+        self._set_reference_keypoints(keypoints)
 
     def restart_tracking(self) -> None:
         """Start a new driving clip (face-mesh models track the face from frame to frame; others: no effect)."""

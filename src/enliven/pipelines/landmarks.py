@@ -36,13 +36,22 @@ class FaceMeshTracker:
         Raises:
             NoFaceError: no face was found.
         """
+        keypoints = self.still(image)
+        self.restart()
+        return keypoints
+
+    def still(self, image: np.ndarray) -> Keypoints:
+        """Landmarks of one ``H x W x 3`` uint8 image (batch 1) found on its own; driving-frame tracking is untouched.
+
+        Raises:
+            NoFaceError: no face was found.
+        """
         points = self._still.landmarks(image)
         if points is None:
             raise NoFaceError(
                 "No face landmarks were found in the source image; this model animates faces, so use a photo "
                 "with a clearly visible face (or a FOMM/TPSMM model with --model)."
             )
-        self.restart()
         return self._to_keypoints(points[None], image.shape)
 
     def driving(self, frames: np.ndarray) -> Keypoints:
