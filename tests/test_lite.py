@@ -18,7 +18,7 @@ from enliven.errors import ConfigError
 from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS
 from enliven.geometry import make_coordinate_grid
 from enliven.models.factory import build_model
-from enliven.models.lite.motion import landmark_flows
+from enliven.models.lite.motion import landmark_flows, piecewise_affine_flow
 from enliven.models.presets import PRESETS
 from enliven.pipelines.animator import Animator
 from enliven.train.families import LiteObjective, build_objectives
@@ -52,6 +52,9 @@ def test_config_round_trips_and_is_checked() -> None:
         LiteConfig(image_size=256, motion_size=32)
     with pytest.raises(ConfigError, match="landmarks"):
         LiteConfig(landmarks="ears")
+    without_mesh_warp = LiteConfig(piecewise=False)
+    assert config_from_dict(without_mesh_warp.to_yaml_dict()) == without_mesh_warp
+    assert build_model(without_mesh_warp).dense_motion.num_candidates == 4
     document = config.to_yaml_dict()
     document["model_params"]["motion_params"]["sigma"] = 1
     with pytest.raises(ConfigError, match="unknown key 'model_params.motion_params.sigma'"):
@@ -80,8 +83,9 @@ def test_model_shapes_and_boundaries() -> None:
     encoding = model.encode_source(source, Keypoints(face_points()))
     out = model.generate(encoding, Keypoints(face_points(3, seed=1)))
     assert out.prediction.shape == (3, 3, TINY_SIDE, TINY_SIDE)
-    assert 0 <= float(out.prediction.min()) and float(out.prediction.max()) <= 1
-    assert out.motion.deformation.shape == (3, 16, 16, 2) and out.motion.mask.shape == (3, 4, 16, 16)
+    assert torch.isfinite(out.prediction).all()
+    # identity, affine, piecewise affine, two kernel widths
+    assert out.motion.deformation.shape == (3, 16, 16, 2) and out.motion.mask.shape == (3, 5, 16, 16)
     with pytest.raises(TypeError, match="face-mesh landmarks"):
         model.detect_keypoints(source)
     with pytest.raises(ValueError, match="468"):
@@ -91,14 +95,38 @@ def test_model_shapes_and_boundaries() -> None:
 
 
 @torch.no_grad()
-def test_unmoved_landmarks_give_back_about_the_source() -> None:
-    """At initialisation the blend favours the warped source, so no motion reproduces the source closely."""
+def test_untrained_model_is_the_mesh_warp() -> None:
+    """At initialisation the decoder adds nothing and the mixture favours the piecewise-affine candidate."""
     model = build_model(TINY)
     source = torch.rand(1, 3, TINY_SIDE, TINY_SIDE)
     points = Keypoints(face_points())
     out = model.generate(model.encode_source(source, points), points)
     assert float((out.deformed - source).abs().max()) < 2e-3  # the affine fit's ridge moves it a hair
-    assert float((out.prediction - source).abs().mean()) < 0.05
+    torch.testing.assert_close(out.prediction, out.deformed, atol=0, rtol=0)
+    assert float(out.motion.mask[:, 2].mean()) > 0.5
+
+
+def test_piecewise_affine_flow_is_the_mesh_warp() -> None:
+    """Each driving triangle maps onto its source triangle: landmarks exactly, inner points by barycentric weights."""
+    square = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [0.0, 0.0]])
+    triangles = torch.tensor([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]])
+    source = square.clone()[None]
+    driving = square.clone()[None]
+    driving[0, 4] = torch.tensor([0.3, -0.2])  # the centre moves; the corners stay
+    flow = piecewise_affine_flow(source, driving, triangles, driving)
+    torch.testing.assert_close(flow, source, atol=1e-5, rtol=0)
+    # A point a third of the way from corner 0 towards the moved centre lands a third of the way to the old one.
+    inner = (2 * driving[:, 0] + driving[:, 4]) / 3 + torch.tensor([0.01, 0.0])  # nudged inside triangle 0
+    expected_weights = torch.linalg.solve(
+        torch.cat([driving[0, [0, 1, 4]], torch.ones(3, 1)], 1).T, torch.cat([inner[0], torch.ones(1)])
+    )
+    flow = piecewise_affine_flow(source, driving, triangles, inner[:, None])
+    torch.testing.assert_close(flow[0, 0], expected_weights @ source[0, [0, 1, 4]], atol=1e-5, rtol=0)
+    # A collapsed triangle (a closed eye) gives finite flows.
+    driving[0, 4] = driving[0, 0]
+    assert torch.isfinite(
+        piecewise_affine_flow(source, driving, triangles, make_coordinate_grid((8, 8)).view(1, -1, 2))
+    ).all()
 
 
 def test_objective_trains_without_equivariance() -> None:
@@ -111,6 +139,18 @@ def test_objective_trains_without_equivariance() -> None:
     assert all(p.grad is not None for p in generator.trainable_parameters())
     with pytest.raises(ValueError, match="landmarks"):
         generator(source, driving)
+
+
+def test_correction_prior_penalises_what_the_decoder_adds() -> None:
+    generator, _ = build_objectives(TINY, LossConfig(scales=(1,), ms_ssim=0, correction=5.0))
+    assert LossConfig.from_dict(LossConfig(correction=5.0).to_dict()).correction == 5.0
+    with torch.no_grad():  # a decoder that adds something
+        generator.model.decoder.head.bias.fill_(0.1)
+    source, driving = torch.rand(2, 3, TINY_SIDE, TINY_SIDE), torch.rand(2, 3, TINY_SIDE, TINY_SIDE)
+    out = generator(source, driving, landmarks=LandmarkPair(face_points(2), face_points(2, seed=3)))
+    assert set(out.parts) == {"l1", "correction"}
+    # The correction is 0.1 where the (initially visible) occlusion map lets it through: 5% of it.
+    assert 0.0 < float(out.parts["correction"]) < 5.0 * 0.1 * 0.1
 
 
 def test_trains_from_landmark_sidecars(tmp_path: Path) -> None:

@@ -41,3 +41,15 @@ def normalized_to_pixels(points: np.ndarray, width: int, height: int) -> np.ndar
     """Inverse of :func:`pixels_to_normalized`."""
     scale = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
     return (np.asarray(points, dtype=np.float64) + 1.0) * scale + 0.5
+
+
+#: Anchor points per image side (corners included) that pin the border in piecewise-affine warps.
+BORDER_ANCHORS_PER_SIDE = 5
+
+
+def border_anchor_points(per_side: int = BORDER_ANCHORS_PER_SIDE) -> np.ndarray:
+    """``4 * (per_side - 1) x 2`` points evenly spaced around the unit square's border, corners included, clockwise
+    from the top-left corner; scale them to the image (pixel edges ``0 .. width``, or ``[-1, 1]`` model units)."""
+    t = np.linspace(0.0, 1.0, per_side)[:-1]
+    zeros, ones = np.zeros_like(t), np.ones_like(t)
+    return np.concatenate([np.stack(side, axis=1) for side in ((t, zeros), (ones, t), (1 - t, ones), (zeros, 1 - t))])

@@ -53,8 +53,12 @@ def inverse_2x2(matrix: Tensor) -> Tensor:
     return torch.stack([row0, row1], dim=-2) / det[..., None, None]
 
 
-def inverse_3x3(matrix: Tensor) -> Tensor:
-    """Closed-form inverse (adjugate over determinant) of ``... x 3 x 3`` matrices, exportable to ONNX."""
+def inverse_3x3(matrix: Tensor, min_abs_det: float = 0.0) -> Tensor:
+    """Closed-form inverse (adjugate over determinant) of ``... x 3 x 3`` matrices, exportable to ONNX.
+
+    Determinants smaller than ``min_abs_det`` in magnitude are replaced by ``min_abs_det``, so (near-)singular
+    matrices give large but finite entries instead of infinities.
+    """
     m = matrix
     cofactor = lambda r0, r1, c0, c1: m[..., r0, c0] * m[..., r1, c1] - m[..., r0, c1] * m[..., r1, c0]  # noqa: E731
     # Row i of the adjugate is column i of the cofactor matrix.
@@ -67,6 +71,8 @@ def inverse_3x3(matrix: Tensor) -> Tensor:
         dim=-2,
     )
     det = (m[..., 0, :] * adjugate[..., :, 0]).sum(-1)
+    if min_abs_det > 0:
+        det = torch.where(det.abs() < min_abs_det, torch.full_like(det, min_abs_det), det)
     return adjugate / det[..., None, None]
 
 

@@ -6,7 +6,7 @@ YAML layout (the authors' style, so the same loaders, checkpoints and ``enliven 
     model_params:
       family: lite
       common_params: {num_channels: 3, landmarks: contour_and_nose}
-      motion_params: {size: 64, kernel_sigmas: [0.04, 0.12], block_expansion: 32}
+      motion_params: {size: 64, kernel_sigmas: [0.04, 0.12], block_expansion: 32, piecewise: true}
       generator_params: {channels: [32, 64], num_bottleneck_blocks: 2}
 """
 
@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from enliven.config._validate import (
     check_keys,
+    get_bool,
     get_int,
     get_list,
     image_size,
@@ -50,6 +51,8 @@ class LiteConfig:
         kernel_sigmas: widths, in normalised units (2 = the image side), of the Gaussian kernels that spread the
             landmarks' displacements into dense flows; one candidate flow per width.
         motion_expansion: channels of the dense motion network's first level (doubled at each of its 3 levels).
+        piecewise: add the piecewise-affine warp over a fixed triangulation of the landmarks (the mesh warp) to the
+            candidate flows, and start training from it (``face_mesh`` only).
         channels: generator feature channels at half, quarter... resolution (nothing runs at full resolution but
             the final pixel shuffle and blend); the last level is the motion grid's
             (``image_size / 2**len(channels) == motion_size``).
@@ -66,6 +69,7 @@ class LiteConfig:
     motion_size: int = 64
     kernel_sigmas: tuple[float, ...] = (0.04, 0.12)
     motion_expansion: int = 32
+    piecewise: bool = True
     channels: tuple[int, ...] = (32, 64)
     num_bottleneck_blocks: int = 2
 
@@ -110,7 +114,8 @@ class LiteConfig:
         motion = params.get("motion_params") or {}
         gen = params.get("generator_params") or {}
         check_keys(common, "model_params.common_params", optional=("num_channels", "keypoints", "landmarks", "num_kp"))
-        check_keys(motion, "model_params.motion_params", optional=("size", "kernel_sigmas", "block_expansion"))
+        check_keys(motion, "model_params.motion_params",
+                   optional=("size", "kernel_sigmas", "block_expansion", "piecewise"))  # fmt: skip
         check_keys(gen, "model_params.generator_params", optional=("channels", "num_bottleneck_blocks"))
         positive = (lambda v: is_number(v) and v > 0), "positive numbers"
         return cls(
@@ -127,6 +132,7 @@ class LiteConfig:
                 )  # fmt: skip
             ),
             motion_expansion=get_int(motion, "block_expansion", "model_params.motion_params", d.motion_expansion, 1),
+            piecewise=get_bool(motion, "piecewise", "model_params.motion_params", d.piecewise),
             channels=get_list(
                 gen, "channels", "model_params.generator_params", is_int, "positive integers", default=d.channels
             ),  # fmt: skip
@@ -150,6 +156,7 @@ class LiteConfig:
                     "size": self.motion_size,
                     "kernel_sigmas": list(self.kernel_sigmas),
                     "block_expansion": self.motion_expansion,
+                    "piecewise": self.piecewise,
                 },
                 "generator_params": {
                     "channels": list(self.channels),

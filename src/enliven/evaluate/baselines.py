@@ -17,13 +17,11 @@ from typing import Protocol
 
 import numpy as np
 
+from enliven.face_mesh import border_anchor_points
 from enliven.models.base import MotionTransferModel
 from enliven.pipelines.animator import Animator
 from enliven.preprocess._deps import import_cv2
 from enliven.types import MotionMode
-
-#: Anchor points per image side (corners included) that pin the border during the mesh warp.
-BORDER_ANCHORS_PER_SIDE = 5
 
 
 class MethodKind(StrEnum):
@@ -179,17 +177,12 @@ class MeshWarpBaseline:
             self._video = None
 
 
-def border_anchors(width: int, height: int, per_side: int = BORDER_ANCHORS_PER_SIDE) -> np.ndarray:
-    """Points evenly spaced along the image border (corners included): ``4 * (per_side - 1) x 2`` pixel positions.
+def border_anchors(width: int, height: int) -> np.ndarray:
+    """Points evenly spaced along the image border (corners included): ``P x 2`` pixel positions.
 
     They lie on the outer edges (``0`` and ``width``/``height``), so the triangulation covers every pixel centre.
     """
-    t = np.linspace(0.0, 1.0, per_side)[:-1]
-    top = np.stack([t * width, np.zeros_like(t)], axis=1)
-    right = np.stack([np.full_like(t, width), t * height], axis=1)
-    bottom = np.stack([(1 - t) * width, np.full_like(t, height)], axis=1)
-    left = np.stack([np.zeros_like(t), (1 - t) * height], axis=1)
-    return np.concatenate([top, right, bottom, left])
+    return border_anchor_points() * np.array([width, height])
 
 
 def delaunay_triangles(points: np.ndarray) -> np.ndarray:

@@ -222,7 +222,11 @@ def load_release(path: str | Path) -> LoadedModel:
     model = build_model(config)
     problems = _shape_mismatches(model, tensors)
     if problems:
-        raise CheckpointError(f"{path} does not match its own config ({problems[0]}); the file is damaged.")
+        raise CheckpointError(
+            f"{path} does not match its own config ({problems[0]}): the file is damaged, or was written by an "
+            "enliven version whose architecture differs (enliven-lite releases before the piecewise-affine flow); "
+            "retrain or release it again with this version."
+        )
     model.load_state_dict(tensors, strict=True)
     extra = {k: v for k, v in metadata.items() if k not in ("config", "format", "format_version", "family")}
     return LoadedModel(model.eval(), str(path), extra)

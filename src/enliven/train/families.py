@@ -158,7 +158,10 @@ class LiteObjective(GeneratorObjective):
         else:
             kp_source, kp_driving = Keypoints(landmarks.source), Keypoints(landmarks.driving)
         output = self.model.generate(self.model.encode_source(source, kp_source), kp_driving)
-        return _Generated(output, kp_source, kp_driving, {})
+        parts: dict[str, Tensor] = {}
+        if self.config.correction and output.deformed is not None:
+            parts["correction"] = self.config.correction * (output.prediction - output.deformed).abs().mean()
+        return _Generated(output, kp_source, kp_driving, parts)
 
     def _equivariance(self, driving: Tensor, kp_driving: Keypoints) -> dict[str, Tensor]:
         if self.model.kp_detector is None:  # landmarks are given: nothing to make equivariant

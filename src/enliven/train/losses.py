@@ -36,7 +36,7 @@ PerceptualKind = Literal["vgg19", "offline"]
 GanKind = Literal["lsgan", "hinge"]
 
 _WEIGHT_KEYS = ("generator_gan", "discriminator_gan", "feature_matching", "perceptual", "equivariance_value",
-                "equivariance_jacobian", "warp_loss", "bg")  # fmt: skip
+                "equivariance_jacobian", "warp_loss", "bg", "correction")  # fmt: skip
 _EXTRA_KEYS = ("perceptual", "vgg19_weights", "gan", "l1", "ms_ssim", "discriminator")
 #: The discriminator trained with TPSMM (whose configs have none) when a GAN or feature matching is asked for.
 DEFAULT_DISCRIMINATOR = FommDiscriminatorConfig(
@@ -58,6 +58,9 @@ class LossConfig:
         transform: random warp spread of the equivariance losses.
         perceptual_weights: weight of each VGG-19 activation (up to 5; ``"vgg19"`` only).
         equivariance_value, equivariance_jacobian, warp, bg: loss weights (``warp``/``bg`` TPSMM only).
+        correction: enliven-lite only: weight of the mean absolute correction its decoder adds to the warped source,
+            a sparsity prior (the decoder changes only what it improves; without it, an under-trained decoder adds
+            noise everywhere). ``loss_weights.correction`` in the YAML.
         generator_gan, discriminator_gan: GAN weights of the generator and discriminator steps.
         feature_matching: weight of each discriminator block's features (empty: no feature matching).
         bg_start: first epoch of TPSMM's background motion (and its loss).
@@ -76,6 +79,7 @@ class LossConfig:
     equivariance_jacobian: float = 10.0
     warp: float = 10.0
     bg: float = 10.0
+    correction: float = 0.0
     generator_gan: float = 0.0
     discriminator_gan: float = 1.0
     feature_matching: tuple[float, ...] = ()
@@ -150,6 +154,7 @@ class LossConfig:
             equivariance_jacobian=weight("equivariance_jacobian", d.equivariance_jacobian),
             warp=weight("warp_loss", d.warp),
             bg=weight("bg", d.bg),
+            correction=weight("correction", d.correction),
             generator_gan=weight("generator_gan", d.generator_gan),
             discriminator_gan=weight("discriminator_gan", d.discriminator_gan),
             feature_matching=weights("feature_matching", d.feature_matching),
@@ -186,6 +191,7 @@ class LossConfig:
                 "equivariance_jacobian": self.equivariance_jacobian,
                 "warp_loss": self.warp,
                 "bg": self.bg,
+                "correction": self.correction,
             },
             **{k: getattr(self, k) for k in ("bg_start", "dropout_epoch", "dropout_maxp", "dropout_startp")},
             "dropout_inc_epoch": self.dropout_inc_epoch,

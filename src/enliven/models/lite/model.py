@@ -4,8 +4,9 @@ FOMM spends most of its 110 GFLOP per frame on learning where things move and on
 motion comes from face-mesh landmarks (MediaPipe finds them in ~3 ms per frame on a CPU), spread into candidate
 flows in closed form and mixed by a small network on a 64 x 64 grid (:mod:`enliven.models.lite.motion`). The
 generator is a narrow U-Net whose encoder runs once per source (cached by ``Animator``); per frame it warps the
-cached features, refines them with depthwise-separable blocks, upsamples with pixel shuffle and blends its
-output with the full-resolution warped source, so the sharp source texture is kept wherever it is visible.
+cached features, refines them with depthwise-separable blocks, upsamples with pixel shuffle and adds its output,
+a correction, to the full-resolution warped source: the sharp source texture is kept, and an untrained generator
+changes nothing (training starts from the mesh warp and can only learn what improves on it).
 
 Per 256 x 256 frame: 0.55 GFLOP, and 0.26 once per source (``enliven bench`` prints them), against 89 (FOMM) and
 244 (TPSMM) per frame.
@@ -21,13 +22,11 @@ from torch import Tensor, nn
 
 from enliven.config.lite import LiteConfig
 from enliven.face_mesh import NUM_FACE_MESH_POINTS
+from enliven.face_mesh_triangles import TRIANGLES
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.fomm.keypoint_detector import KeypointDetector
 from enliven.models.lite.motion import LiteDenseMotion, conv_norm_relu, landmark_flows, resize_grid, warp
 from enliven.types import GeneratorOutput, Keypoints, MotionField
-
-#: Initial bias of the blend logit: the first outputs are the warped source (sigmoid(3) = 0.95), which trains fast.
-BLEND_BIAS = 3.0
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,11 @@ class LiteEncoder(nn.Module):
 
 
 class LiteDecoder(nn.Module):
-    """Warped source features -> frame, coarse to fine (pixel-shuffle upsampling), blended with the warped source.
+    """Warped source features -> a correction of the warped source, coarse to fine (pixel-shuffle upsampling).
 
     The last step is a convolution at half resolution whose channels a pixel shuffle turns into the full-resolution
-    colour and blend weight: full-resolution detail comes from the warped source, which the blend keeps.
+    correction, applied where the occlusion map says the warped source is hidden; it starts at zero, so the
+    untrained decoder returns the warped source unchanged.
     """
 
     def __init__(self, num_channels: int, channels: tuple[int, ...], num_bottleneck_blocks: int) -> None:
@@ -93,12 +93,13 @@ class LiteDecoder(nn.Module):
             [nn.Conv2d(channels[i + 1], 4 * channels[i], 1) for i in range(len(channels) - 1)]
         )
         self.refine = nn.ModuleList([SeparableResidual(c) for c in channels[:-1]])
-        self.head = nn.Conv2d(channels[0], 4 * (num_channels + 1), 3, padding=1)
-        with torch.no_grad():  # pixel_shuffle makes output channel c of input channels 4c .. 4c + 3
-            self.head.bias[-4:].fill_(BLEND_BIAS)
+        self.head = nn.Conv2d(channels[0], 4 * num_channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, image: Tensor, features: tuple[Tensor, ...], motion: MotionField) -> tuple[Tensor, Tensor]:
-        """Returns the prediction and the full-resolution warped source, both ``B x 3 x H x W`` in ``[0, 1]``."""
+        """Returns the prediction (about ``[0, 1]``; not clamped, so the loss sees overshoot) and the full-resolution
+        warped source (in ``[0, 1]``), both ``B x 3 x H x W``."""
         occlusion = motion.occlusion[0]
 
         def warped(level: int) -> Tensor:
@@ -115,11 +116,29 @@ class LiteDecoder(nn.Module):
         for level in reversed(range(len(features) - 1)):
             x = F.pixel_shuffle(self.upsample[level](x), 2) + warped(level)
             x = self.refine[level](x)
-        out = F.pixel_shuffle(self.head(x), 2)
-        generated = torch.sigmoid(out[:, :-1])
-        blend = torch.sigmoid(out[:, -1:])
         deformed = warp(image, resize_grid(motion.deformation, image.shape[-1]))
-        return blend * deformed + (1 - blend) * generated, deformed
+        # The correction acts where the warped source cannot explain the frame (occlusion near 0): elsewhere the
+        # source's own pixels are the best guess, and an imperfect decoder would only blur them.
+        hidden = 1 - F.interpolate(occlusion, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return deformed + hidden * F.pixel_shuffle(self.head(x), 2), deformed
+
+
+#: Index of the piecewise-affine flow among the candidates of :func:`landmark_flows` (after identity and affine).
+PIECEWISE_CANDIDATE = 2
+
+
+def _mesh_triangles(config: LiteConfig) -> Tensor:
+    """``T x 3`` triangles of the config's landmark subset, as indices into the subset followed by the border anchors;
+    empty when the model has no piecewise-affine candidate."""
+    if config.keypoints != "face_mesh" or not config.piecewise:
+        return torch.zeros(0, 3, dtype=torch.long)
+    position = {index: i for i, index in enumerate(config.landmark_indices)}
+    anchor = len(position) - NUM_FACE_MESH_POINTS
+    triangles = [
+        [position[v] if v < NUM_FACE_MESH_POINTS else v + anchor for v in triangle]
+        for triangle in TRIANGLES[config.landmarks]
+    ]
+    return torch.tensor(triangles, dtype=torch.long)
 
 
 class LiteModel(MotionTransferModel):
@@ -151,8 +170,15 @@ class LiteModel(MotionTransferModel):
                 scale_factor=config.motion_size / config.image_size,
                 pad=3,
             )
+        # The piecewise-affine candidate needs the mesh's triangles, as positions among the driving landmarks.
+        self.register_buffer("triangles", _mesh_triangles(config), persistent=False)
+        piecewise = config.keypoints == "face_mesh" and config.piecewise
         self.dense_motion = LiteDenseMotion(
-            config.num_channels, 2 + len(config.kernel_sigmas), len(config.kernel_sigmas), config.motion_expansion
+            config.num_channels,
+            2 + int(piecewise) + len(config.kernel_sigmas),
+            len(config.kernel_sigmas),
+            config.motion_expansion,
+            preferred=PIECEWISE_CANDIDATE if piecewise else None,
         )
         self.encoder = LiteEncoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
         self.decoder = LiteDecoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
@@ -201,7 +227,8 @@ class LiteModel(MotionTransferModel):
         source = source.expand(driving.shape[0], -1, -1)
         # The grid follows the encoded source, so a model also runs at another size (Animator's ``size``).
         size = encoding.small.shape[-1]
-        grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas)
+        triangles = self.triangles if self.triangles.numel() else None
+        grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas, triangles)
         motion = self.dense_motion(encoding.small, grids, density)
         prediction, deformed = self.decoder(encoding.image, encoding.features, motion)
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)

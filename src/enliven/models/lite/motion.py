@@ -5,6 +5,9 @@ source moved by the driving motion), :func:`landmark_flows` builds candidate bac
 
 * identity: the background stays where it is;
 * the least-squares affine map of all landmarks: the head moves as a whole (hair, ears, neck follow it);
+* piecewise affine: each triangle of a fixed triangulation of the landmarks and anchors on the image border
+  (:data:`enliven.face_mesh_triangles.TRIANGLES`) moves by its own affine map, the classical mesh warp: exact at every
+  landmark, linear in between, the border pinned;
 * per kernel width ``sigma``: that affine map plus the landmarks' residual displacements spread by a normalised
   Gaussian kernel (Nadaraya-Watson): exact near the landmarks (lips, eyelids, brows), the affine map far from them.
 
@@ -21,17 +24,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from enliven.geometry import fit_affine, make_coordinate_grid
+from enliven.face_mesh import border_anchor_points
+from enliven.geometry import fit_affine, inverse_3x3, make_coordinate_grid
 from enliven.types import MotionField
 
 #: Added to the kernel weights' sum, so that far from every landmark the spread residual fades to zero.
 KERNEL_FLOOR = 0.05
+#: Triangles whose driving-frame area is below this (normalised units squared) count as degenerate (closed eyes).
+MIN_TRIANGLE_DET = 1e-8
+#: Initial logit of the preferred candidate flow (the piecewise-affine one): softmax gives it ~0.8 at first.
+PREFERRED_CANDIDATE_BIAS = 3.0
+#: Initial logit of the occlusion map: everything starts visible (sigmoid(3) = 0.95), the decoder's correction off.
+VISIBLE_BIAS = 3.0
 #: Scale of the network's residual flow (normalised units): it corrects the candidates, it does not replace them.
 RESIDUAL_SCALE = 0.1
 
 
 def landmark_flows(
-    kp_source: Tensor, kp_driving: Tensor, size: int, sigmas: tuple[float, ...]
+    kp_source: Tensor, kp_driving: Tensor, size: int, sigmas: tuple[float, ...], triangles: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Candidate backward flows from the output frame to the source (see the module docstring).
 
@@ -40,21 +50,27 @@ def landmark_flows(
         kp_driving: ``B x K x 2`` where they are in the output frame.
         size: side of the square grid.
         sigmas: Gaussian kernel widths in normalised units.
+        triangles: ``T x 3`` indices into the ``K`` landmarks followed by the border anchors
+            (:func:`border_anchors`, indices ``K ..``) for the piecewise-affine candidate; ``None`` leaves it out.
 
     Returns:
-        grids: ``B x C x size x size x 2`` sampling positions in the source, ``C = 2 + len(sigmas)``
-        (identity, affine, then one per sigma).
+        grids: ``B x C x size x size x 2`` sampling positions in the source: identity, affine, piecewise affine
+        (with ``triangles``), then one per sigma.
         density: ``B x len(sigmas) x size x size``: ``log(1 + sum of kernel weights)`` per sigma.
     """
     batch, dtype = kp_driving.shape[0], kp_driving.dtype
     grid = make_coordinate_grid((size, size), dtype, kp_driving.device).view(1, size * size, 2)
     affine = fit_affine(kp_driving, kp_source)  # B x 3 x 2, output -> source
     affine_grid = grid @ affine[:, :2] + affine[:, 2:]  # B x HW x 2
+    grids = [grid.expand(batch, -1, -1), affine_grid]
+    if triangles is not None:
+        anchors = border_anchors(batch, dtype, kp_driving.device)
+        mesh_source, mesh_driving = torch.cat([kp_source, anchors], 1), torch.cat([kp_driving, anchors], 1)
+        grids.append(piecewise_affine_flow(mesh_source, mesh_driving, triangles, grid))
     residual = kp_source - (kp_driving @ affine[:, :2] + affine[:, 2:])  # B x K x 2
     # |p - d|^2 expanded, so the B x HW x K distances come from one matmul.
     dist2 = (grid**2).sum(-1, keepdim=True) - 2 * grid @ kp_driving.transpose(1, 2) + (kp_driving**2).sum(-1)[:, None]
     dist2 = dist2.clamp(min=0)
-    grids = [grid.expand(batch, -1, -1), affine_grid]
     densities = []
     for sigma in sigmas:
         # Clamped: weights below e^-30 change nothing, and their denormal floats would slow every later op.
@@ -65,6 +81,41 @@ def landmark_flows(
     stacked = torch.stack(grids, dim=1).view(batch, len(grids), size, size, 2)
     density = torch.cat(densities, dim=-1).transpose(1, 2).reshape(batch, len(sigmas), size, size)
     return stacked, density
+
+
+def border_anchors(batch: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``B x A x 2`` points around the border of ``[-1, 1]^2`` (:func:`enliven.face_mesh.border_anchor_points`)."""
+    anchors = torch.tensor(border_anchor_points() * 2 - 1, dtype=dtype, device=device)
+    return anchors.expand(batch, -1, -1)
+
+
+def piecewise_affine_flow(points_source: Tensor, points_driving: Tensor, triangles: Tensor, grid: Tensor) -> Tensor:
+    """The backward flow of a piecewise-affine warp: each grid point moves with the driving triangle it lies in.
+
+    Args:
+        points_source: ``B x P x 2`` triangle corners in the source.
+        points_driving: ``B x P x 2`` the same corners in the output frame.
+        triangles: ``T x 3`` corner indices.
+        grid: ``1 x N x 2`` output positions.
+
+    Returns:
+        ``B x N x 2`` source positions. A point inside several triangles (where the driving mesh folds) or inside
+        none takes the triangle whose smallest barycentric coordinate is largest: the one it lies deepest in, or
+        nearest outside.
+    """
+    batch, count = points_driving.shape[0], triangles.shape[0]
+    corners_driving = points_driving[:, triangles]  # B x T x 3 x 2
+    corners_source = points_source[:, triangles]
+    homogeneous = torch.cat([corners_driving, torch.ones_like(corners_driving[..., :1])], -1)  # rows [x, y, 1]
+    to_barycentric = inverse_3x3(homogeneous, MIN_TRIANGLE_DET)  # [x, y, 1] @ it = barycentric coordinates
+    points = torch.cat([grid, torch.ones_like(grid[..., :1])], -1)  # 1 x N x 3
+    # One matmul gives every point's coordinates in every triangle: B x N x (T * 3).
+    barycentric = points @ to_barycentric.permute(0, 2, 1, 3).reshape(batch, 3, count * 3)
+    depth = barycentric.view(batch, -1, count, 3).amin(-1)  # B x N x T
+    chosen = depth.argmax(-1)  # B x N
+    maps = (to_barycentric @ corners_source).reshape(batch, count, 6)  # per triangle: [x, y, 1] -> source
+    picked = torch.gather(maps, 1, chosen.unsqueeze(-1).expand(-1, -1, 6)).view(batch, -1, 3, 2)
+    return (points.unsqueeze(2) @ picked).squeeze(2)
 
 
 def warp(image: Tensor, grid: Tensor) -> Tensor:
@@ -102,9 +153,13 @@ class LiteDenseMotion(nn.Module):
         num_candidates: candidate flows ``C`` (see :func:`landmark_flows`).
         num_densities: density maps (one per kernel width).
         expansion: channels of the first level.
+        preferred: index of the candidate the untrained network mostly picks (training starts from the mesh warp
+            instead of a random mixture); ``None`` for none.
     """
 
-    def __init__(self, num_channels: int, num_candidates: int, num_densities: int, expansion: int) -> None:
+    def __init__(
+        self, num_channels: int, num_candidates: int, num_densities: int, expansion: int, preferred: int | None = None
+    ) -> None:
         super().__init__()
         self.num_candidates = num_candidates
         in_channels = num_channels * (num_candidates + 1) + num_densities
@@ -123,6 +178,9 @@ class LiteDenseMotion(nn.Module):
         with torch.no_grad():  # start from "no residual flow", so the candidates alone move the source
             self.head.weight[num_candidates + 1 :].zero_()
             self.head.bias[num_candidates + 1 :].zero_()
+            if preferred is not None:
+                self.head.bias[preferred] = PREFERRED_CANDIDATE_BIAS
+            self.head.bias[num_candidates] = VISIBLE_BIAS
 
     def forward(self, source_small: Tensor, grids: Tensor, density: Tensor) -> MotionField:
         """Mix the candidates.
