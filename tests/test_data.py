@@ -33,6 +33,7 @@ from enliven.data import (
     worker_init_fn,
 )
 from enliven.data.augment import ColourOp, colour_matrix
+from enliven.data.pairs import choose_frames
 from enliven.errors import ConfigError, InputError
 
 SIDE = 40  # stored frame side; the loader resizes to FRAME
@@ -343,6 +344,19 @@ def test_bad_yaml_and_dataset_settings_raise_config_errors(tmp_path: Path) -> No
         PairDatasetConfig(root=tmp_path, num_repeats=0)
     with pytest.raises(ConfigError, match="Unknown dataset setting"):
         PairDatasetConfig.from_dict({"root": str(tmp_path), "batch": 3})
+    with pytest.raises(ConfigError, match="max_frame_gap"):
+        PairDatasetConfig(root=tmp_path, max_frame_gap=0)
+
+
+def test_max_frame_gap_keeps_pairs_close_in_time() -> None:
+    rng = np.random.default_rng(0)
+    frames = np.arange(200)
+    pairs = [choose_frames(frames, rng, 5) for _ in range(500)]
+    assert all(0 < second - first <= 5 for first, second in pairs)
+    assert len({first for first, _ in pairs}) > 100  # still drawn from the whole clip
+    unlimited = [choose_frames(frames, rng, None) for _ in range(500)]
+    assert max(second - first for first, second in unlimited) > 100
+    assert choose_frames(np.array([3, 50]), rng, 5) == (3, 50)  # nothing that close: any other frame
 
 
 def test_corrupt_clips_are_skipped_or_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -50,6 +50,19 @@ def landmarks_path(clip: ClipRef) -> Path:
     return clip.path.with_name(clip.name + LANDMARKS_SUFFIX)
 
 
+def choose_frames(candidates: np.ndarray, rng: np.random.Generator, max_gap: int | None) -> tuple[int, int]:
+    """Two distinct frame indices from ``candidates`` (sorted, at least 2), the earlier first (source before driving,
+    as FOMM samples; a time flip then reverses the motion), at most ``max_gap`` apart when another candidate is that
+    close to the first one drawn."""
+    if max_gap is None:
+        first, second = sorted(int(i) for i in rng.choice(candidates, size=2, replace=False))
+        return first, second
+    anchor = int(candidates[rng.integers(len(candidates))])
+    near = candidates[(np.abs(candidates - anchor) <= max_gap) & (candidates != anchor)]
+    other = int(rng.choice(near if len(near) else candidates[candidates != anchor]))
+    return min(anchor, other), max(anchor, other)
+
+
 @dataclass(frozen=True)
 class PairDatasetConfig:
     """Settings of :class:`enliven.data.pairs.PairDataset`.
@@ -65,6 +78,9 @@ class PairDatasetConfig:
         skip_corrupt: replace an unreadable clip by another (logged once per clip) instead of raising.
         landmarks: deliver each frame's face-mesh landmarks (needs the sidecars of ``enliven data landmarks``) and
             draw only frames with a face; a clip with fewer than two is treated as unreadable.
+        max_frame_gap: at most this many frames between a pair's two frames (``None``: any two frames of the clip,
+            as FOMM samples). Evaluation animates each frame from the clip's first one; a gap near that protocol's
+            clip length trains on the motion it measures.
     """
 
     root: Path
@@ -76,6 +92,7 @@ class PairDatasetConfig:
     seed: int | None = None
     skip_corrupt: bool = True
     landmarks: bool = False
+    max_frame_gap: int | None = None
 
     def __post_init__(self) -> None:
         height, width = self.frame_size
@@ -88,6 +105,9 @@ class PairDatasetConfig:
         for name in ("id_sampling", "skip_corrupt", "landmarks"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        gap = self.max_frame_gap
+        if gap is not None and (isinstance(gap, bool) or not isinstance(gap, int) or gap < 1):
+            raise ConfigError(f"max_frame_gap must be a positive integer or null, got {gap!r}.")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an integer or null, got {self.seed!r}.")
 
@@ -297,10 +317,9 @@ class PairDataset(Dataset[FramePair]):
             with_face = np.flatnonzero(~np.isnan(landmarks).any(axis=(1, 2)))
             if len(with_face) < 2:
                 raise InputError(f"The clip {clip.path} has fewer than 2 frames with a face; it is left out.")
-            first, second = sorted(int(i) for i in rng.choice(with_face, size=2, replace=False))
+            first, second = choose_frames(with_face, rng, self.config.max_frame_gap)
         elif count >= 2:
-            # Source before driving, as FOMM samples; a time flip then reverses the motion.
-            first, second = sorted(int(i) for i in rng.choice(count, size=2, replace=False))
+            first, second = choose_frames(np.arange(count), rng, self.config.max_frame_gap)
         else:
             first = second = 0  # a one-frame clip can only teach the identity mapping
         params = self.augmenter.sample(rng)
