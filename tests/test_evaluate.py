@@ -236,3 +236,20 @@ def test_cli_writes_report(dataset: Path, reference_dir: Path, tmp_path: Path, c
     assert (report / "report.md").is_file() and (report / "results.json").is_file()
     (tmp_path / "file").write_text("x")
     assert main([*argv, "--no-baselines", "-q", "--report", str(tmp_path / "file")]) == 2
+
+
+def test_identity_floor_script_scores_real_frames(dataset: Path) -> None:
+    """scripts/identity_floor.py: AED of real neighbouring and mildly degraded frames, the metric's floor."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "identity_floor.py"
+    run = subprocess.run(
+        [sys.executable, str(script), str(dataset), "--split", "test", "--frames", "2", "--every", "1"],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = {line.split(" | ")[0].strip("| "): float(line.split(" | ")[1].strip(" |"))
+            for line in run.stdout.splitlines() if line.startswith("| ") and line[2:3] != "c"}  # fmt: skip
+    assert set(rows) >= {"the real frame 1 frame later", "blurred (Gaussian sigma 1 px)"}
+    assert all(0 < value < 1.0 for value in rows.values())

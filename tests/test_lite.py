@@ -18,7 +18,7 @@ from enliven.errors import ConfigError
 from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS
 from enliven.geometry import make_coordinate_grid
 from enliven.models.factory import build_model
-from enliven.models.lite.motion import landmark_flows, piecewise_affine_flow
+from enliven.models.lite.motion import landmark_flows, mesh_warp_flow, piecewise_affine_flow, sample_flow
 from enliven.models.presets import PRESETS
 from enliven.pipelines.animator import Animator
 from enliven.train.families import LiteObjective, build_objectives
@@ -52,9 +52,17 @@ def test_config_round_trips_and_is_checked() -> None:
         LiteConfig(image_size=256, motion_size=32)
     with pytest.raises(ConfigError, match="landmarks"):
         LiteConfig(landmarks="ears")
+    with pytest.raises(ConfigError, match="piecewise_landmarks"):
+        LiteConfig(piecewise_landmarks="ears")
+    with pytest.raises(ConfigError, match="piecewise_stride"):
+        LiteConfig(piecewise_stride=3)
     without_mesh_warp = LiteConfig(piecewise=False)
     assert config_from_dict(without_mesh_warp.to_yaml_dict()) == without_mesh_warp
     assert build_model(without_mesh_warp).dense_motion.num_candidates == 4
+    with_residual = LiteConfig(residual_flow=True, piecewise_landmarks="contour_and_nose", piecewise_stride=1)
+    assert config_from_dict(with_residual.to_yaml_dict()) == with_residual
+    head = build_model(with_residual).dense_motion.head
+    assert head.out_channels == build_model(config).dense_motion.head.out_channels + 2  # a 2-d flow more
     document = config.to_yaml_dict()
     document["model_params"]["motion_params"]["sigma"] = 1
     with pytest.raises(ConfigError, match="unknown key 'model_params.motion_params.sigma'"):
@@ -127,6 +135,50 @@ def test_piecewise_affine_flow_is_the_mesh_warp() -> None:
     assert torch.isfinite(
         piecewise_affine_flow(source, driving, triangles, make_coordinate_grid((8, 8)).view(1, -1, 2))
     ).all()
+
+
+def test_sample_flow_reads_a_flow_at_points() -> None:
+    """Bilinear sampling reproduces an affine flow exactly, between grid points and at the border."""
+    matrix, shift = torch.tensor([[0.8, 0.2], [-0.1, 1.2]]), torch.tensor([0.05, -0.1])
+    flow = (make_coordinate_grid((9, 9)) @ matrix + shift)[None].expand(2, -1, -1, -1)
+    points = torch.rand(2, 30, 2) * 2 - 1
+    torch.testing.assert_close(sample_flow(flow, points), points @ matrix + shift, atol=1e-5, rtol=0)
+
+
+def test_mesh_warp_flow_moves_the_mesh_and_pins_the_border() -> None:
+    from scipy.spatial import Delaunay
+
+    from enliven.models.lite.motion import border_anchors
+
+    source = face_points(1)[:, :60]
+    mesh = torch.cat([source, border_anchors(1, torch.float32, torch.device("cpu"))], 1)
+    triangles = torch.from_numpy(Delaunay(mesh[0].numpy()).simplices.astype(np.int64))
+    driving = source * 1.05 + torch.tensor([0.03, -0.02])  # the face grows and moves; the border cannot
+    flow = mesh_warp_flow(source, driving, triangles, 65)
+    assert flow.shape == (1, 65, 65, 2)
+    identity = make_coordinate_grid((65, 65))
+    torch.testing.assert_close(flow[0, [0, -1]], identity[[0, -1]], atol=1e-5, rtol=0)
+    torch.testing.assert_close(flow[0, :, [0, -1]], identity[:, [0, -1]], atol=1e-5, rtol=0)
+    # Inside the face the warp is the inverse of the affine motion; bilinear reads between grid points are exact.
+    inside = driving[:, driving[0].norm(dim=-1) < 0.15]  # far from the triangles that reach the anchors
+    assert inside.shape[1] > 5
+    torch.testing.assert_close(sample_flow(flow, inside), (inside - torch.tensor([0.03, -0.02])) / 1.05, atol=1e-4,
+                               rtol=0)  # fmt: skip
+
+
+def test_landmark_flow_loss_pulls_the_motion_onto_the_landmarks() -> None:
+    assert LossConfig.from_dict(LossConfig(landmark_flow=3.0).to_dict()).landmark_flow == 3.0
+    generator, _ = build_objectives(TINY, LossConfig(scales=(1,), l1=0, ms_ssim=0, landmark_flow=3.0))
+    source, driving = torch.rand(2, 3, TINY_SIDE, TINY_SIDE), torch.rand(2, 3, TINY_SIDE, TINY_SIDE)
+    still = generator(source, driving, landmarks=LandmarkPair(face_points(2), face_points(2)))
+    assert "landmark_flow" in still.parts
+    assert float(still.parts["landmark_flow"]) < 3.0 * 0.01  # no motion: every candidate is (nearly) the identity
+    moved = face_points(2) + torch.tensor([0.1, 0.0])
+    out = generator(source, driving, landmarks=LandmarkPair(face_points(2), moved))
+    assert float(out.parts["landmark_flow"]) > float(still.parts["landmark_flow"])
+    out.loss.backward()  # the landmark flow alone: it trains the motion, not the image decoder
+    assert float(generator.model.dense_motion.head.weight.grad.abs().sum()) > 0
+    assert generator.model.decoder.head.weight.grad is None or not generator.model.decoder.head.weight.grad.any()
 
 
 def test_objective_trains_without_equivariance() -> None:

@@ -2,8 +2,8 @@
 
 * FOMM: reconstruction, equivariance of keypoints and jacobians, optional GAN.
 * TPSMM: reconstruction, keypoint equivariance, warp loss, background loss, TPS dropout.
-* lite: reconstruction only (and an optional GAN): its keypoints are face-mesh landmarks read from the dataset,
-  so there is nothing to make equivariant.
+* lite: reconstruction (and an optional GAN), the correction's sparsity prior and the landmark flow loss: its
+  keypoints are face-mesh landmarks read from the dataset, so there is nothing to make equivariant.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from enliven.face_mesh import NUM_FACE_MESH_POINTS
 from enliven.models.factory import build_model
 from enliven.models.fomm import FommModel, MultiScaleDiscriminator
 from enliven.models.lite import LiteModel
+from enliven.models.lite.motion import sample_flow
 from enliven.models.tpsmm import BgMotionPredictor, TpsmmModel, build_bg_predictor
 from enliven.models.tpsmm.keypoints import POINTS_PER_TPS
 from enliven.models.tpsmm.tps import resize_grid, resize_map, sample
@@ -161,6 +162,9 @@ class LiteObjective(GeneratorObjective):
         parts: dict[str, Tensor] = {}
         if self.config.correction and output.deformed is not None:
             parts["correction"] = self.config.correction * (output.prediction - output.deformed).abs().mean()
+        if self.config.landmark_flow and landmarks is not None:
+            moved = sample_flow(output.motion.deformation, landmarks.driving)
+            parts["landmark_flow"] = self.config.landmark_flow * (moved - landmarks.source).norm(dim=-1).mean()
         return _Generated(output, kp_source, kp_driving, parts)
 
     def _equivariance(self, driving: Tensor, kp_driving: Keypoints) -> dict[str, Tensor]:

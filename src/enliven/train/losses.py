@@ -36,7 +36,7 @@ PerceptualKind = Literal["vgg19", "offline"]
 GanKind = Literal["lsgan", "hinge"]
 
 _WEIGHT_KEYS = ("generator_gan", "discriminator_gan", "feature_matching", "perceptual", "equivariance_value",
-                "equivariance_jacobian", "warp_loss", "bg", "correction")  # fmt: skip
+                "equivariance_jacobian", "warp_loss", "bg", "correction", "landmark_flow")  # fmt: skip
 _EXTRA_KEYS = ("perceptual", "vgg19_weights", "gan", "l1", "ms_ssim", "discriminator")
 #: The discriminator trained with TPSMM (whose configs have none) when a GAN or feature matching is asked for.
 DEFAULT_DISCRIMINATOR = FommDiscriminatorConfig(
@@ -61,6 +61,9 @@ class LossConfig:
         correction: enliven-lite only: weight of the mean absolute correction its decoder adds to the warped source,
             a sparsity prior (the decoder changes only what it improves; without it, an under-trained decoder adds
             noise everywhere). ``loss_weights.correction`` in the YAML.
+        landmark_flow: enliven-lite only: weight of the mean distance (normalised units) between where the motion
+            sends each of the driving frame's 468 face-mesh landmarks and where that landmark is in the source
+            (pixel losses barely see a lip edge off by a pixel; AKD does). ``loss_weights.landmark_flow``.
         generator_gan, discriminator_gan: GAN weights of the generator and discriminator steps.
         feature_matching: weight of each discriminator block's features (empty: no feature matching).
         bg_start: first epoch of TPSMM's background motion (and its loss).
@@ -80,6 +83,7 @@ class LossConfig:
     warp: float = 10.0
     bg: float = 10.0
     correction: float = 0.0
+    landmark_flow: float = 0.0
     generator_gan: float = 0.0
     discriminator_gan: float = 1.0
     feature_matching: tuple[float, ...] = ()
@@ -155,6 +159,7 @@ class LossConfig:
             warp=weight("warp_loss", d.warp),
             bg=weight("bg", d.bg),
             correction=weight("correction", d.correction),
+            landmark_flow=weight("landmark_flow", d.landmark_flow),
             generator_gan=weight("generator_gan", d.generator_gan),
             discriminator_gan=weight("discriminator_gan", d.discriminator_gan),
             feature_matching=weights("feature_matching", d.feature_matching),
@@ -192,6 +197,7 @@ class LossConfig:
                 "warp_loss": self.warp,
                 "bg": self.bg,
                 "correction": self.correction,
+                "landmark_flow": self.landmark_flow,
             },
             **{k: getattr(self, k) for k in ("bg_start", "dropout_epoch", "dropout_maxp", "dropout_startp")},
             "dropout_inc_epoch": self.dropout_inc_epoch,

@@ -8,7 +8,7 @@ cached features, refines them with depthwise-separable blocks, upsamples with pi
 a correction, to the full-resolution warped source: the sharp source texture is kept, and an untrained generator
 changes nothing (training starts from the mesh warp and can only learn what improves on it).
 
-Per 256 x 256 frame: 0.55 GFLOP, and 0.26 once per source (``enliven bench`` prints them), against 89 (FOMM) and
+Per 256 x 256 frame: 0.54 GFLOP, and 0.26 once per source (``enliven bench`` prints them), against 89 (FOMM) and
 244 (TPSMM) per frame.
 """
 
@@ -25,7 +25,14 @@ from enliven.face_mesh import NUM_FACE_MESH_POINTS
 from enliven.face_mesh_triangles import TRIANGLES
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.fomm.keypoint_detector import KeypointDetector
-from enliven.models.lite.motion import LiteDenseMotion, conv_norm_relu, landmark_flows, resize_grid, warp
+from enliven.models.lite.motion import (
+    LiteDenseMotion,
+    conv_norm_relu,
+    landmark_flows,
+    mesh_warp_flow,
+    resize_grid,
+    warp,
+)
 from enliven.types import GeneratorOutput, Keypoints, MotionField
 
 
@@ -128,15 +135,15 @@ PIECEWISE_CANDIDATE = 2
 
 
 def _mesh_triangles(config: LiteConfig) -> Tensor:
-    """``T x 3`` triangles of the config's landmark subset, as indices into the subset followed by the border anchors;
-    empty when the model has no piecewise-affine candidate."""
+    """``T x 3`` triangles of the piecewise-affine candidate's mesh, as indices into its points followed by the border
+    anchors; empty when the model has no piecewise-affine candidate."""
     if config.keypoints != "face_mesh" or not config.piecewise:
         return torch.zeros(0, 3, dtype=torch.long)
-    position = {index: i for i, index in enumerate(config.landmark_indices)}
+    position = {index: i for i, index in enumerate(config.piecewise_indices)}
     anchor = len(position) - NUM_FACE_MESH_POINTS
     triangles = [
         [position[v] if v < NUM_FACE_MESH_POINTS else v + anchor for v in triangle]
-        for triangle in TRIANGLES[config.landmarks]
+        for triangle in TRIANGLES[config.piecewise_landmarks]
     ]
     return torch.tensor(triangles, dtype=torch.long)
 
@@ -172,6 +179,7 @@ class LiteModel(MotionTransferModel):
             )
         # The piecewise-affine candidate needs the mesh's triangles, as positions among the driving landmarks.
         self.register_buffer("triangles", _mesh_triangles(config), persistent=False)
+        self.register_buffer("mesh_indices", torch.tensor(config.piecewise_indices), persistent=False)
         piecewise = config.keypoints == "face_mesh" and config.piecewise
         self.dense_motion = LiteDenseMotion(
             config.num_channels,
@@ -179,6 +187,7 @@ class LiteModel(MotionTransferModel):
             len(config.kernel_sigmas),
             config.motion_expansion,
             preferred=PIECEWISE_CANDIDATE if piecewise else None,
+            residual_flow=config.residual_flow,
         )
         self.encoder = LiteEncoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
         self.decoder = LiteDecoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
@@ -221,14 +230,19 @@ class LiteModel(MotionTransferModel):
             raise TypeError(f"LiteModel.generate needs a LiteSourceEncoding, got {type(encoding).__name__}")
         self._check_keypoints(kp_driving)
         driving, source = kp_driving.value, encoding.keypoints.value
+        # The grid follows the encoded source, so a model also runs at another size (Animator's ``size``).
+        size = encoding.small.shape[-1]
+        piecewise = None
+        if self.triangles.numel():
+            mesh_source = source.index_select(1, self.mesh_indices)
+            mesh_driving = driving.index_select(1, self.mesh_indices)
+            mesh_size = max(2, size // self.config.piecewise_stride)
+            piecewise = resize_grid(mesh_warp_flow(mesh_source, mesh_driving, self.triangles, mesh_size), size)
         if self.kp_detector is None:
             driving = driving.index_select(1, self.landmark_indices)
             source = source.index_select(1, self.landmark_indices)
         source = source.expand(driving.shape[0], -1, -1)
-        # The grid follows the encoded source, so a model also runs at another size (Animator's ``size``).
-        size = encoding.small.shape[-1]
-        triangles = self.triangles if self.triangles.numel() else None
-        grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas, triangles)
+        grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas, piecewise)
         motion = self.dense_motion(encoding.small, grids, density)
         prediction, deformed = self.decoder(encoding.image, encoding.features, motion)
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
