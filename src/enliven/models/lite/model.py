@@ -177,7 +177,7 @@ class LiteModel(MotionTransferModel):
                 scale_factor=config.motion_size / config.image_size,
                 pad=3,
             )
-        # The piecewise-affine candidate needs the mesh's triangles, as positions among the driving landmarks.
+        # The piecewise-affine candidate's mesh: its triangles (positions among its points) and its points' indices.
         self.register_buffer("triangles", _mesh_triangles(config), persistent=False)
         self.register_buffer("mesh_indices", torch.tensor(config.piecewise_indices), persistent=False)
         piecewise = config.keypoints == "face_mesh" and config.piecewise
