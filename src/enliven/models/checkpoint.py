@@ -224,8 +224,8 @@ def load_release(path: str | Path) -> LoadedModel:
     if problems:
         raise CheckpointError(
             f"{path} does not match its own config ({problems[0]}): the file is damaged, or was written by an "
-            "enliven version whose architecture differs (enliven-lite releases before the piecewise-affine flow); "
-            "retrain or release it again with this version."
+            "enliven version whose architecture differs (earlier enliven-lite releases); retrain or release it "
+            "again with this version."
         )
     model.load_state_dict(tensors, strict=True)
     extra = {k: v for k, v in metadata.items() if k not in ("config", "format", "format_version", "family")}

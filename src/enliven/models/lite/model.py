@@ -180,7 +180,7 @@ class LiteModel(MotionTransferModel):
         # The piecewise-affine candidate's mesh: its triangles (positions among its points) and its points' indices.
         self.register_buffer("triangles", _mesh_triangles(config), persistent=False)
         self.register_buffer("mesh_indices", torch.tensor(config.piecewise_indices), persistent=False)
-        piecewise = config.keypoints == "face_mesh" and config.piecewise
+        piecewise = self.triangles.numel() > 0
         self.dense_motion = LiteDenseMotion(
             config.num_channels,
             2 + int(piecewise) + len(config.kernel_sigmas),

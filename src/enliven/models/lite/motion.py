@@ -213,9 +213,10 @@ class LiteDenseMotion(nn.Module):
             [conv_norm_relu(4 * expansion, 2 * expansion), conv_norm_relu(2 * expansion, expansion)]
         )
         self.head = nn.Conv2d(expansion, num_candidates + 1 + (2 if residual_flow else 0), 3, padding=1)
-        with torch.no_grad():  # start from "no residual flow", so the candidates alone move the source
-            self.head.weight[num_candidates + 1 :].zero_()
-            self.head.bias[num_candidates + 1 :].zero_()
+        with torch.no_grad():
+            if residual_flow:  # it starts at zero, so the candidates alone move the source
+                self.head.weight[num_candidates + 1 :].zero_()
+                self.head.bias[num_candidates + 1 :].zero_()
             if preferred is not None:
                 self.head.bias[preferred] = PREFERRED_CANDIDATE_BIAS
             self.head.bias[num_candidates] = VISIBLE_BIAS
