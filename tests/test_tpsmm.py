@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from conftest import assert_reproduces_reference
 from enliven.config.tpsmm import TPSMM_PRESETS, TpsmmConfig
 from enliven.errors import ConfigError
 from enliven.models.motion_transfer import movement_scale
@@ -114,8 +115,13 @@ def test_faithful_to_authors(tiny) -> None:
 
     Each TPS is an 8x8 solve with condition numbers up to ~3e3 on these keypoints (many saturate at the border),
     so a one-ulp change of a keypoint moves output pixels by up to ~3e-3. The 1e-3 budget therefore holds only
-    for the authors' float32 operation sequence on the demo's inputs: the same memory layout (see
-    :func:`_images`) and one frame per call (batched linear layers and convolutions round differently).
+    for the authors' float32 operation sequence on the demo's inputs, on the CPU that made the vectors: the same
+    memory layout (see :func:`_images`) and one frame per call (batched linear layers and convolutions round
+    differently). On an AVX-512 Xeon even this model run in float64 (the exact maths, nearly) differs from the
+    vectors by up to 1.0e-3 / 3.1e-3 / 7.3e-3 (means 0.8e-5 / 5.1e-5 / 1.1e-4; avd / standard / relative), and
+    float32 by 1.1e-3 / 4.3e-3 / 7.3e-3 (means 1.1e-5 / 6.4e-5 / 1.4e-4; 1.6% of values beyond 1e-3 in the worst
+    mode): the vectors carry float32 rounding of that size. The bounds below are that, with some room; the
+    modes differ from each other by 0.01 to 0.27 on average, a hundred times the mean bound.
     """
     model, source, driving, expected = tiny
     encoding = model.encode_source(source)
@@ -135,8 +141,9 @@ def test_faithful_to_authors(tiny) -> None:
             for kp in frames
         ]
         animation = torch.cat([out.prediction for out in predictions]).permute(0, 2, 3, 1).numpy()
-        error = np.abs(animation - expected[f"animation_{name}"])
-        assert error.max() <= 1e-3, (mode, error.max(), error.mean())
+        assert_reproduces_reference(
+            animation, expected[f"animation_{name}"], max_error=1e-2, mean_error=2.5e-4, beyond_fraction=0.03
+        )
 
 
 @torch.no_grad()
