@@ -21,8 +21,9 @@ from enliven.evaluate import (
     metrics,
     write_report,
 )
-from enliven.evaluate.baselines import MeshWarpBaseline, border_anchors, delaunay_triangles, piecewise_affine_warp
+from enliven.evaluate.baselines import MeshWarpBaseline, border_anchors, piecewise_affine_warp
 from enliven.evaluate.landmarks import motion_signals
+from enliven.face_mesh import delaunay_triangles
 from enliven.io import read_frames
 from enliven.models.loader import load_model
 from enliven.preprocess import center_square_box, crop_and_resize

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,13 @@ from enliven.errors import ConfigError
 from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS
 from enliven.geometry import make_coordinate_grid
 from enliven.models.factory import build_model
-from enliven.models.lite.motion import landmark_flows, mesh_warp_flow, piecewise_affine_flow, sample_flow
+from enliven.models.lite.motion import (
+    landmark_flows,
+    mesh_warp_flow,
+    piecewise_affine_flow,
+    sample_flow,
+    source_triangles,
+)
 from enliven.models.presets import PRESETS
 from enliven.pipelines.animator import Animator
 from enliven.train.families import LiteObjective, build_objectives
@@ -56,6 +63,10 @@ def test_config_round_trips_and_is_checked() -> None:
         LiteConfig(piecewise_landmarks="ears")
     with pytest.raises(ConfigError, match="piecewise_stride"):
         LiteConfig(piecewise_stride=3)
+    with pytest.raises(ConfigError, match="face_margin"):
+        LiteConfig(face_margin=0.5)
+    chooses_everywhere = LiteConfig(face_margin=None)
+    assert config_from_dict(chooses_everywhere.to_yaml_dict()) == chooses_everywhere
     without_mesh_warp = LiteConfig(piecewise=False)
     assert config_from_dict(without_mesh_warp.to_yaml_dict()) == without_mesh_warp
     assert build_model(without_mesh_warp).dense_motion.num_candidates == 4
@@ -117,23 +128,25 @@ def test_untrained_model_is_the_mesh_warp() -> None:
 def test_piecewise_affine_flow_is_the_mesh_warp() -> None:
     """Each driving triangle maps onto its source triangle: landmarks exactly, inner points by barycentric weights."""
     square = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [0.0, 0.0]])
-    triangles = torch.tensor([[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]])
+    triangles = torch.tensor([[[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]]])
     source = square.clone()[None]
     driving = square.clone()[None]
     driving[0, 4] = torch.tensor([0.3, -0.2])  # the centre moves; the corners stay
-    flow = piecewise_affine_flow(source, driving, triangles, driving)
+    flow, chosen, depth = piecewise_affine_flow(source, driving, triangles, driving)
     torch.testing.assert_close(flow, source, atol=1e-5, rtol=0)
+    assert chosen.shape == depth.shape == (1, 5) and bool((depth > -1e-5).all())
     # A point a third of the way from corner 0 towards the moved centre lands a third of the way to the old one.
     inner = (2 * driving[:, 0] + driving[:, 4]) / 3 + torch.tensor([0.01, 0.0])  # nudged inside triangle 0
     expected_weights = torch.linalg.solve(
         torch.cat([driving[0, [0, 1, 4]], torch.ones(3, 1)], 1).T, torch.cat([inner[0], torch.ones(1)])
     )
-    flow = piecewise_affine_flow(source, driving, triangles, inner[:, None])
+    flow, chosen, _ = piecewise_affine_flow(source, driving, triangles, inner[:, None])
     torch.testing.assert_close(flow[0, 0], expected_weights @ source[0, [0, 1, 4]], atol=1e-5, rtol=0)
+    assert chosen.tolist() == [[0]]
     # A collapsed triangle (a closed eye) gives finite flows.
     driving[0, 4] = driving[0, 0]
     assert torch.isfinite(
-        piecewise_affine_flow(source, driving, triangles, make_coordinate_grid((8, 8)).view(1, -1, 2))
+        piecewise_affine_flow(source, driving, triangles, make_coordinate_grid((8, 8)).view(1, -1, 2))[0]
     ).all()
 
 
@@ -146,16 +159,11 @@ def test_sample_flow_reads_a_flow_at_points() -> None:
 
 
 def test_mesh_warp_flow_moves_the_mesh_and_pins_the_border() -> None:
-    from scipy.spatial import Delaunay
-
-    from enliven.models.lite.motion import border_anchors
-
     source = face_points(1)[:, :60]
-    mesh = torch.cat([source, border_anchors(1, torch.float32, torch.device("cpu"))], 1)
-    triangles = torch.from_numpy(Delaunay(mesh[0].numpy()).simplices.astype(np.int64))
     driving = source * 1.05 + torch.tensor([0.03, -0.02])  # the face grows and moves; the border cannot
-    flow = mesh_warp_flow(source, driving, triangles, 65)
-    assert flow.shape == (1, 65, 65, 2)
+    mesh = mesh_warp_flow(source, driving, source_triangles(source), 65)
+    flow = mesh.flow
+    assert flow.shape == (1, 65, 65, 2) and mesh.face.shape == (1, 1, 65, 65)
     identity = make_coordinate_grid((65, 65))
     torch.testing.assert_close(flow[0, [0, -1]], identity[[0, -1]], atol=1e-5, rtol=0)
     torch.testing.assert_close(flow[0, :, [0, -1]], identity[:, [0, -1]], atol=1e-5, rtol=0)
@@ -164,6 +172,34 @@ def test_mesh_warp_flow_moves_the_mesh_and_pins_the_border() -> None:
     assert inside.shape[1] > 5
     torch.testing.assert_close(sample_flow(flow, inside), (inside - torch.tensor([0.03, -0.02])) / 1.05, atol=1e-4,
                                rtol=0)  # fmt: skip
+    # The face: the driving mesh's hull (the centre), not the triangles reaching the border anchors.
+    assert mesh.face[0, 0, 32, 32] == 1 and mesh.face[0, 0, 0, 0] == 0 and mesh.face[0, 0, 32, 2] == 0
+
+
+def test_source_triangles_give_every_source_a_full_mesh_of_the_same_size() -> None:
+    """Delaunay per source, clamped and padded: a face cut by the frame or with coincident points still has
+    ``2 M + A - 2`` triangles, every index valid, every source its own mesh."""
+    points = face_points(3, seed=2)[:, :40]
+    points[1, 0] = torch.tensor([1.4, 0.2])  # outside the frame
+    points[2, 5] = points[2, 6]  # coincident
+    triangles = source_triangles(points)
+    anchors = 16
+    assert triangles.shape == (3, 2 * 40 + anchors - 2, 3) and triangles.dtype == torch.int64
+    assert int(triangles.min()) >= 0 and int(triangles.max()) < 40 + anchors
+    assert not torch.equal(triangles[0], source_triangles(face_points(1, seed=3)[:, :40])[0])
+
+
+@torch.no_grad()
+def test_the_face_takes_the_mesh_warp_and_the_network_chooses_around_it() -> None:
+    model = build_model(TINY)
+    source, points = torch.rand(1, 3, TINY_SIDE, TINY_SIDE), Keypoints(face_points())
+    torch.nn.init.normal_(model.dense_motion.head.weight, std=1.0)  # a network with opinions
+    mask = model.generate(model.encode_source(source, points), points).motion.mask
+    assert torch.equal(mask[0, :, 8, 8], torch.tensor([0.0, 0, 1, 0, 0]))  # the face centre: the mesh warp
+    assert float(mask[0, 2, 0, 0]) < 1  # the corner: the network's choice
+    free = build_model(dataclasses.replace(TINY, face_margin=None))
+    free.load_state_dict(model.state_dict())
+    assert float(free.generate(free.encode_source(source, points), points).motion.mask[0, 2, 8, 8]) < 1
 
 
 def test_landmark_flow_loss_pulls_the_motion_onto_the_landmarks() -> None:

@@ -53,3 +53,10 @@ def border_anchor_points(per_side: int = BORDER_ANCHORS_PER_SIDE) -> np.ndarray:
     t = np.linspace(0.0, 1.0, per_side)[:-1]
     zeros, ones = np.zeros_like(t), np.ones_like(t)
     return np.concatenate([np.stack(side, axis=1) for side in ((t, zeros), (ones, t), (1 - t, ones), (zeros, 1 - t))])
+
+
+def delaunay_triangles(points: np.ndarray) -> np.ndarray:
+    """``T x 3`` vertex indices of the Delaunay triangulation of ``P x 2`` points (scipy's Qhull, on the host)."""
+    from scipy.spatial import Delaunay
+
+    return np.asarray(Delaunay(points).simplices, dtype=np.int64)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from enliven.face_mesh import border_anchor_points
+from enliven.face_mesh import border_anchor_points, delaunay_triangles
 from enliven.models.base import MotionTransferModel
 from enliven.pipelines.animator import Animator
 from enliven.preprocess._deps import import_cv2
@@ -183,13 +183,6 @@ def border_anchors(width: int, height: int) -> np.ndarray:
     They lie on the outer edges (``0`` and ``width``/``height``), so the triangulation covers every pixel centre.
     """
     return border_anchor_points() * np.array([width, height])
-
-
-def delaunay_triangles(points: np.ndarray) -> np.ndarray:
-    """``T x 3`` vertex indices of the Delaunay triangulation of ``P x 2`` points."""
-    from scipy.spatial import Delaunay
-
-    return np.asarray(Delaunay(points).simplices, dtype=np.int64)
 
 
 def piecewise_affine_warp(

@@ -179,7 +179,7 @@ def _export_onnx(
     )
     try:
         with atomic_output(output, is_dir=True) as folder:
-            encoder_inputs = (source, *flatten(kp_source)[0])
+            encoder_inputs = (source, *flatten(kp_source)[0], *model.host_source_inputs(kp_source).values())
             _trace(EncoderStage(model, specs), encoder_inputs, folder, graphs["encoder"], opset, batch_from=None)
             if learned:
                 _trace(KeypointStage(model), (frames,), folder, graphs["keypoints"], opset, batch_from=0)

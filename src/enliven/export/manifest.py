@@ -23,7 +23,7 @@ from typing import Any
 from enliven.errors import EnlivenError, InputError
 
 FORMAT = "enliven-onnx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: encoder graphs may take host inputs after the keypoints
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "config.yaml"
 GRAPH_FILES = {"encoder": "encoder.onnx", "keypoints": "keypoints.onnx", "generator": "generator.onnx"}

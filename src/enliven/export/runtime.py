@@ -27,6 +27,7 @@ from enliven.export.flatten import Spec, flatten, unflatten
 from enliven.export.manifest import CONFIG_NAME, FORMAT_VERSION, MANIFEST_NAME, ExportError, Manifest
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.checkpoint import LoadedModel
+from enliven.models.factory import host_source_inputs
 from enliven.models.loader import load_model
 from enliven.types import GeneratorOutput, Keypoints, MotionMode
 
@@ -100,8 +101,16 @@ class OnnxMotionModel(MotionTransferModel):
         self._check_images(source)
         if keypoints is None:
             keypoints = self.detect_keypoints(source)
-        inputs = [source, *self._flatten(keypoints, "keypoints", "the source keypoints")]
+        inputs = [
+            source,
+            *self._flatten(keypoints, "keypoints", "the source keypoints"),
+            *self.host_source_inputs(keypoints).values(),
+        ]
         return unflatten(self._run("encoder", inputs, source.device), self._specs["encoding"])
+
+    def host_source_inputs(self, keypoints: Keypoints) -> dict[str, Tensor]:
+        """As the PyTorch model's (they are decided by the config alone)."""
+        return host_source_inputs(self.config, keypoints)
 
     def generate(self, encoding: SourceEncoding, kp_driving: Keypoints) -> GeneratorOutput:
         """Run the generator graph for ``B`` sets of (transferred) driving keypoints."""

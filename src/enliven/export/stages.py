@@ -3,7 +3,9 @@
 Each stage wraps the model's own method, so the graphs compute exactly what eager inference computes, split where
 :class:`~enliven.pipelines.animator.Animator` splits the work:
 
-* ``encoder``: ``source`` ``1 x 3 x H x W`` and its keypoints -> the flattened ``SourceEncoding`` (run once);
+* ``encoder``: ``source`` ``1 x 3 x H x W``, its keypoints and the model's host inputs (values no graph can
+  compute, e.g. lite's triangulation of the source: ``host_source_inputs``) -> the flattened ``SourceEncoding``
+  (run once);
 * ``keypoints``: ``frames`` ``B x 3 x H x W`` -> the flattened ``Keypoints`` (learned keypoint source only);
 * ``generator``: the flattened encoding and driving keypoints -> the flattened ``GeneratorOutput`` (per batch).
 
@@ -36,17 +38,22 @@ class StageSpecs:
         keypoints: a ``Keypoints`` value (source, driving and transferred keypoints share it).
         encoding: the family's ``SourceEncoding``.
         output: the ``GeneratorOutput``.
+        host: names of the encoder's inputs after the keypoints (``host_source_inputs``), in order.
     """
 
     keypoints: Spec
     encoding: Spec
     output: Spec
+    host: tuple[str, ...] = ()
 
     def names(self) -> dict[str, dict[str, list[str]]]:
         """Input and output names of each graph."""
         encoding = leaf_names(self.encoding, "encoding")
         return {
-            "encoder": {"inputs": ["source", *leaf_names(self.keypoints, "source_keypoints")], "outputs": encoding},
+            "encoder": {
+                "inputs": ["source", *leaf_names(self.keypoints, "source_keypoints"), *self.host],
+                "outputs": encoding,
+            },
             "keypoints": {"inputs": ["frames"], "outputs": leaf_names(self.keypoints, "keypoints")},
             "generator": {
                 "inputs": [*encoding, *leaf_names(self.keypoints, "driving")],
@@ -74,19 +81,22 @@ def trace_specs(model: MotionTransferModel, source: Tensor, kp_source: Keypoints
     _, kp_spec = flatten(kp_driving)
     _, encoding_spec = flatten(encoding)
     _, output_spec = flatten(model.generate(encoding, kp_driving))
-    return StageSpecs(keypoints=kp_spec, encoding=encoding_spec, output=output_spec)
+    host = tuple(model.host_source_inputs(kp_source))
+    return StageSpecs(keypoints=kp_spec, encoding=encoding_spec, output=output_spec, host=host)
 
 
 class EncoderStage(nn.Module):
-    """``(source, *source keypoint tensors) -> encoding tensors``."""
+    """``(source, *source keypoint tensors, *host inputs) -> encoding tensors``."""
 
     def __init__(self, model: MotionTransferModel, specs: StageSpecs) -> None:
         super().__init__()
         self.model = model
         self.specs = specs
+        self.num_keypoints = num_tensors(specs.keypoints)
 
-    def forward(self, source: Tensor, *keypoints: Tensor) -> tuple[Tensor, ...]:
-        encoding = self.model.encode_source(source, unflatten(keypoints, self.specs.keypoints))
+    def forward(self, source: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+        keypoints = unflatten(tensors[: self.num_keypoints], self.specs.keypoints)
+        encoding = self.model.encode_source(source, keypoints, *tensors[self.num_keypoints :])
         return tuple(flatten(encoding)[0])
 
 

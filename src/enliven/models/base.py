@@ -77,6 +77,12 @@ class MotionTransferModel(nn.Module, ABC):
             keypoints: the source's keypoints; detected when ``None`` (required for ``face_mesh`` models).
         """
 
+    def host_source_inputs(self, keypoints: Keypoints) -> dict[str, Tensor]:
+        """Source-only values no graph can compute (a solver's output), by name; ``encode_source`` computes them
+        itself when not given them as further arguments, and exported encoder graphs take them as inputs.
+        Keypoints of the ``1 x 3 x H x W`` source in, none for most families."""
+        return {}
+
     @abstractmethod
     def generate(self, encoding: SourceEncoding, kp_driving: Keypoints) -> GeneratorOutput:
         """Animate the encoded source (batch 1) to B sets of (already transferred) driving keypoints."""

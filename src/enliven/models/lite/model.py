@@ -22,15 +22,16 @@ from torch import Tensor, nn
 
 from enliven.config.lite import LiteConfig
 from enliven.face_mesh import NUM_FACE_MESH_POINTS
-from enliven.face_mesh_triangles import TRIANGLES
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.fomm.keypoint_detector import KeypointDetector
 from enliven.models.lite.motion import (
     LiteDenseMotion,
     conv_norm_relu,
+    face_region,
     landmark_flows,
     mesh_warp_flow,
     resize_grid,
+    source_triangles,
     warp,
 )
 from enliven.types import GeneratorOutput, Keypoints, MotionField
@@ -43,10 +44,13 @@ class LiteSourceEncoding(SourceEncoding):
     Attributes:
         features: encoder features, half resolution first: ``1 x channels[i] x H / 2**(i+1) x W / 2**(i+1)``.
         small: ``1 x 3 x m x m`` the source at the motion grid's size ``m``.
+        triangles: ``1 x T x 3`` the source's mesh (:func:`~enliven.models.lite.motion.source_triangles`), or
+            ``None`` for a model without the mesh warp.
     """
 
     features: tuple[Tensor, ...]
     small: Tensor
+    triangles: Tensor | None = None
 
 
 class SeparableResidual(nn.Module):
@@ -134,18 +138,18 @@ class LiteDecoder(nn.Module):
 PIECEWISE_CANDIDATE = 2
 
 
-def _mesh_triangles(config: LiteConfig) -> Tensor:
-    """``T x 3`` triangles of the piecewise-affine candidate's mesh, as indices into its points followed by the border
-    anchors; empty when the model has no piecewise-affine candidate."""
-    if config.keypoints != "face_mesh" or not config.piecewise:
-        return torch.zeros(0, 3, dtype=torch.long)
-    position = {index: i for i, index in enumerate(config.piecewise_indices)}
-    anchor = len(position) - NUM_FACE_MESH_POINTS
-    triangles = [
-        [position[v] if v < NUM_FACE_MESH_POINTS else v + anchor for v in triangle]
-        for triangle in TRIANGLES[config.piecewise_landmarks]
-    ]
-    return torch.tensor(triangles, dtype=torch.long)
+def has_mesh_warp(config: LiteConfig) -> bool:
+    """Whether a lite model has the piecewise-affine (mesh warp) candidate."""
+    return config.keypoints == "face_mesh" and config.piecewise
+
+
+def lite_host_source_inputs(config: LiteConfig, keypoints: Keypoints) -> dict[str, Tensor]:
+    """The source's mesh, ``source_triangles`` ``B x T x 3`` (none without the mesh warp): a solver's output,
+    computed on the host once per source, an input of the exported graphs."""
+    if not has_mesh_warp(config):
+        return {}
+    indices = torch.tensor(config.piecewise_indices, device=keypoints.value.device)
+    return {"source_triangles": source_triangles(keypoints.value.index_select(1, indices))}
 
 
 class LiteModel(MotionTransferModel):
@@ -177,16 +181,15 @@ class LiteModel(MotionTransferModel):
                 scale_factor=config.motion_size / config.image_size,
                 pad=3,
             )
-        # The piecewise-affine candidate's mesh: its triangles (positions among its points) and its points' indices.
-        self.register_buffer("triangles", _mesh_triangles(config), persistent=False)
+        self.piecewise = has_mesh_warp(config)
+        # The points of the piecewise-affine candidate's mesh, as indices into the face mesh.
         self.register_buffer("mesh_indices", torch.tensor(config.piecewise_indices), persistent=False)
-        piecewise = self.triangles.numel() > 0
         self.dense_motion = LiteDenseMotion(
             config.num_channels,
-            2 + int(piecewise) + len(config.kernel_sigmas),
+            2 + int(self.piecewise) + len(config.kernel_sigmas),
             len(config.kernel_sigmas),
             config.motion_expansion,
-            preferred=PIECEWISE_CANDIDATE if piecewise else None,
+            preferred=PIECEWISE_CANDIDATE if self.piecewise else None,
             residual_flow=config.residual_flow,
         )
         self.encoder = LiteEncoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
@@ -205,21 +208,30 @@ class LiteModel(MotionTransferModel):
             )
         return Keypoints(self.kp_detector(image).value)
 
-    def encode_source(self, source: Tensor, keypoints: Keypoints | None = None) -> LiteSourceEncoding:
+    def encode_source(
+        self, source: Tensor, keypoints: Keypoints | None = None, triangles: Tensor | None = None
+    ) -> LiteSourceEncoding:
         """Encode ``B x 3 x H x W`` sources in ``[0, 1]`` with their keypoints (face mesh: ``B x 468 x 2``, required;
-        learned: detected when not given)."""
+        learned: detected when not given) and their meshes ``B x T x 3`` (computed when not given: see
+        :meth:`host_source_inputs`)."""
         if keypoints is None:
             if self.kp_detector is None:
                 raise ValueError("a lite model needs the source's face-mesh landmarks (B x 468 x 2) to encode it")
             keypoints = self.detect_keypoints(source)
         self._check_keypoints(keypoints)
+        if self.piecewise and triangles is None:
+            (triangles,) = self.host_source_inputs(keypoints).values()
         factor = self.config.image_size // self.config.motion_size
         return LiteSourceEncoding(
             image=source,
             keypoints=keypoints,
             features=tuple(self.encoder(source)),
             small=F.avg_pool2d(source, factor) if factor > 1 else source,
+            triangles=triangles if self.piecewise else None,
         )
+
+    def host_source_inputs(self, keypoints: Keypoints) -> dict[str, Tensor]:
+        return lite_host_source_inputs(self.config, keypoints)
 
     def generate(self, encoding: SourceEncoding, kp_driving: Keypoints) -> GeneratorOutput:
         """Animate the encoded source to ``B`` sets of (transferred) face-mesh landmarks ``B x 468 x 2``.
@@ -232,18 +244,23 @@ class LiteModel(MotionTransferModel):
         driving, source = kp_driving.value, encoding.keypoints.value
         # The grid follows the encoded source, so a model also runs at another size (Animator's ``size``).
         size = encoding.small.shape[-1]
-        piecewise = None
-        if self.triangles.numel():
+        piecewise = face = None
+        if self.piecewise:
+            if encoding.triangles is None:
+                raise ValueError("this lite model warps along the source's mesh; encode the source with its triangles")
             mesh_source = source.index_select(1, self.mesh_indices)
             mesh_driving = driving.index_select(1, self.mesh_indices)
             mesh_size = max(2, size // self.config.piecewise_stride)
-            piecewise = resize_grid(mesh_warp_flow(mesh_source, mesh_driving, self.triangles, mesh_size), size)
+            mesh = mesh_warp_flow(mesh_source, mesh_driving, encoding.triangles, mesh_size)
+            piecewise = resize_grid(mesh.flow, size)
+            if self.config.face_margin is not None:
+                face = face_region(mesh.face, size, self.config.face_margin)
         if self.kp_detector is None:
             driving = driving.index_select(1, self.landmark_indices)
             source = source.index_select(1, self.landmark_indices)
         source = source.expand(driving.shape[0], -1, -1)
         grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas, piecewise)
-        motion = self.dense_motion(encoding.small, grids, density)
+        motion = self.dense_motion(encoding.small, grids, density, face)
         prediction, deformed = self.decoder(encoding.image, encoding.features, motion)
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
 

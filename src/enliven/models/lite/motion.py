@@ -5,27 +5,33 @@ source moved by the driving motion), :func:`landmark_flows` builds candidate bac
 
 * identity: the background stays where it is;
 * the least-squares affine map of all landmarks: the head moves as a whole (hair, ears, neck follow it);
-* piecewise affine (:func:`mesh_warp_flow`): each triangle of a fixed triangulation of face-mesh points (all 468 by
-  default, a denser mesh than the driving landmarks) and anchors on the image border
-  (:data:`enliven.face_mesh_triangles.TRIANGLES`) moves by its own affine map, the classical mesh warp: exact at every
-  mesh point, linear in between, the border pinned;
+* piecewise affine (:func:`mesh_warp_flow`): each triangle of the source's mesh (the Delaunay triangulation of its
+  face-mesh points, all 468 by default, a denser mesh than the driving landmarks, and of anchors on the image border;
+  :func:`source_triangles`) moves by its own affine map, the classical mesh warp: exact at every mesh point, linear
+  in between, the border pinned;
 * per kernel width ``sigma``: that affine map plus the landmarks' residual displacements spread by a normalised
   Gaussian kernel (Nadaraya-Watson): exact near the landmarks (lips, eyelids, brows), the affine map far from them.
 
 :class:`LiteDenseMotion` sees the source warped by every candidate and how near each pixel lies to the landmarks,
 and predicts a per-pixel soft choice among the candidates (optionally a small residual flow) and an occlusion map
-(where the warped source cannot explain the output: the inside of an opening mouth, uncovered background).
+(where the warped source cannot explain the output: the inside of an opening mouth, uncovered background). Inside
+the driving face (grown by a margin) the choice is the mesh warp, which no mixture placed the landmarks better than
+(dlib's landmark distance, AKD): the network chooses for hair, neck and background only.
 
-All of it is plain tensor algebra (matmul, exp, grid_sample), exportable to ONNX; no solver, no loop over points.
+All of it is plain tensor algebra (matmul, exp, grid_sample), exportable to ONNX; the one solver, the source's
+triangulation, runs once per source on the host (:func:`source_triangles`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from enliven.face_mesh import border_anchor_points
+from enliven.face_mesh import border_anchor_points, delaunay_triangles
 from enliven.geometry import fit_affine, inverse_3x3, make_coordinate_grid
 from enliven.types import MotionField
 
@@ -82,25 +88,67 @@ def landmark_flows(
     return stacked, density
 
 
-def mesh_warp_flow(mesh_source: Tensor, mesh_driving: Tensor, triangles: Tensor, size: int) -> Tensor:
-    """The mesh warp's backward flow on a ``size x size`` grid: :func:`piecewise_affine_flow` over the mesh points and
-    the border anchors (:func:`border_anchors`), so that the image border stays pinned.
+@dataclass(frozen=True)
+class MeshWarp:
+    """The mesh warp on a grid.
+
+    Attributes:
+        flow: ``B x size x size x 2`` source positions (backward flow), ``(x, y)`` in ``[-1, 1]``.
+        face: ``B x 1 x size x size``: 1 where the grid point lies in a triangle of mesh points only (inside the
+            driving face), 0 where it lies in a triangle with a border anchor (around the face).
+    """
+
+    flow: Tensor
+    face: Tensor
+
+
+def source_triangles(mesh_source: Tensor) -> Tensor:
+    """The mesh of each source: the Delaunay triangulation of its mesh points and the border anchors.
+
+    A solver, so it runs on the host (scipy), once per source; ONNX graphs take its result as an input. Points are
+    clamped just inside the border for the triangulation (a face cut by the frame), so the anchors are exactly the
+    convex hull and every source has the same number of triangles, ``2 M + A - 2`` for ``M`` points and ``A``
+    anchors; a source with coincident points has fewer and repeats its first triangle to fill up.
+
+    Args:
+        mesh_source: ``B x M x 2`` mesh points, ``(x, y)`` in ``[-1, 1]``.
+
+    Returns:
+        ``B x T x 3`` (int64, on ``mesh_source``'s device) indices into the ``M`` points followed by the anchors
+        (indices ``M ..``), as :func:`mesh_warp_flow` takes them.
+    """
+    anchors = border_anchor_points() * 2 - 1
+    points = mesh_source.detach().to("cpu", torch.float64).numpy().clip(-1 + 1e-3, 1 - 1e-3)
+    count = 2 * points.shape[1] + len(anchors) - 2
+    triangles = np.empty((len(points), count, 3), dtype=np.int64)
+    for index, source in enumerate(points):
+        found = delaunay_triangles(np.concatenate([source, anchors]))
+        triangles[index, : len(found)] = found
+        triangles[index, len(found) :] = found[0]
+    return torch.from_numpy(triangles).to(mesh_source.device)
+
+
+def mesh_warp_flow(mesh_source: Tensor, mesh_driving: Tensor, triangles: Tensor, size: int) -> MeshWarp:
+    """The mesh warp on a ``size x size`` grid: :func:`piecewise_affine_flow` over the mesh points and the border
+    anchors (:func:`border_anchors`), so that the image border stays pinned.
 
     Args:
         mesh_source: ``B x M x 2`` (or ``1 x M x 2``) mesh points in the source, ``(x, y)`` in ``[-1, 1]``.
         mesh_driving: ``B x M x 2`` where they are in the output frame.
-        triangles: ``T x 3`` indices into the ``M`` points followed by the anchors (indices ``M ..``).
+        triangles: ``B x T x 3`` (or ``1 x T x 3``) indices into the ``M`` points followed by the anchors (indices
+            ``M ..``), e.g. :func:`source_triangles`.
         size: side of the grid.
-
-    Returns:
-        ``B x size x size x 2`` source positions.
     """
-    batch, dtype, device = mesh_driving.shape[0], mesh_driving.dtype, mesh_driving.device
+    batch, count, dtype, device = mesh_driving.shape[0], mesh_driving.shape[1], mesh_driving.dtype, mesh_driving.device
     anchors = border_anchors(batch, dtype, device)
     points_source = torch.cat([mesh_source.expand(batch, -1, -1), anchors], 1)
     points_driving = torch.cat([mesh_driving, anchors], 1)
     grid = make_coordinate_grid((size, size), dtype, device).view(1, size * size, 2)
-    return piecewise_affine_flow(points_source, points_driving, triangles, grid).view(batch, size, size, 2)
+    triangles = triangles.expand(batch, -1, -1)
+    flow, chosen, depth = piecewise_affine_flow(points_source, points_driving, triangles, grid)
+    of_face = (triangles < count).all(-1)  # B x T
+    face = torch.gather(of_face, 1, chosen) & (depth >= 0)
+    return MeshWarp(flow.view(batch, size, size, 2), face.to(dtype).view(batch, 1, size, size))
 
 
 def border_anchors(batch: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -109,33 +157,45 @@ def border_anchors(batch: int, dtype: torch.dtype, device: torch.device) -> Tens
     return anchors.expand(batch, -1, -1)
 
 
-def piecewise_affine_flow(points_source: Tensor, points_driving: Tensor, triangles: Tensor, grid: Tensor) -> Tensor:
+def piecewise_affine_flow(
+    points_source: Tensor, points_driving: Tensor, triangles: Tensor, grid: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """The backward flow of a piecewise-affine warp: each grid point moves with the driving triangle it lies in.
 
     Args:
         points_source: ``B x P x 2`` triangle corners in the source.
         points_driving: ``B x P x 2`` the same corners in the output frame.
-        triangles: ``T x 3`` corner indices.
+        triangles: ``B x T x 3`` corner indices.
         grid: ``1 x N x 2`` output positions.
 
     Returns:
-        ``B x N x 2`` source positions. A point inside several triangles (where the driving mesh folds) or inside
-        none takes the triangle whose smallest barycentric coordinate is largest: the one it lies deepest in, or
-        nearest outside.
+        ``B x N x 2`` source positions, ``B x N`` the index of each point's triangle and ``B x N`` its smallest
+        barycentric coordinate there (``>= 0`` inside). A point inside several triangles (where the driving mesh
+        folds) or inside none takes the triangle whose smallest barycentric coordinate is largest: the one it lies
+        deepest in, or nearest outside.
     """
-    batch, count = points_driving.shape[0], triangles.shape[0]
-    corners_driving = points_driving[:, triangles]  # B x T x 3 x 2
-    corners_source = points_source[:, triangles]
+    batch, count = points_driving.shape[0], triangles.shape[1]
+    corner_index = triangles.reshape(batch, count * 3, 1).expand(-1, -1, 2)
+    corners_driving = torch.gather(points_driving, 1, corner_index).view(batch, count, 3, 2)
+    corners_source = torch.gather(points_source, 1, corner_index).view(batch, count, 3, 2)
     homogeneous = torch.cat([corners_driving, torch.ones_like(corners_driving[..., :1])], -1)  # rows [x, y, 1]
     to_barycentric = inverse_3x3(homogeneous, MIN_TRIANGLE_DET)  # [x, y, 1] @ it = barycentric coordinates
     points = torch.cat([grid, torch.ones_like(grid[..., :1])], -1)  # 1 x N x 3
     # One matmul gives every point's coordinates in every triangle: B x N x (T * 3).
     barycentric = points @ to_barycentric.permute(0, 2, 1, 3).reshape(batch, 3, count * 3)
-    depth = barycentric.view(batch, -1, count, 3).amin(-1)  # B x N x T
-    chosen = depth.argmax(-1)  # B x N
+    depth, chosen = barycentric.view(batch, -1, count, 3).amin(-1).max(-1)  # B x N
     maps = (to_barycentric @ corners_source).reshape(batch, count, 6)  # per triangle: [x, y, 1] -> source
     picked = torch.gather(maps, 1, chosen.unsqueeze(-1).expand(-1, -1, 6)).view(batch, -1, 3, 2)
-    return (points.unsqueeze(2) @ picked).squeeze(2)
+    return (points.unsqueeze(2) @ picked).squeeze(2), chosen, depth
+
+
+def face_region(face: Tensor, size: int, margin: float) -> Tensor:
+    """Grow a ``B x 1 x s x s`` face mask (:class:`MeshWarp`) by ``margin`` (a fraction of the side) on a
+    ``size x size`` grid: ``B x 1 x size x size`` in ``[0, 1]``, soft at its edge."""
+    if face.shape[-1] != size:
+        face = F.interpolate(face, size=(size, size), mode="bilinear", align_corners=True)
+    radius = round(margin * int(size))  # a constant of the exported graph, whose size is fixed
+    return F.max_pool2d(face, 2 * radius + 1, stride=1, padding=radius) if radius > 0 else face
 
 
 def warp(image: Tensor, grid: Tensor) -> Tensor:
@@ -199,6 +259,7 @@ class LiteDenseMotion(nn.Module):
     ) -> None:
         super().__init__()
         self.num_candidates = num_candidates
+        self.preferred = preferred
         self.residual_flow = residual_flow
         in_channels = num_channels * (num_candidates + 1) + num_densities
         self.down = nn.ModuleList(
@@ -221,13 +282,15 @@ class LiteDenseMotion(nn.Module):
                 self.head.bias[preferred] = PREFERRED_CANDIDATE_BIAS
             self.head.bias[num_candidates] = VISIBLE_BIAS
 
-    def forward(self, source_small: Tensor, grids: Tensor, density: Tensor) -> MotionField:
+    def forward(self, source_small: Tensor, grids: Tensor, density: Tensor, face: Tensor | None = None) -> MotionField:
         """Mix the candidates.
 
         Args:
             source_small: ``1 x C_img x h x w`` or ``B x C_img x h x w`` source at the grid's size, in ``[0, 1]``.
             grids: ``B x C x h x w x 2`` candidate flows.
             density: ``B x S x h x w`` landmark densities.
+            face: ``B x 1 x h x w`` in ``[0, 1]``: where the preferred candidate is taken instead of the network's
+                choice (:func:`face_region`); needs ``preferred``.
 
         Returns:
             deformation ``B x h x w x 2``, occlusion ``(B x 1 x h x w,)`` in ``[0, 1]`` (1 = visible in the source),
@@ -246,6 +309,11 @@ class LiteDenseMotion(nn.Module):
             x = F.interpolate(layer(x), scale_factor=2.0, mode="bilinear", align_corners=False) + skip
         out = self.head(x)
         mask = torch.softmax(out[:, :count], dim=1)
+        if face is not None:
+            if self.preferred is None:
+                raise ValueError("a face region needs a preferred candidate to take there")
+            preferred = (torch.arange(count, device=mask.device) == self.preferred).to(mask.dtype).view(1, count, 1, 1)
+            mask = face * preferred + (1 - face) * mask
         occlusion = torch.sigmoid(out[:, count : count + 1])
         deformation = (mask.unsqueeze(-1) * grids).sum(1)
         if self.residual_flow:
