@@ -117,7 +117,7 @@ def source_triangles(mesh_source: Tensor) -> Tensor:
         ``B x T x 3`` (int64, on ``mesh_source``'s device) indices into the ``M`` points followed by the anchors
         (indices ``M ..``), as :func:`mesh_warp_flow` takes them.
     """
-    anchors = border_anchor_points() * 2 - 1
+    anchors = border_anchors(1, torch.float64, torch.device("cpu"))[0].numpy()
     points = mesh_source.detach().to("cpu", torch.float64).numpy().clip(-1 + 1e-3, 1 - 1e-3)
     count = 2 * points.shape[1] + len(anchors) - 2
     triangles = np.empty((len(points), count, 3), dtype=np.int64)
