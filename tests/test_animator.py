@@ -10,10 +10,10 @@ import torch
 
 from conftest import assert_reproduces_reference
 from enliven.config import load_model_config
+from enliven.inference.animator import Animator
 from enliven.models.factory import build_model
-from enliven.models.loader import load_model
-from enliven.pipelines.animator import Animator
 from enliven.types import MotionMode
+from enliven.weights.loader import load_model
 
 
 def _png(path: Path) -> np.ndarray:

@@ -16,9 +16,8 @@ from conftest import TINY_SIDE, tiny_fomm_document
 from enliven.cli import main
 from enliven.config import config_from_dict
 from enliven.config.lite import LiteConfig
-from enliven.models.checkpoint import save_release
+from enliven.inference.animator import Animator
 from enliven.models.factory import build_model
-from enliven.pipelines.animator import Animator
 from enliven.pipelines.bench import (
     DEFAULT_DRIVING,
     DEFAULT_SOURCE,
@@ -29,6 +28,7 @@ from enliven.pipelines.bench import (
     time_stages,
 )
 from enliven.pipelines.bench.stages import clip_order
+from enliven.weights.checkpoint import save_release
 
 STAGE_NAMES = ["preprocess", "keypoints", "dense_motion", "generator", "postprocess", "total"]
 needs_assets = pytest.mark.skipif(not DEFAULT_DRIVING.is_file(), reason="the repository's assets/ are not here")
@@ -104,9 +104,12 @@ def test_onnx_backend_runs_dense_motion_in_the_generator(tiny_models: dict[str, 
 
 
 @needs_assets
-def test_onnx_rows_say_why_they_are_unavailable(tiny_models: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "enliven.export", None)  # importing it now fails, as without onnx installed
-    report = run_bench(_options((tiny_models["fomm"],), ("torch", "onnx")))
+def test_onnx_rows_say_why_they_are_unavailable(
+    tiny_models: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for package in ("onnx", "onnxruntime"):  # importing them now fails, as without the export extra
+        monkeypatch.setitem(sys.modules, package, None)
+    report = run_bench(_options((tiny_models["fomm"],), ("torch", "onnx"), onnx_cache=tmp_path))
     torch_row, onnx_row = report.results
     assert torch_row.stages is not None and onnx_row.stages is None
     assert onnx_row.unavailable

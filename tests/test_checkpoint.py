@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import re
 import shutil
+import warnings
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from enliven.config import config_from_dict, load_model_config
 from enliven.errors import CheckpointError, ConfigError
-from enliven.models.checkpoint import load_authors_checkpoint, load_release, save_release
-from enliven.models.loader import load_model
+from enliven.weights.checkpoint import load_authors_checkpoint, load_release, read_torch_checkpoint, save_release
+from enliven.weights.loader import load_model
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +86,94 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
         load_authors_checkpoint(path)
 
 
+class _Settings:  # a plain class, as training scripts pickle beside their weights
+    pass
+
+
+def _one_sentence(message: str) -> bool:
+    return message.count(". ") == 0 and message.endswith(".")
+
+
+def _saved(obj: object, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer, **kwargs)
+    return buffer.getvalue()
+
+
+def _zip_of_text() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes/readme.txt", "not weights")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "kind", ["random-0", "random-1", "random-2", "random-3", "text", "zip-of-text", "safetensors", "plain-pickle"]
+)
+def test_bytes_that_are_no_checkpoint(tmp_path: Path, kind: str) -> None:
+    # torch reports random bytes as a weights_only refusal ("Unsupported operand"), like a pickled class.
+    content = {
+        "text": b"this is not a checkpoint at all\n" * 10,
+        "zip-of-text": _zip_of_text(),
+        "safetensors": (Path(__file__).parents[1] / "src/enliven/weights/enliven-lite.safetensors").read_bytes()[:5000],
+        "plain-pickle": b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s.",  # pickle.dumps({"a": 1}, protocol=2)
+    }.get(kind) or np.random.default_rng(int(kind[-1])).bytes(5000)
+    path = tmp_path / "model.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        read_torch_checkpoint(path)
+    assert str(err.value) == (
+        f"{path} is not a PyTorch checkpoint (neither the zip archive nor the pickle that torch.save writes); "
+        "check the file."
+    )
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_pickled_class_is_refused(tmp_path: Path, zip_format: bool) -> None:
+    path = tmp_path / "with-settings.pth.tar"
+    path.write_bytes(_saved({"generator": {}, "settings": _Settings()}, _use_new_zipfile_serialization=zip_format))
+    with pytest.raises(CheckpointError) as err:
+        load_authors_checkpoint(path)
+    message = str(err.value)
+    assert re.search(r"holds Python objects besides tensors \((tests\.)?test_checkpoint\._Settings\)", message)
+    assert "could run code" in message and _one_sentence(message)
+
+
+def test_pickled_call_is_refused_and_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    path.write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")  # os.system("touch ...")
+    with pytest.raises(CheckpointError, match=r"holds Python objects besides tensors \(os\.system\)"):
+        read_torch_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_cut_checkpoint_is_reported_truncated(tmp_path: Path, zip_format: bool) -> None:
+    # Cut inside a pickled name (collections.OrderedDict, torch._utils._rebuild_tensor_v2), torch refuses the
+    # partial name as an unsupported global: that is a truncated file, not one holding Python objects.
+    data = _saved({"generator": OrderedDict(w=torch.zeros(8)), "epoch": 3}, _use_new_zipfile_serialization=zip_format)
+    header = 64 if zip_format else 16  # shorter files do not show torch's header yet
+    path = tmp_path / "cut.pth.tar"
+    messages = set()
+    for cut in range(header, len(data)):
+        path.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError) as err:
+            read_torch_checkpoint(path)
+        messages.add(str(err.value))
+    assert messages == {f"{path} is truncated or corrupt; download or copy it again."}
+
+
+def test_newer_pickle_protocol_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "protocol4.pth"
+    path.write_bytes(_saved({"generator": {"w": torch.zeros(2)}}, pickle_protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's warning about the protocol is left out: the error explains it
+        with pytest.raises(CheckpointError, match="pickle protocol above 2") as err:
+            read_torch_checkpoint(path)
+    assert _one_sentence(str(err.value)) and "not a PyTorch checkpoint" not in str(err.value)
+
+
 def test_unknown_layout(tmp_path: Path) -> None:
     path = tmp_path / "other.pth"
     torch.save({"model": {"w": torch.zeros(1)}}, path)
@@ -136,6 +230,6 @@ def test_bad_yaml_config(tmp_path: Path) -> None:
 
 
 def _vox_config() -> dict:
-    from enliven.models.presets import PRESETS
+    from enliven.weights.presets import PRESETS
 
     return PRESETS["fomm-vox"].config

@@ -25,8 +25,8 @@ from enliven.evaluate.baselines import MeshWarpBaseline, border_anchors, piecewi
 from enliven.evaluate.landmarks import motion_signals
 from enliven.face_mesh import delaunay_triangles
 from enliven.io import read_frames
-from enliven.models.loader import load_model
 from enliven.preprocess import center_square_box, crop_and_resize
+from enliven.weights.loader import load_model
 
 GRID_CLIPS = {"bbaf2n": "speaker-a", "swiz3n": "speaker-b"}
 FRAMES_PER_CLIP = 3

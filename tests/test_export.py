@@ -17,6 +17,7 @@ from conftest import TINY_SIDE, square_frame, tiny_fomm_document, tiny_tpsmm_doc
 
 pytest.importorskip("onnxruntime")
 
+from enliven.backends import get_backend  # noqa: E402
 from enliven.cli import main  # noqa: E402
 from enliven.config import config_from_dict  # noqa: E402
 from enliven.config.lite import LiteConfig  # noqa: E402
@@ -27,20 +28,19 @@ from enliven.export import (  # noqa: E402
     Manifest,
     OnnxMotionModel,
     cached_onnx_model,
-    export_model,
     export_onnx,
     flatten,
     model_hash,
     unflatten,
 )
 from enliven.face_mesh import NUM_FACE_MESH_POINTS  # noqa: E402
+from enliven.inference.animator import Animator  # noqa: E402
 from enliven.models.base import KeypointSource, MotionTransferModel  # noqa: E402
-from enliven.models.checkpoint import save_release  # noqa: E402
 from enliven.models.factory import build_model  # noqa: E402
-from enliven.models.presets import PRESETS  # noqa: E402
 from enliven.models.tpsmm.tps import ThinPlateSpline, gauss_jordan_solve, radial_basis  # noqa: E402
-from enliven.pipelines.animator import Animator  # noqa: E402
 from enliven.types import GeneratorOutput, Keypoints, MotionField, MotionMode  # noqa: E402
+from enliven.weights.checkpoint import save_release  # noqa: E402
+from enliven.weights.presets import PRESETS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-3
@@ -208,7 +208,7 @@ def test_damaged_exports_are_refused(exported, tmp_path: Path) -> None:
 def test_cache_exports_once_per_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = _tiny_model("fomm")
     first = cached_onnx_model(model, cache_dir=tmp_path)
-    monkeypatch.setattr("enliven.export.runtime.export_onnx", _fail)
+    monkeypatch.setattr("enliven.export.cache.export_onnx", _fail)
     assert cached_onnx_model(model, cache_dir=tmp_path).folder == first.folder
     key = model_hash(model)
     with torch.no_grad():
@@ -228,8 +228,8 @@ def test_export_leaves_the_model_as_it_was(tmp_path: Path) -> None:
 
 def test_bad_export_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = _tiny_model("fomm")
-    with pytest.raises(ExportError, match="unknown export format 'tflite'"):
-        export_model(model, tmp_path / "out", format="tflite")
+    with pytest.raises(InputError, match="unknown backend 'tflite'"):
+        get_backend("tflite")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("keep me")
     with pytest.raises(ExportError, match="not an enliven export"):

@@ -287,6 +287,57 @@ def test_check_output_path_errors(tmp_path, setup):
         open_writer(target, fps=25)
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        "same_path",
+        "other_spelling",  # ./folder/../in.mp4
+        "hard_link",  # same file, another name: only samefile sees it
+        "symlink_to_input",
+        "frames_folder_holds_input",
+        "frames_folder_is_input_folder",
+        "frames_folder_without_slash",
+    ],
+)
+def test_check_output_path_refuses_inputs(tmp_path, case):
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"input")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "000000.png").write_bytes(b"png")
+    (tmp_path / "sub").mkdir()
+    if case == "hard_link":
+        os.link(source, tmp_path / "link.mp4")
+    if case == "symlink_to_input":
+        (tmp_path / "sym.mp4").symlink_to(source)
+    output, inputs = {
+        "same_path": (source, [source]),
+        "other_spelling": (tmp_path / "sub" / ".." / "in.mp4", [str(source)]),
+        "hard_link": (tmp_path / "link.mp4", [source]),
+        "symlink_to_input": (tmp_path / "sym.mp4", [source]),
+        "frames_folder_holds_input": (str(tmp_path) + "/", [tmp_path / "other.png", source]),
+        "frames_folder_is_input_folder": (str(frames) + "/", [source, frames]),
+        "frames_folder_without_slash": (frames, [frames / "000000.png"]),
+    }[case]
+    with pytest.raises(OutputError, match="so that your input is not overwritten") as err:
+        check_output_path(output, inputs=inputs)
+    message = str(err.value)
+    assert message.count(". ") == 0 and message.endswith(".")  # one sentence
+    assert "is the input" in message or "holds the input" in message
+    assert source.read_bytes() == b"input" and (frames / "000000.png").read_bytes() == b"png"
+
+
+def test_check_output_path_allows_other_outputs(tmp_path):
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"input")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    # Beside an input, inside an input frame folder, a new frame folder, or an input that does not exist yet.
+    for output in (tmp_path / "out.mp4", frames / "out.mp4", str(tmp_path / "new") + "/", tmp_path / "in.gif"):
+        assert check_output_path(output, inputs=[source, frames, tmp_path / "missing.mp4"]) == Path(output)
+    assert check_output_path(tmp_path / "out.mp4", inputs=iter([source])) == tmp_path / "out.mp4"  # any iterable
+
+
 # --- input errors ----------------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from enliven.config.lite import LiteConfig
 from enliven.errors import ConfigError
 from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS
 from enliven.geometry import make_coordinate_grid
+from enliven.inference.animator import Animator
 from enliven.models.factory import build_model
 from enliven.models.lite.motion import (
     landmark_flows,
@@ -26,13 +27,12 @@ from enliven.models.lite.motion import (
     sample_flow,
     source_triangles,
 )
-from enliven.models.presets import PRESETS
-from enliven.pipelines.animator import Animator
 from enliven.train.families import LiteObjective, build_objectives
 from enliven.train.losses import LossConfig
 from enliven.train.objectives import LandmarkPair
 from enliven.train.trainer import train
 from enliven.types import Keypoints
+from enliven.weights.presets import PRESETS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -125,7 +125,7 @@ def test_tpsmm_trains_through_the_same_loop(dataset: Path, tmp_path: Path) -> No
     assert result.step == 2 and all(np.isfinite(v) for v in result.losses.values())
     assert "discriminator" not in result.losses  # TPSMM trains without a GAN by default
     path, _ = release_run(tmp_path / "run", tmp_path / "tpsmm.safetensors")
-    from enliven.models.loader import load_model
+    from enliven.weights.loader import load_model
 
     assert load_model(path).model.family == "tpsmm"
 
@@ -135,7 +135,7 @@ def test_release_then_animate_loads_it(dataset: Path, tmp_path: Path) -> None:
     train(config, dataset, tmp_path / "run", device="cpu", max_steps=1, progress=False)
     out = tmp_path / "model.safetensors"
     assert cli_main(["release", str(tmp_path / "run"), "-o", str(out)]) == 0
-    from enliven.models.loader import load_model
+    from enliven.weights.loader import load_model
 
     loaded = load_model(out)
     assert loaded.model.family == "fomm" and loaded.model.image_size == SIDE

@@ -1,8 +1,10 @@
 """enliven: bring a still image to life with the motion of a driving video.
 
-Public API: :class:`Animator` (source once, then frames), :func:`load_model`, :func:`animate_file` with
-:class:`AnimateOptions`, :func:`export_onnx` and :class:`OnnxMotionModel` (the onnxruntime backend). They are
-imported lazily so that ``import enliven`` stays cheap.
+Public API (:mod:`enliven.inference`): :class:`Animator` (source once, then frames or keypoints),
+:class:`FaceCropper`, :func:`animate_file` with :class:`AnimateOptions`, :func:`load_for_options`, :func:`set_threads`;
+:func:`load_model` (:mod:`enliven.weights`); the registries' :func:`register_family` and :func:`register_backend` /
+:func:`get_backend`; :func:`export_onnx` and :class:`OnnxMotionModel`. They are imported lazily so that
+``import enliven`` stays cheap.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Animator": "enliven.pipelines.animator",
-    "load_model": "enliven.models.loader",
-    "animate_file": "enliven.pipelines.animate",
-    "AnimateOptions": "enliven.pipelines.animate",
+    "Animator": "enliven.inference",
+    "FaceCropper": "enliven.inference",
+    "animate_file": "enliven.inference",
+    "AnimateOptions": "enliven.inference",
+    "load_for_options": "enliven.inference",
+    "set_threads": "enliven.inference",
+    "load_model": "enliven.weights",
+    "register_family": "enliven.families",
+    "register_backend": "enliven.backends",
+    "get_backend": "enliven.backends",
     "export_onnx": "enliven.export",
     "OnnxMotionModel": "enliven.export",
 }

@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if "threads" in vars(args):  # every command that runs a model has --threads
+            from enliven.inference.threads import set_threads
+
+            set_threads(args.threads)
         return int(args.handler(args) or 0)
     except EnlivenError as err:
         print(f"enliven: error: {err}", file=sys.stderr)

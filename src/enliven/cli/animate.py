@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from enliven.cli.arguments import add_device_argument, positive_int
+from enliven.backends import backend_names
+from enliven.cli.arguments import add_device_argument, add_threads_argument, model_size, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,12 +62,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--paste-back", action="store_true", help="blend the animation back into the full-resolution source photo"
     )
-    p.add_argument("--size", type=positive_int, default=None, help="side of the square the model runs at")
+    p.add_argument(
+        "--size", type=model_size, default=None, help="side of the square the model runs at (multiple of 16)"
+    )
     add_device_argument(p)
+    add_threads_argument(p)
     p.add_argument("--batch-size", type=positive_int, default=4, help="driving frames per model call")
     p.add_argument(
         "--backend",
-        choices=("torch", "onnx"),
+        choices=backend_names(),
         default="torch",
         help="run the model with PyTorch, or with onnxruntime on the CPU (exported and cached on first use; "
         "relative and absolute modes; needs the 'export' extra) (default torch)",
@@ -76,7 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from enliven.pipelines.animate import AnimateOptions, animate_file
+    from tqdm import tqdm
+
+    from enliven.inference import AnimateOptions, animate_file
     from enliven.types import MotionMode
 
     options = AnimateOptions(
@@ -91,10 +97,16 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         device=args.device,
         batch_size=args.batch_size,
-        progress=not args.quiet,
         backend=args.backend,
+        threads=args.threads,
     )
-    result = animate_file(args.source, args.driving, args.output, options)
+    with tqdm(disable=args.quiet, unit="frame", desc="animating") as bar:
+
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = animate_file(args.source, args.driving, args.output, options, on_progress=progress)
     if result.untrained_model:
         print(
             "enliven: warning: the model has random weights (no trained default model is installed yet); "

@@ -7,10 +7,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from enliven.backends import backend_names
 from enliven.cli.arguments import positive_int
 
-# Kept here (not imported from the pipeline) so that building the parser stays free of torch imports.
-_BACKENDS = ("torch", "onnx")
 _DEFAULT_MODELS = "enliven-lite,fomm-vox,tpsmm-vox"
 
 
@@ -47,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--backend",
-        type=_names(_BACKENDS),
-        default=_BACKENDS,
+        type=_names(tuple(backend_names())),
+        default=("torch", "onnx"),
         help="comma-separated backends: torch, onnx (onnxruntime; exported and cached on first use) "
         "(default torch,onnx)",
     )

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from enliven.cli.arguments import add_device_argument, positive_int
+from enliven.cli.arguments import add_device_argument, add_threads_argument, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", dest="baselines", action="store_false", help="evaluate the model only")
     p.add_argument("--samples", type=int, default=3, help="clips drawn as sample strips (default 3)")
     add_device_argument(p)
+    add_threads_argument(p)
     p.add_argument("--batch-size", type=positive_int, default=8, help="driving frames per model call")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from enliven.evaluate import EvaluationOptions, LandmarkSet, evaluate, write_report
     from enliven.evaluate.report import summary_table
-    from enliven.models.presets import DEFAULT_MODEL
+    from enliven.weights.presets import DEFAULT_MODEL
 
     options = EvaluationOptions(
         max_clips=args.max_clips,

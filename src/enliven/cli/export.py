@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from enliven.cli.arguments import positive_int
+from enliven.cli.arguments import add_threads_argument, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--output", metavar="OUT_DIR", required=True, help="folder to write (new, empty, or an earlier export)"
     )
-    p.add_argument("--format", default="onnx", help="export format (only 'onnx' for now; default onnx)")
+    p.add_argument(
+        "--format", default="onnx", help="export format: a backend that writes files, 'onnx' (default) or 'torch'"
+    )
     p.add_argument("--config", default=None, help="YAML config of an authors' FOMM/TPSMM checkpoint")
     p.add_argument("--opset", type=positive_int, default=None, help="ONNX opset, 16 to 22 (default 17)")
     p.add_argument(
@@ -31,20 +33,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the graphs in onnxruntime against PyTorch on random inputs and fail above a max abs frame "
         "difference of 1e-3 (default on)",
     )
+    add_threads_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from enliven.export import DEFAULT_OPSET, TOLERANCE, check_format, check_output_folder, export_model
-    from enliven.models.loader import load_model
+    from enliven.backends import backend_names, get_backend
+    from enliven.export import DEFAULT_OPSET, TOLERANCE, ExportError, check_output_folder
+    from enliven.weights import load_model
 
+    formats = [name for name in backend_names() if name != "torch"]  # torch's files are releases
+    if args.format not in formats:
+        raise ExportError(
+            f"unknown export format {args.format!r}; the supported formats are {', '.join(formats)} "
+            "('enliven release' writes PyTorch release files)."
+        )
     output = Path(args.output).expanduser()
-    check_format(args.format)
     check_output_folder(output)
     loaded = load_model(args.model, args.config)
     opset = args.opset or DEFAULT_OPSET
-    result = export_model(
-        loaded.model, output, format=args.format, opset=opset, check=args.check, metadata=loaded.metadata
+    result = get_backend(args.format).export(
+        loaded.model, output, opset=opset, check=args.check, metadata=loaded.metadata
     )
     if loaded.metadata.get("untrained") == "true":
         print("enliven: warning: the exported model has random weights (an untrained preset).", file=sys.stderr)

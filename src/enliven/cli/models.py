@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from enliven.models.presets import DEFAULT_MODEL, PRESETS, models_dir
+    from enliven.weights.presets import DEFAULT_MODEL, PRESETS, models_dir
 
     print(f"Named models (weights are looked for in {models_dir()}; set ENLIVEN_MODELS to change):")
     width = max(len(name) for name in PRESETS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from enliven.cli.arguments import add_device_argument, positive_int
+from enliven.cli.arguments import add_device_argument, add_threads_argument, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run folder for config, checkpoints and logs (default runs/<config>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     add_device_argument(p)
+    add_threads_argument(p)
     p.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps in total")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from enliven.cli.arguments import add_device_argument, positive_int
+from enliven.cli.arguments import add_device_argument, add_threads_argument, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps-per-trial", type=positive_int, default=200, help="training steps per trial (default 200)")
     p.add_argument("--study", default="enliven", help="study name in the database (default enliven)")
     add_device_argument(p)
+    add_threads_argument(p)
     p.add_argument("--seed", type=int, default=None, help="sampler seed (default: the config's seed)")
     p.add_argument("--progress", action="store_true", help="show each trial's training progress bar")
     p.set_defaults(handler=run)

@@ -1,14 +1,15 @@
 """Model configurations: frozen dataclasses read from the authors' YAML format.
 
-``load_model_config`` reads a FOMM, TPSMM or lite YAML file (or an already parsed dict), detects the family
-(``model_params.family``, else ``num_kp`` for FOMM, ``num_tps`` for TPSMM in ``common_params``) and returns the
-typed config.
+``load_model_config`` reads a FOMM, TPSMM, lite (or any registered family's) YAML file, or an already parsed
+dict, detects the family (``model_params.family``, else the family whose
+:attr:`~enliven.families.Family.config_signature` key ``model_params.common_params`` holds: ``num_kp`` for FOMM,
+``num_tps`` for TPSMM) and returns the family's typed config.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import yaml
 
@@ -16,18 +17,23 @@ from enliven.config.fomm import FommConfig
 from enliven.config.lite import LiteConfig
 from enliven.config.tpsmm import TpsmmConfig
 from enliven.errors import ConfigError
+from enliven.families import families, family_names, get_family
 
-ModelConfig = FommConfig | TpsmmConfig | LiteConfig
 
-CONFIG_CLASSES: dict[str, type[FommConfig] | type[TpsmmConfig] | type[LiteConfig]] = {
-    "fomm": FommConfig,
-    "tpsmm": TpsmmConfig,
-    "lite": LiteConfig,
-}
+class ModelConfig(Protocol):
+    """What every family's config provides (a frozen dataclass; see :class:`~enliven.families.Family`)."""
+
+    family: ClassVar[str]
+    image_size: int
+
+    @property
+    def num_channels(self) -> int: ...
+
+    def to_yaml_dict(self) -> dict[str, Any]: ...
 
 
 def detect_family(data: dict[str, Any]) -> str:
-    """Return ``"fomm"``, ``"tpsmm"`` or ``"lite"`` for an authors'-format config dict.
+    """The family name of an authors'-format config dict.
 
     enliven's own families name themselves (``model_params.family``); the authors' are told by their keys.
     """
@@ -35,25 +41,19 @@ def detect_family(data: dict[str, Any]) -> str:
         raise ConfigError("the config has no 'model_params' section; pass a FOMM or TPSMM YAML config.")
     family = data["model_params"].get("family")
     if family is not None:
-        if family not in CONFIG_CLASSES:
-            raise ConfigError(f"unknown model family {family!r}; expected one of {', '.join(CONFIG_CLASSES)}.")
-        return str(family)
+        return get_family(str(family)).name
     common = data["model_params"].get("common_params") or {}
-    if "num_tps" in common:
-        return "tpsmm"
-    if "num_kp" in common:
-        return "fomm"
-    raise ConfigError(
-        "cannot tell the model family: model_params.common_params has neither 'num_kp' (FOMM) nor 'num_tps' (TPSMM)."
-    )
+    for candidate in families():
+        if candidate.config_signature is not None and candidate.config_signature in common:
+            return candidate.name
+    keys = " nor ".join(f"'{f.config_signature}' ({f.name.upper()})" for f in families() if f.config_signature)
+    raise ConfigError(f"cannot tell the model family: model_params.common_params has neither {keys}.")
 
 
 def config_from_dict(data: dict[str, Any], family: str | None = None) -> ModelConfig:
     """Build the typed config of an authors'-format dict (family detected unless given)."""
     family = family or detect_family(data)
-    if family not in CONFIG_CLASSES:
-        raise ConfigError(f"unknown model family {family!r}; expected one of {', '.join(CONFIG_CLASSES)}.")
-    return CONFIG_CLASSES[family].from_yaml_dict(data)
+    return get_family(family).config_class().from_yaml_dict(data)
 
 
 def load_model_config(path: str | Path) -> ModelConfig:
@@ -68,3 +68,15 @@ def load_model_config(path: str | Path) -> ModelConfig:
             f"the config file {path} is not valid YAML ({err.__class__.__name__}); fix or replace it."
         ) from None
     return config_from_dict(data)
+
+
+__all__ = [
+    "FommConfig",
+    "LiteConfig",
+    "ModelConfig",
+    "TpsmmConfig",
+    "config_from_dict",
+    "detect_family",
+    "family_names",
+    "load_model_config",
+]

@@ -18,8 +18,8 @@ from typing import Protocol
 import numpy as np
 
 from enliven.face_mesh import border_anchor_points, delaunay_triangles
+from enliven.inference.animator import Animator
 from enliven.models.base import MotionTransferModel
-from enliven.pipelines.animator import Animator
 from enliven.preprocess._deps import import_cv2
 from enliven.types import MotionMode
 
@@ -50,7 +50,7 @@ class Method(Protocol):
 
 
 class ModelMethod:
-    """A motion-transfer model run through :class:`~enliven.pipelines.animator.Animator`.
+    """A motion-transfer model run through :class:`~enliven.inference.animator.Animator`.
 
     Args:
         model: the model.

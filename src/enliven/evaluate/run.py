@@ -28,11 +28,11 @@ from enliven.evaluate.protocols import (
     summarise,
 )
 from enliven.evaluate.results import EvaluationOptions, EvaluationResult, MethodResult, Protocol, SampleStrip
+from enliven.inference.animator import resolve_device
 from enliven.models.base import MotionTransferModel
-from enliven.models.checkpoint import LoadedModel
-from enliven.models.loader import load_model
-from enliven.pipelines.animator import resolve_device
 from enliven.types import MotionMode
+from enliven.weights.checkpoint import LoadedModel
+from enliven.weights.loader import load_model
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def evaluate(
     """Evaluate a model and the baselines on one split of a FOMM-layout dataset.
 
     Args:
-        model: a preset name or checkpoint path (see :func:`enliven.models.loader.load_model`), or a loaded model.
+        model: a preset name or checkpoint path (see :func:`enliven.weights.loader.load_model`), or a loaded model.
         dataset: the dataset folder (as written by ``enliven prepare``).
         split: ``test`` for the published protocol; ``val`` while tuning.
         protocol: ``reconstruction`` (the FOMM protocol, absolute keypoints as the authors' reconstruction) or

@@ -7,12 +7,10 @@ through :func:`~enliven.models.tpsmm.tps.gauss_jordan_solve`). The folder appear
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
@@ -28,6 +26,7 @@ from enliven.export.manifest import (
     ExportError,
     GraphInfo,
     Manifest,
+    require_package,
 )
 from enliven.export.stages import (
     TRACE_BATCH,
@@ -37,13 +36,11 @@ from enliven.export.stages import (
     example_keypoints,
     trace_specs,
 )
+from enliven.export.verify import compare_with_torch
 from enliven.io import atomic_output
 from enliven.models.base import KeypointSource, MotionTransferModel
-from enliven.models.motion_transfer import movement_scale
 from enliven.types import MotionMode
 
-#: Formats :func:`export_model` writes.
-EXPORT_FORMATS = ("onnx",)
 #: Default ONNX opset (``grid_sample`` needs 16; 17 is the oldest the ONNX runtimes we test all optimise well).
 DEFAULT_OPSET = 17
 MIN_OPSET = 16
@@ -69,37 +66,6 @@ class ExportResult:
     folder: Path
     manifest: Manifest
     max_difference: float | None
-
-
-def export_model(
-    model: MotionTransferModel,
-    output: str | Path,
-    format: str = "onnx",
-    **kwargs: object,
-) -> ExportResult:
-    """Export ``model`` in ``format`` (only ``onnx`` for now); see :func:`export_onnx` for the options.
-
-    Raises:
-        ExportError: an unknown format.
-    """
-    check_format(format)
-    return export_onnx(model, output, **kwargs)  # type: ignore[arg-type]
-
-
-def require_package(name: str) -> Any:
-    """Import ``onnx`` or ``onnxruntime``, or raise a user error saying how to install them."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise ExportError(
-            f"ONNX export and the ONNX backend need {name}; install it with: pip install 'enliven[export]'"
-        ) from None
-
-
-def check_format(format: str) -> None:
-    """Raise :class:`ExportError` unless ``format`` is one of :data:`EXPORT_FORMATS`."""
-    if format not in EXPORT_FORMATS:
-        raise ExportError(f"unknown export format {format!r}; the supported format is {', '.join(EXPORT_FORMATS)}.")
 
 
 def export_onnx(
@@ -243,41 +209,3 @@ def _trace(
             dynamic_axes=dynamic,
             do_constant_folding=True,
         )
-
-
-@torch.no_grad()
-def compare_with_torch(model: MotionTransferModel, folder: Path, seed: int = 1) -> float:
-    """Animate a random source with a random driving batch through PyTorch and through the exported graphs.
-
-    Both paths run the steps of :class:`~enliven.pipelines.animator.Animator` (encode the source, keypoints of
-    the frames, relative and absolute transfer, generate) on a batch other than the traced one, and on a batch
-    of one.
-
-    Returns:
-        The largest absolute difference of the predicted frames.
-    """
-    from enliven.export.runtime import OnnxMotionModel
-
-    onnx_model = OnnxMotionModel(folder)
-    generator = torch.Generator().manual_seed(seed)
-    size = model.image_size
-    source = torch.rand(1, 3, size, size, generator=generator)
-    frames = torch.rand(TRACE_BATCH + 1, 3, size, size, generator=generator)
-    learned = model.keypoint_source is KeypointSource.LEARNED
-    kp_source = None if learned else example_keypoints(model, source, generator)
-    kp_frames = None if learned else example_keypoints(model, frames, generator)
-    worst = 0.0
-    predictions = []
-    for candidate in (model, onnx_model):
-        encoding = candidate.encode_source(source, kp_source)
-        kp_driving = candidate.detect_keypoints(frames) if learned else kp_frames
-        reference = kp_driving.index(0)
-        scale = movement_scale(encoding.keypoints, reference)
-        outputs = [candidate.generate(encoding, kp_driving.index(slice(0, 1))).prediction]
-        for mode in onnx_model.supported_modes:
-            kp = candidate.transfer_motion(encoding.keypoints, kp_driving, reference, mode, scale=scale)
-            outputs.append(candidate.generate(encoding, kp).prediction)
-        predictions.append(outputs)
-    for expected, actual in zip(*predictions, strict=True):
-        worst = max(worst, float((expected - actual).abs().max()))
-    return worst

@@ -15,6 +15,7 @@ flattened tensors in spec order.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,16 @@ GRAPH_FILES = {"encoder": "encoder.onnx", "keypoints": "keypoints.onnx", "genera
 
 class ExportError(EnlivenError):
     """A model cannot be exported as asked (unknown format, unsupported option, unusable output folder)."""
+
+
+def require_package(name: str) -> Any:
+    """Import ``onnx`` or ``onnxruntime``, or raise a user error saying how to install them."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ExportError(
+            f"ONNX export and the ONNX backend need {name}; install it with: pip install 'enliven[export]'"
+        ) from None
 
 
 class ExportCheckError(ExportError):

@@ -1,7 +1,7 @@
 """The three exported stages of a :class:`~enliven.models.base.MotionTransferModel`, as flat-tensor modules.
 
 Each stage wraps the model's own method, so the graphs compute exactly what eager inference computes, split where
-:class:`~enliven.pipelines.animator.Animator` splits the work:
+:class:`~enliven.inference.animator.Animator` splits the work:
 
 * ``encoder``: ``source`` ``1 x 3 x H x W``, its keypoints and the model's host inputs (values no graph can
   compute, e.g. lite's triangulation of the source: ``host_source_inputs``) -> the flattened ``SourceEncoding``

@@ -19,6 +19,7 @@ import re
 import subprocess
 import tempfile
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -68,18 +69,24 @@ def output_kind(path: str | os.PathLike) -> OutputKind:
     return _FILE_KINDS[suffix]
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
+def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Check, before any work, that ``path`` can be written by :func:`open_writer`; create missing parent folders.
+
+    Args:
+        path: the output path.
+        inputs: the files (or frame folders) the output is made from; none of them may be overwritten.
 
     Returns:
         The target as a :class:`Path` (a frame folder keeps its kind: it has no extension or already exists).
 
     Raises:
-        OutputError: unsupported extension, a folder where a file is wanted (or the reverse), a frame folder
-            holding other files, or a parent folder that cannot be created or written to.
+        OutputError: unsupported extension, the output is one of ``inputs`` (or a frame folder holding one), a
+            folder where a file is wanted (or the reverse), a frame folder holding other files, or a parent
+            folder that cannot be created or written to.
     """
     kind = output_kind(path)
     target = Path(path).expanduser()
+    _check_not_an_input(target, kind, inputs)
     if kind == "frames":
         if target.exists() and not target.is_dir():
             raise OutputError(f"Cannot write frames to {target}: it is a file; choose a folder path instead.")
@@ -99,6 +106,35 @@ def check_output_path(path: str | os.PathLike) -> Path:
             f"Cannot write to the folder {parent} ({err.strerror or err}); choose a writable output location."
         ) from err
     return target
+
+
+def _check_not_an_input(target: Path, kind: OutputKind, inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse an output that would replace an input: the output is written beside and then renamed onto the
+    target, and a frame folder is replaced as a whole, so the input would be lost only once the work is done."""
+    resolved = target.resolve()
+    for item in inputs:
+        source = Path(item).expanduser()
+        if _same_path(target, source):
+            raise OutputError(
+                f"the output {target} is the input {source}; choose another output path so that your input is not "
+                "overwritten."
+            )
+        if kind == "frames" and source.resolve().is_relative_to(resolved):
+            raise OutputError(
+                f"the output folder {target} holds the input {source}; choose another output path so that your "
+                "input is not overwritten."
+            )
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: by device and inode when both exist (hard links, symlinks, a
+    case-insensitive file system), else by their resolved paths."""
+    if a.exists() and b.exists():
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            pass  # e.g. no permission to stat one of them: compare the paths instead
+    return a.resolve() == b.resolve()
 
 
 def _encoder_args(kind: OutputKind, quality: Quality) -> list[str]:

@@ -204,7 +204,7 @@ def _silent_worker() -> None:
     MediaPipe prints a few lines per graph (one graph per clip here) that would bury the progress bar; errors still
     reach the caller through the results.
     """
-    from enliven.prepare.run import quiet_worker
+    from enliven.prepare.worker import quiet_worker
 
     quiet_worker()
     devnull = os.open(os.devnull, os.O_WRONLY)

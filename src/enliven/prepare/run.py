@@ -34,7 +34,7 @@ from enliven.prepare.metadata import ClipResult, PrepareState
 from enliven.prepare.shots import AnyCrop, Kind
 from enliven.prepare.sources import DEFAULT_MANIFEST_KINDS, ClipSource, discover_clips
 from enliven.prepare.splits import SplitRatios
-from enliven.prepare.worker import OutputFormat, PrepareSettings, process_clip
+from enliven.prepare.worker import OutputFormat, PrepareSettings, process_clip, quiet_worker
 
 logger = logging.getLogger(__name__)
 
@@ -142,19 +142,6 @@ def _distinct_names(clips: list[ClipSource], state: PrepareState) -> list[ClipSo
             clip = replace(clip, name=f"{clip.name}_{hashlib.sha1(clip.key.encode()).hexdigest()[:6]}")
         out.append(clip)
     return out
-
-
-def quiet_worker() -> None:
-    """Keep worker processes from flooding the terminal (MediaPipe/TFLite info lines, per-file warnings)."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("enliven").setLevel(logging.ERROR)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)  # one process per core already
-    except ImportError:
-        pass
 
 
 def _run_all(

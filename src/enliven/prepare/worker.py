@@ -284,3 +284,16 @@ def _write_shots(
     for shot in pending:  # the second decode ended early (a damaged file)
         dropped.append(f"frames {shot.start}-{shot.stop - 1}: video ended early")
     return records, dropped, embeddings
+
+
+def quiet_worker() -> None:
+    """Keep worker processes from flooding the terminal (MediaPipe/TFLite info lines, per-file warnings)."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("enliven").setLevel(logging.ERROR)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)  # one process per core already
+    except ImportError:
+        pass

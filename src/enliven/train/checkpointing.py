@@ -78,7 +78,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     Raises:
         CheckpointError: the file is missing, unreadable, or not an enliven training checkpoint.
     """
-    from enliven.models.checkpoint import read_torch_checkpoint
+    from enliven.weights.checkpoint import read_torch_checkpoint
 
     data = read_torch_checkpoint(Path(path))
     if data.get("format") != CHECKPOINT_FORMAT:
@@ -200,8 +200,8 @@ def release_run(
     Returns:
         The written path and the metadata stored in it.
     """
-    from enliven.models.checkpoint import save_release
     from enliven.models.factory import build_model
+    from enliven.weights.checkpoint import save_release
 
     run_dir = Path(run_dir)
     if checkpoint is None:

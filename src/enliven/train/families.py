@@ -16,10 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from enliven.config import ModelConfig
-from enliven.config.fomm import FommConfig
+from enliven.config.fomm import FommConfig, FommDiscriminatorConfig
 from enliven.config.lite import LiteConfig
 from enliven.config.tpsmm import TpsmmConfig
 from enliven.face_mesh import NUM_FACE_MESH_POINTS
+from enliven.families import family_of
 from enliven.models.factory import build_model
 from enliven.models.fomm import FommModel, MultiScaleDiscriminator
 from enliven.models.lite import LiteModel
@@ -42,6 +43,14 @@ class FommObjective(GeneratorObjective):
 
     kernel: ClassVar[TpsKernel] = "fomm"
     model: FommModel
+
+    @classmethod
+    def discriminator_keypoints(cls, config: FommConfig) -> int:
+        return config.num_kp
+
+    @classmethod
+    def discriminator_config(cls, config: FommConfig) -> FommDiscriminatorConfig | None:
+        return config.discriminator
 
     def networks(self) -> dict[str, nn.Module]:
         return {"kp_detector": self.model.kp_detector, "generator": self.model.generator}
@@ -70,6 +79,22 @@ class TpsmmObjective(GeneratorObjective):
 
     kernel: ClassVar[TpsKernel] = "tpsmm"
     model: TpsmmModel
+
+    @classmethod
+    def create(
+        cls,
+        model: TpsmmModel,
+        model_config: TpsmmConfig,
+        loss_config: LossConfig,
+        vgg: nn.Module | None,
+        discriminator_scales: Sequence[float],
+    ) -> TpsmmObjective:
+        bg_predictor = build_bg_predictor(model_config) if model_config.common.bg else None
+        return cls(model, loss_config, vgg, discriminator_scales, bg_predictor)
+
+    @classmethod
+    def discriminator_keypoints(cls, config: TpsmmConfig) -> int:
+        return config.common.num_tps * POINTS_PER_TPS
 
     def __init__(
         self,
@@ -144,6 +169,10 @@ class LiteObjective(GeneratorObjective):
     kernel: ClassVar[TpsKernel] = "fomm"  # random warps of the equivariance loss (learned keypoints)
     model: LiteModel
 
+    @classmethod
+    def discriminator_keypoints(cls, config: LiteConfig) -> int:
+        return config.num_kp if config.keypoints == "learned" else NUM_FACE_MESH_POINTS
+
     def networks(self) -> dict[str, nn.Module]:
         model = self.model
         nets: dict[str, nn.Module] = {"encoder": model.encoder, "dense_motion": model.dense_motion}
@@ -187,31 +216,18 @@ def build_objectives(
         ConfigError: the VGG-19 weights file is missing or invalid.
     """
     vgg = load_vgg19(loss_config.vgg19_weights) if loss_config.perceptual == "vgg19" else None  # type: ignore[arg-type]
-    num_channels, disc_config = model_config.num_channels, None
-    if isinstance(model_config, FommConfig):
-        num_kp, disc_config = model_config.num_kp, model_config.discriminator
-    elif isinstance(model_config, TpsmmConfig):
-        num_kp = model_config.common.num_tps * POINTS_PER_TPS
-    elif isinstance(model_config, LiteConfig):
-        num_kp = model_config.num_kp if model_config.keypoints == "learned" else NUM_FACE_MESH_POINTS
-    else:  # pragma: no cover - guarded by the config loader
-        raise TypeError(f"no training objective for config {type(model_config).__name__}")
+    objective_class = family_of(model_config).objective_class()
+    num_channels = model_config.num_channels
     discriminator = None
     if loss_config.uses_discriminator:
-        disc_config = disc_config or loss_config.discriminator or DEFAULT_DISCRIMINATOR
+        disc_config = (
+            objective_class.discriminator_config(model_config) or loss_config.discriminator or DEFAULT_DISCRIMINATOR
+        )
         # The config's fields are the discriminator's keyword arguments (see FommDiscriminatorConfig).
+        num_kp = objective_class.discriminator_keypoints(model_config)
         discriminator = MultiScaleDiscriminator(num_channels=num_channels, num_kp=num_kp, **asdict(disc_config))
     scales = discriminator.scales if discriminator is not None else ()
-    model = build_model(model_config)
-    generator: GeneratorObjective
-    if isinstance(model, FommModel):
-        generator = FommObjective(model, loss_config, vgg, scales)
-    elif isinstance(model, LiteModel):
-        generator = LiteObjective(model, loss_config, vgg, scales)
-    else:
-        assert isinstance(model, TpsmmModel) and isinstance(model_config, TpsmmConfig)
-        bg_predictor = build_bg_predictor(model_config) if model_config.common.bg else None
-        generator = TpsmmObjective(model, loss_config, vgg, scales, bg_predictor)
+    generator = objective_class.create(build_model(model_config), model_config, loss_config, vgg, scales)
     disc_objective = None
     if discriminator is not None:
         disc_objective = DiscriminatorObjective(discriminator, loss_config, num_channels).train()

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -157,6 +157,29 @@ class GeneratorObjective(nn.Module, ABC):
         channels = model.num_channels
         self.reconstruction = ReconstructionLoss(config, channels, vgg)  # type: ignore[arg-type]
         self.discriminator_pyramid = ImagePyramid(discriminator_scales, channels) if discriminator_scales else None
+
+    @classmethod
+    def create(
+        cls,
+        model: MotionTransferModel,
+        model_config: Any,
+        loss_config: LossConfig,
+        vgg: nn.Module | None,
+        discriminator_scales: Sequence[float],
+    ) -> GeneratorObjective:
+        """The objective of a freshly built ``model`` of ``model_config`` (families with extra trained networks,
+        such as TPSMM's background predictor, build them here)."""
+        return cls(model, loss_config, vgg, discriminator_scales)
+
+    @classmethod
+    def discriminator_keypoints(cls, model_config: Any) -> int:
+        """Keypoints the discriminator may be shown (its ``num_kp``) for a model of ``model_config``."""
+        raise NotImplementedError(f"{cls.__name__} does not say how many keypoints its discriminator sees")
+
+    @classmethod
+    def discriminator_config(cls, model_config: Any) -> Any:
+        """The discriminator settings a model config carries (FOMM's ``discriminator_params``), or ``None``."""
+        return None
 
     @abstractmethod
     def networks(self) -> dict[str, nn.Module]:

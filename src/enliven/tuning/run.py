@@ -32,8 +32,8 @@ from enliven.data import ClipReader, ClipRef, find_clips
 from enliven.errors import ConfigError, EnlivenError, InputError
 from enliven.evaluate import metrics
 from enliven.evaluate.protocols import read_frames
+from enliven.inference.animator import Animator
 from enliven.models.factory import build_model
-from enliven.pipelines.animator import Animator
 from enliven.train.checkpointing import load_checkpoint
 from enliven.train.config import TrainConfig, load_train_config
 from enliven.train.trainer import train

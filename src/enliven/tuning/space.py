@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from enliven.config import FommConfig, TpsmmConfig
 from enliven.errors import ConfigError
+from enliven.families import KeypointCount, family_of
 from enliven.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -155,23 +155,20 @@ def _reconstruction_weights(config: TrainConfig) -> tuple[float, ...]:
     return loss.perceptual_weights if loss.perceptual == "vgg19" else ((loss.l1,) if loss.l1 else ())
 
 
+def _keypoint_knob(config: TrainConfig) -> KeypointCount:
+    knob = family_of(config.model).keypoint_count
+    if knob is None:
+        raise ConfigError(f"enliven tune cannot set the keypoint count of {config.model.family} models.")
+    return knob
+
+
 def keypoint_count(config: TrainConfig) -> int:
-    """FOMM's ``num_kp`` or TPSMM's ``num_tps``."""
-    model = config.model
-    if isinstance(model, FommConfig):
-        return model.num_kp
-    if isinstance(model, TpsmmConfig):
-        return model.common.num_tps
-    raise ConfigError(f"enliven tune cannot set the keypoint count of {model.family} models.")
+    """The keypoint count the family registers for tuning (FOMM's ``num_kp``, TPSMM's ``num_tps``)."""
+    return _keypoint_knob(config).get(config.model)
 
 
 def _with_keypoints(config: TrainConfig, count: int) -> TrainConfig:
-    model = config.model
-    if isinstance(model, FommConfig):
-        return replace(config, model=replace(model, num_kp=count))
-    if isinstance(model, TpsmmConfig):
-        return replace(config, model=replace(model, common=replace(model.common, num_tps=count)))
-    raise ConfigError(f"enliven tune cannot set the keypoint count of {model.family} models.")
+    return replace(config, model=_keypoint_knob(config).replace(config.model, count))
 
 
 def _scaled(values: tuple[float, ...], factor: float | None) -> tuple[float, ...]:

@@ -6,8 +6,8 @@ from enliven.config.fomm import FOMM_PRESETS, FommConfig
 from enliven.models.fomm.dense_motion import DenseMotionNetwork, DenseMotionSource
 from enliven.models.fomm.discriminator import DiscriminatorOutput, MultiScaleDiscriminator
 from enliven.models.fomm.generator import FommSourceEncoding, OcclusionAwareGenerator
-from enliven.models.fomm.keypoint_detector import KeypointDetector
 from enliven.models.fomm.model import FommModel, build_discriminator, build_generator, build_kp_detector
+from enliven.models.keypoint_detector import KeypointDetector
 
 __all__ = [
     "FOMM_PRESETS",

@@ -12,7 +12,7 @@ from enliven.models.base import MotionTransferModel, SourceEncoding
 from enliven.models.fomm.dense_motion import DenseMotionNetwork
 from enliven.models.fomm.discriminator import MultiScaleDiscriminator
 from enliven.models.fomm.generator import FommSourceEncoding, OcclusionAwareGenerator
-from enliven.models.fomm.keypoint_detector import KeypointDetector
+from enliven.models.keypoint_detector import KeypointDetector
 from enliven.types import GeneratorOutput, Keypoints, MotionMode
 
 

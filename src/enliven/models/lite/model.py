@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from enliven.config.lite import LiteConfig
 from enliven.face_mesh import NUM_FACE_MESH_POINTS
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
-from enliven.models.fomm.keypoint_detector import KeypointDetector
+from enliven.models.keypoint_detector import KeypointDetector
 from enliven.models.lite.motion import (
     LiteDenseMotion,
     conv_norm_relu,

@@ -12,19 +12,21 @@ from pathlib import Path
 
 import torch
 
+from enliven.backends import backend_names, get_backend
 from enliven.errors import EnlivenError, InputError
+from enliven.inference.animator import Animator
 from enliven.models.base import MotionTransferModel
-from enliven.models.presets import PRESETS
-from enliven.pipelines.animator import Animator
-from enliven.pipelines.bench.results import BACKENDS, BenchOptions, BenchReport, BenchResult, machine_info
+from enliven.pipelines.bench.results import BenchOptions, BenchReport, BenchResult, machine_info
 from enliven.pipelines.bench.stages import BenchInputs, count_gflop, load_bench_model, prepare_inputs, time_stages
+from enliven.weights import LoadedModel
+from enliven.weights.presets import PRESETS
 
 
 @dataclass(frozen=True)
 class _Job:
     model: str
     backend: str
-    onnx_folder: Path | None
+    cache_dir: Path | None
     inputs: BenchInputs
     threads: int
     warmup: int
@@ -50,12 +52,10 @@ def _run_job(job: _Job) -> BenchResult:
     threads = torch.get_num_threads()
     torch.set_num_threads(job.threads)
     try:
-        if job.backend == "onnx":
-            from enliven.export import OnnxMotionModel
-
-            model: MotionTransferModel = OnnxMotionModel(job.onnx_folder, threads=job.threads)  # type: ignore[arg-type]
-        else:
-            model = load_bench_model(job.model)[0]
+        model = load_bench_model(job.model)[0]
+        if job.backend != "torch":  # converted by the parent already: taken from the backend's cache
+            backend = get_backend(job.backend)
+            model = backend.cached(LoadedModel(model, job.model), threads=job.threads, cache_dir=job.cache_dir).model
         animator = Animator(model, device="cpu", size=job.size)
         try:
             stages, source_ms = time_stages(animator, job.inputs, job.warmup)
@@ -98,16 +98,17 @@ def _serve_job() -> None:
     sys.stdout.buffer.flush()
 
 
-def _export(model: MotionTransferModel, options: BenchOptions) -> tuple[Path | None, str | None]:
-    """The ONNX export folder of ``model`` (exported into the cache on first use), or why there is none."""
-    if options.size != model.image_size:
-        return None, f"the ONNX export runs at the model's {model.image_size} x {model.image_size} only"
+def _convert(model: MotionTransferModel, backend: str, options: BenchOptions) -> str | None:
+    """Convert ``model`` for ``backend`` into its cache (first use), so that timed processes find it there; returns
+    why the backend cannot run it, or ``None``."""
     try:
-        from enliven.export import cached_onnx_model
-
-        return cached_onnx_model(model, cache_dir=options.onnx_cache, threads=options.threads).folder, None
-    except Exception as err:  # noqa: BLE001 - any failure of the optional backend becomes a table note
-        return None, _reason(err)
+        runner = get_backend(backend)
+        loaded = LoadedModel(model, "bench")
+        runner.check_loaded(loaded, options.size)
+        runner.cached(loaded, cache_dir=options.onnx_cache, threads=options.threads)
+    except Exception as err:  # noqa: BLE001 - any failure of an optional backend becomes a table note
+        return _reason(err)
+    return None
 
 
 def _reason(err: BaseException) -> str:
@@ -117,9 +118,9 @@ def _reason(err: BaseException) -> str:
 
 def _check_options(options: BenchOptions) -> None:
     """Raise on a bad option before anything slow runs."""
-    unknown = [b for b in options.backends if b not in BACKENDS]
+    unknown = [b for b in options.backends if b not in backend_names()]
     if unknown:
-        raise InputError(f"unknown backend {unknown[0]!r}; use {' or '.join(BACKENDS)}.")
+        raise InputError(f"unknown backend {unknown[0]!r}; use one of {', '.join(backend_names())}.")
     for spec in options.models:
         if spec not in PRESETS and not Path(spec).expanduser().exists():
             raise InputError(f"{spec} is neither a model name nor a file; run 'enliven models' to list the names.")
@@ -149,23 +150,24 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         gflop_frame, gflop_source = count_gflop(model, options.size)
         common = {"family": model.family, "random_weights": random_weights, "isolated": options.isolate}
         common |= {"gflop_frame": gflop_frame, "gflop_source": gflop_source}
-        folder, reason = None, None
-        if "onnx" in options.backends:
-            say(f"{spec}: ONNX export (cached after the first run)")
-            folder, reason = _export(model, options)
+        reasons = {}
+        for backend in options.backends:
+            if backend != "torch":
+                say(f"{spec}: {backend} conversion (cached after the first run)")
+                reasons[backend] = _convert(model, backend, options)
         del model
         for backend in options.backends:
-            if backend == "onnx" and reason is not None:
-                results.append(BenchResult(spec, backend, unavailable=reason, **common))
+            if reasons.get(backend) is not None:
+                results.append(BenchResult(spec, backend, unavailable=reasons[backend], **common))
                 continue
             say(f"{spec} on {backend}: {options.warmup} + {options.frames} frames")
-            job = _Job(spec, backend, folder, inputs, options.threads, options.warmup, options.size)
+            job = _Job(spec, backend, options.onnx_cache, inputs, options.threads, options.warmup, options.size)
             try:
                 result = run(job)
             except EnlivenError:
                 raise
-            except Exception as err:  # noqa: BLE001 - the optional backend failing is a result, not a crash
-                if backend != "onnx":
+            except Exception as err:  # noqa: BLE001 - an optional backend failing is a result, not a crash
+                if backend == "torch":
                     raise
                 result = BenchResult(spec, backend, unavailable=_reason(err))
             results.append(replace(result, **common))

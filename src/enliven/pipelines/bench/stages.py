@@ -15,26 +15,20 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from enliven.config import config_from_dict
-from enliven.errors import InputError, NoFaceError
+from enliven.errors import ConfigError, InputError, NoFaceError
 from enliven.face_mesh import NUM_FACE_MESH_POINTS
+from enliven.families import get_family
+from enliven.inference.animator import Animator
+from enliven.inference.landmarks import FaceMeshTracker
 from enliven.io import read_frames, read_image
 from enliven.models.base import KeypointSource, MotionTransferModel
 from enliven.models.factory import build_model
-from enliven.models.loader import load_model
 from enliven.models.motion_transfer import movement_scale
-from enliven.models.presets import PRESETS
-from enliven.pipelines.animator import Animator
 from enliven.pipelines.bench.results import StageTimes
-from enliven.pipelines.landmarks import FaceMeshTracker
 from enliven.preprocess import FaceDetector, crop_and_resize, face_crop_box, track_faces
 from enliven.types import Keypoints, MotionMode
-
-#: Per family, the dense motion network's attribute path and the method whose return ends the dense motion.
-_DENSE_MOTION = {
-    "fomm": ("generator.dense_motion_network", "motion"),
-    "tpsmm": ("dense_motion_network", "forward"),
-    "lite": ("dense_motion", "forward"),
-}
+from enliven.weights.loader import load_model
+from enliven.weights.presets import PRESETS
 
 
 @dataclass(frozen=True)
@@ -46,7 +40,7 @@ class BenchInputs:
 
 
 def load_bench_model(spec: str) -> tuple[MotionTransferModel, bool]:
-    """A model by preset name or file (:func:`~enliven.models.loader.load_model`), and whether its weights are random.
+    """A model by preset name or file (:func:`~enliven.weights.loader.load_model`), and whether its weights are random.
 
     A preset whose weights are not installed is built from its config with random weights (seed 0, so every process
     builds the same model): speed does not depend on the weights.
@@ -188,7 +182,10 @@ def time_stages(animator: Animator, inputs: BenchInputs, warmup: int) -> tuple[S
 def _dense_motion_method(model: MotionTransferModel) -> tuple[object, str] | None:
     """The object and method name whose return ends the dense motion; ``None`` where it is not a separate step (an
     exported model runs it inside the generator graph) or the family is unknown."""
-    entry = _DENSE_MOTION.get(model.family)
+    try:
+        entry = get_family(model.family).dense_motion
+    except ConfigError:
+        return None
     if entry is None:
         return None
     try:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
+import tarfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +25,13 @@ import torch
 
 from enliven.config import ModelConfig, config_from_dict
 from enliven.errors import CheckpointError, ConfigError
+from enliven.families import family_of_checkpoint, get_family
 from enliven.io.atomic import atomic_output
 from enliven.models.base import MotionTransferModel
 from enliven.models.factory import build_model
 
 RELEASE_FORMAT = "enliven-release"
 RELEASE_VERSION = "1"
-
-# Checkpoint entries that inference loads, per family (names as in the authors' files).
-INFERENCE_ENTRIES: dict[str, tuple[str, ...]] = {
-    "fomm": ("kp_detector", "generator"),
-    "tpsmm": ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network"),
-}
 
 
 @dataclass(frozen=True)
@@ -52,41 +50,89 @@ class LoadedModel:
 
 
 def detect_checkpoint_family(entries: Mapping[str, Any]) -> str:
-    """Tell FOMM from TPSMM by the checkpoint's entry names."""
-    if "inpainting_network" in entries:
-        return "tpsmm"
-    if "generator" in entries and "kp_detector" in entries:
-        return "fomm"
-    names = ", ".join(sorted(map(str, entries))[:6]) or "nothing"
-    raise CheckpointError(
-        f"the checkpoint holds {names}, not the entries of a FOMM (generator, kp_detector) or TPSMM "
-        "(inpainting_network, kp_detector, dense_motion_network) model; pass a checkpoint of one of them."
-    )
+    """The name of the family whose authors' checkpoints hold these entries (see
+    :func:`enliven.families.family_of_checkpoint`)."""
+    return family_of_checkpoint(entries).name
+
+
+#: The name in torch's refusal of a pickled global: "Unsupported global: GLOBAL argparse.Namespace was not an
+#: allowed global by default" or "Trying to load unsupported GLOBAL os.system whose module os is blocked".
+_REFUSED_GLOBAL = re.compile(r"GLOBAL (\S*) (?:was not an allowed global|whose module)")
+_GLOBAL_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")  # builtins come without a module: "print"
+#: ``torch.save``'s legacy (non-zip) files start with a pickle of this number.
+_LEGACY_MAGIC = torch.serialization.MAGIC_NUMBER.to_bytes(10, "little")
+#: Size of a zip local file header before the entry's name.
+_ZIP_HEADER_SIZE = 30
 
 
 def read_torch_checkpoint(path: Path) -> dict[str, Any]:
-    """``torch.load`` a checkpoint safely (``weights_only=True``) and turn every failure into a clear error."""
+    """``torch.load`` a checkpoint safely (``weights_only=True``) and turn every failure into a clear error.
+
+    torch raises :class:`pickle.UnpicklingError` for a pickled global it refuses and for bytes it cannot parse
+    alike, so the refused global's name, the file's tail and its header tell a file holding Python objects from a
+    truncated file and from one that is no checkpoint at all.
+    """
     _check_file(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise CheckpointError(
-                f"{path} holds Python objects besides tensors, and loading them could run code; "
-                "re-save it with only state_dicts or use a trusted copy."
-            ) from None
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (unpickling failed); check the file.") from None
+        with warnings.catch_warnings():
+            # Said before failing on a newer protocol's opcode, which the error below explains.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch.load fails on damaged bytes with many exception types
-        message = str(err)
-        truncated = isinstance(err, EOFError) or any(
-            hint in message for hint in ("central directory", "truncated", "unexpected EOF", "Ran out of input")
-        )
-        if truncated:
-            raise CheckpointError(f"{path} is truncated or corrupt; download or copy it again.") from None
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it could not be read); check the file.") from None
+        raise _load_error(path, err) from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary of state_dicts.")
     return data
+
+
+def _load_error(path: Path, err: Exception) -> CheckpointError:
+    """The error to report when ``torch.load(path, weights_only=True)`` raised ``err``."""
+    message = str(err)
+    refused = _REFUSED_GLOBAL.search(message) if isinstance(err, pickle.UnpicklingError) else None
+    if refused and _GLOBAL_NAME.fullmatch(refused.group(1)) and not _ends_with_name(path, refused.group(1)):
+        return CheckpointError(
+            f"{path} holds Python objects besides tensors ({refused.group(1)}), and loading them could run code; "
+            "re-save it with only state_dicts or use a trusted copy."
+        )
+    if not _has_torch_header(path):
+        return CheckpointError(
+            f"{path} is not a PyTorch checkpoint (neither the zip archive nor the pickle that torch.save writes); "
+            "check the file."
+        )
+    operand = re.search(r"Unsupported operand (\d+)", message)
+    if operand and not refused:
+        # torch.save's pickle protocol 2 has no such opcode: a newer protocol (torch.save(pickle_protocol=4))
+        # or damaged bytes.
+        return CheckpointError(
+            f"{path} is a PyTorch file that the safe loader cannot read (pickle opcode {operand.group(1)}: saved "
+            "with a pickle protocol above 2, or damaged); re-save it with torch.save's default protocol."
+        )
+    return CheckpointError(f"{path} is truncated or corrupt; download or copy it again.")
+
+
+def _ends_with_name(path: Path, name: str) -> bool:
+    """Whether the file ends inside the pickled global ``name`` (``module\\nqualname\\n``, cut short): then torch's
+    refusal is of a truncated file, not of a real global (a pickle goes on past every global it holds).
+
+    torch drops the last character of each line it reads as the newline, so a cut-off ``name`` lacks one more.
+    """
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - len(name.encode()) - 3))
+        tail = handle.read().rstrip(b"\n").replace(b"\n", b".")
+    stem = name.rstrip(".").encode()
+    return tail.endswith(stem) or tail[:-1].endswith(stem)
+
+
+def _has_torch_header(path: Path) -> bool:
+    """Whether the file starts as ``torch.save`` output does: a zip archive whose first entry is ``*/data.pkl``
+    (read from the first local header, which a cut-off archive still has), the legacy format's magic number, or
+    the tar archive of torch before 0.4."""
+    with path.open("rb") as handle:
+        head = handle.read(_ZIP_HEADER_SIZE + 256)
+    if head.startswith(b"PK\x03\x04"):
+        name_size = int.from_bytes(head[26:28], "little")
+        return head[_ZIP_HEADER_SIZE : _ZIP_HEADER_SIZE + name_size].endswith(b"/data.pkl")
+    return _LEGACY_MAGIC in head[:64] or tarfile.is_tarfile(path)
 
 
 def _check_file(path: Path) -> None:
@@ -119,7 +165,7 @@ def _shape_mismatches(module: torch.nn.Module, state: Mapping[str, torch.Tensor]
 
 def _entries_match(model: MotionTransferModel, entries: Mapping[str, Mapping[str, torch.Tensor]]) -> list[str]:
     problems: list[str] = []
-    for name in INFERENCE_ENTRIES[model.family]:
+    for name in get_family(model.family).checkpoint_entries:
         if name not in entries:
             problems.append(f"entry {name} is missing")
             continue
@@ -128,7 +174,7 @@ def _entries_match(model: MotionTransferModel, entries: Mapping[str, Mapping[str
 
 
 def _config_candidates(family: str) -> list[tuple[str, dict[str, Any]]]:
-    from enliven.models.presets import PRESETS
+    from enliven.weights.presets import PRESETS
 
     return [(p.name, p.config) for p in PRESETS.values() if p.family == family and p.weights is not None]
 
@@ -149,7 +195,7 @@ def load_authors_checkpoint(path: str | Path, config: ModelConfig | None = None)
     family = detect_checkpoint_family(data)
     entries = {
         name: _strip_parallel_prefix(data[name])
-        for name in INFERENCE_ENTRIES[family]
+        for name in get_family(family).checkpoint_entries
         if isinstance(data.get(name), Mapping)
     }
     if config is not None:

@@ -9,9 +9,9 @@ import torch
 
 from enliven.config import ModelConfig, config_from_dict, load_model_config
 from enliven.errors import CheckpointError
-from enliven.models.checkpoint import LoadedModel, load_authors_checkpoint, load_release
 from enliven.models.factory import build_model
-from enliven.models.presets import DEFAULT_MODEL, PRESETS, Content
+from enliven.weights.checkpoint import LoadedModel, load_authors_checkpoint, load_release
+from enliven.weights.presets import DEFAULT_MODEL, PRESETS, Content
 
 # Words in an authors' checkpoint file name that mean the model does not animate faces.
 _NON_FACE_WORDS = ("taichi", "mgif", "fashion", "bair", "ted")

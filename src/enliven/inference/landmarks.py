@@ -19,7 +19,7 @@ class FaceMeshTracker:
     """Landmarks of a source image and of a stream of driving frames (MediaPipe, loaded on first use).
 
     A driving frame whose face is lost keeps the last landmarks found; frames before the first face found get NaN
-    rows, which :class:`~enliven.pipelines.animator.Animator` renders as the unmoved source.
+    rows, which :class:`~enliven.inference.animator.Animator` renders as the unmoved source.
     """
 
     def __init__(self) -> None:

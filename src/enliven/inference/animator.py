@@ -1,4 +1,4 @@
-"""``Animator``: encode a source once, then animate it frame by frame.
+"""``Animator``: encode a source once, then animate it frame by frame (or by keypoints).
 
     >>> animator = Animator.from_pretrained("fomm-vox")          # doctest: +SKIP
     >>> animator.set_source(photo)                               # H x W x 3 uint8 RGB
@@ -9,8 +9,10 @@ Frames are taken as they are (already cropped) and resized to the model's size. 
 against a reference driving frame: the first frame animated after :meth:`Animator.set_source` unless
 :meth:`Animator.set_reference` chose another (e.g. the best-matching frame). Nothing is kept per frame, so memory
 does not grow with video length. Models driven by face-mesh landmarks (enliven-lite) get them from a
-:class:`~enliven.pipelines.landmarks.FaceMeshTracker`, which follows the face from frame to frame: feed one clip's
+:class:`~enliven.inference.landmarks.FaceMeshTracker`, which follows the face from frame to frame: feed one clip's
 frames in order, and call :meth:`Animator.set_source` (or :meth:`Animator.restart_tracking`) before another clip.
+Motion that does not come from frames (generated, edited, or landmarks found elsewhere) drives the same renderer
+through :meth:`Animator.animate_keypoints`.
 """
 
 from __future__ import annotations
@@ -26,12 +28,11 @@ from torch import Tensor
 
 from enliven.config import ModelConfig
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
-from enliven.models.loader import load_model
 from enliven.models.motion_transfer import movement_scale
 from enliven.types import GeneratorOutput, Keypoints, MotionMode
 
 if TYPE_CHECKING:
-    from enliven.pipelines.landmarks import FaceMeshTracker
+    from enliven.inference.landmarks import FaceMeshTracker
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -80,7 +81,7 @@ class Animator:
         self._scale = 1.0
         self._tracker: FaceMeshTracker | None = None
         if model.keypoint_source is KeypointSource.FACE_MESH:
-            from enliven.pipelines.landmarks import FaceMeshTracker
+            from enliven.inference.landmarks import FaceMeshTracker
 
             self._tracker = FaceMeshTracker()
 
@@ -88,7 +89,9 @@ class Animator:
     def from_pretrained(
         cls, model: str | Path | None = None, config: str | Path | ModelConfig | None = None, **kwargs: object
     ) -> Animator:
-        """Load a preset or checkpoint (see :func:`enliven.models.loader.load_model`) into an animator."""
+        """Load a preset or checkpoint (see :func:`enliven.weights.load_model`) into an animator."""
+        from enliven.weights import load_model
+
         return cls(load_model(model, config).model, **kwargs)  # type: ignore[arg-type]
 
     # -- conversions -----------------------------------------------------------------------------------------
@@ -172,15 +175,60 @@ class Animator:
 
     # -- animation -------------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def animate(self, frames: Tensor) -> GeneratorOutput:
-        """Animate a batch of driving frames (``B x 3 x size x size`` in ``[0, 1]`` on the device)."""
+    def animate(self, frames: Tensor, frames_uint8: np.ndarray | None = None) -> GeneratorOutput:
+        """Animate a batch of driving frames (``B x 3 x size x size`` in ``[0, 1]`` on the device).
+
+        Args:
+            frames: the frames.
+            frames_uint8: the same frames as ``B x size x size x 3`` uint8, when the caller has them (face-mesh
+                models track landmarks on uint8 frames; this saves converting back).
+        """
         if self._source is None:
             raise RuntimeError("call set_source() before animating")
-        kp_driving, found = self._driving_keypoints(frames)
+        kp_driving, found = self._driving_keypoints(frames, frames_uint8)
+        return self._generate(kp_driving, found)
+
+    @torch.inference_mode()
+    def animate_keypoints(self, keypoints: Keypoints | Tensor | np.ndarray, *, transfer: bool = True) -> np.ndarray:
+        """Animate the source with driving keypoints instead of frames (generated or edited motion, landmarks found
+        elsewhere): the same renderer as :meth:`__call__`.
+
+        Args:
+            keypoints: ``B x K x 2`` (or ``K x 2``) driving keypoints in the models' ``[-1, 1]`` convention (see
+                :mod:`enliven.types`): for face-mesh models the 468 landmarks of frames of the model's size (e.g.
+                :func:`enliven.face_mesh.pixels_to_normalized` of MediaPipe's pixel positions); for learned-keypoint
+                models, keypoints as the model's detector gives them (a :class:`Keypoints` with jacobians for FOMM).
+            transfer: apply the animator's mode (relative motion against the reference keypoints, which the first
+                keypoints given become unless :meth:`set_reference` chose a frame); ``False`` drives the generator
+                with the keypoints as they are.
+
+        Returns:
+            ``B x size x size x 3`` uint8 frames (``size x size x 3`` for ``K x 2`` input).
+        """
+        if self._source is None:
+            raise RuntimeError("call set_source() before animating")
+        single = not isinstance(keypoints, Keypoints) and keypoints.ndim == 2
+        if not isinstance(keypoints, Keypoints):
+            value = torch.as_tensor(np.asarray(keypoints) if isinstance(keypoints, np.ndarray) else keypoints)
+            keypoints = Keypoints(value[None] if single else value)
+        keypoints = keypoints.to(self.device)
+        expected = self._source.keypoints.num_keypoints
+        if keypoints.num_keypoints != expected:
+            raise ValueError(f"this model is driven by {expected} keypoints, got {keypoints.num_keypoints}")
+        if transfer:
+            output = self._generate(keypoints, ~keypoints.value.isnan().flatten(1).any(dim=1))
+        else:
+            output = self.model.generate(self._source, keypoints)
+        frames = self.to_uint8(output.prediction)
+        return frames[0] if single else frames
+
+    def _generate(self, kp_driving: Keypoints, found: Tensor) -> GeneratorOutput:
+        """Transfer ``B`` driving keypoints (``found``: which rows are real) by the animator's mode and generate."""
+        assert self._source is not None
         rest = self._source.keypoints.value  # frames before the clip's first face show the source, unmoved
         if self._reference is None:
             if not bool(found.any()):
-                return self.model.generate(self._source, self._source.keypoints.expand(frames.shape[0]))
+                return self.model.generate(self._source, self._source.keypoints.expand(kp_driving.value.shape[0]))
             self._set_reference_keypoints(kp_driving.index(int(found.float().argmax())))
         kp = self.model.transfer_motion(
             self._source.keypoints, kp_driving, self._reference, self.mode, scale=self._scale
@@ -189,14 +237,15 @@ class Animator:
             kp = Keypoints(torch.where(found[:, None, None], kp.value, rest))
         return self.model.generate(self._source, kp)
 
-    def _driving_keypoints(self, frames: Tensor) -> tuple[Keypoints, Tensor]:
+    def _driving_keypoints(self, frames: Tensor, frames_uint8: np.ndarray | None = None) -> tuple[Keypoints, Tensor]:
         """Keypoints of ``B`` driving frames, and which frames have them (``B`` bools; only face-mesh models can
         lack them: the frames before the clip's first face, whose rows are NaN)."""
         if self._tracker is None:
             return self.model.detect_keypoints(frames), torch.ones(
                 frames.shape[0], dtype=torch.bool, device=frames.device
             )
-        keypoints = self._tracker.driving(self.to_uint8(frames)).to(self.device)
+        keypoints = self._tracker.driving(self.to_uint8(frames) if frames_uint8 is None else frames_uint8)
+        keypoints = keypoints.to(self.device)
         return keypoints, ~keypoints.value.isnan().flatten(1).any(dim=1)
 
     def close(self) -> None:
@@ -213,5 +262,11 @@ class Animator:
     def __call__(self, frames: np.ndarray | Sequence[np.ndarray] | Tensor) -> np.ndarray:
         """Animate one frame (``H x W x 3`` uint8 -> ``size x size x 3``) or a batch (``N x H x W x 3``)."""
         single = isinstance(frames, np.ndarray) and frames.ndim == 3
-        out = self.to_uint8(self.animate(self.to_tensor(frames)).prediction)
+        tensor = self.to_tensor(frames)
+        uint8 = None
+        if not isinstance(frames, Tensor):
+            array = np.asarray(frames)
+            if array.shape[-3:-1] == (self.size, self.size):  # already at the model's size: no round trip
+                uint8 = array[None] if single else array
+        out = self.to_uint8(self.animate(tensor, uint8).prediction)
         return out[0] if single else out

@@ -1,0 +1,39 @@
+"""The ``torch`` backend: models run as they are, in PyTorch, on the CPU or a CUDA GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from enliven.backends import Backend
+from enliven.models.base import MotionTransferModel
+from enliven.weights import LoadedModel, load_model, save_release
+
+
+class TorchBackend(Backend):
+    """PyTorch itself: nothing to convert; exports are enliven release files (``.safetensors``)."""
+
+    name = "torch"
+    description = "PyTorch (CPU or CUDA)"
+
+    def load(
+        self,
+        model: str | Path | None = None,
+        config: str | Path | None = None,
+        *,
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> LoadedModel:
+        return load_model(model, config)
+
+    def export(self, model: MotionTransferModel, output: str | Path, **options: Any) -> Path:
+        """An enliven release file (weights, config and ``metadata=`` in one ``.safetensors``)."""
+        return save_release(model, output, options.get("metadata"))
+
+    def cached(
+        self, loaded: LoadedModel, *, threads: int | None = None, cache_dir: str | Path | None = None
+    ) -> LoadedModel:
+        return loaded
+
+    def verify(self, model: MotionTransferModel, converted: MotionTransferModel) -> float:
+        return 0.0 if converted is model else float("nan")

@@ -1,0 +1,41 @@
+"""The inference surface every interface uses: the CLI, live video, the notebook, the servers.
+
+* :class:`Animator`: encode a source once, then animate frames (``animator(frame)``) or keypoints
+  (:meth:`Animator.animate_keypoints`);
+* :class:`FaceCropper`: find the face, keep its box steady (a stable box per clip, or the One-Euro filter for
+  streams), cut the model's square and paste the result back;
+* :func:`animate_file`: a photo and a driving clip in, a video out, with a model loaded once by the caller
+  (:func:`load_for_options`), progress callbacks and cancellation;
+* :func:`set_threads`: the CPU threads the models use.
+
+The family and backend registries are :mod:`enliven.families` and :mod:`enliven.backends`.
+"""
+
+from __future__ import annotations
+
+from enliven.inference.animate import (
+    AnimateOptions,
+    AnimateResult,
+    Cancelled,
+    animate_file,
+    find_best_frame,
+    load_for_options,
+)
+from enliven.inference.animator import Animator, resolve_device
+from enliven.inference.cropper import Crop, FaceCropper
+from enliven.inference.threads import default_threads, set_threads
+
+__all__ = [
+    "AnimateOptions",
+    "AnimateResult",
+    "Animator",
+    "Cancelled",
+    "Crop",
+    "FaceCropper",
+    "animate_file",
+    "default_threads",
+    "find_best_frame",
+    "load_for_options",
+    "resolve_device",
+    "set_threads",
+]

@@ -1,0 +1,330 @@
+"""``animate_file``: a source photo and a driving clip in, an animated video out.
+
+The driving clip is decoded once: its frames are kept in memory while the face is tracked through them (when they
+fit in :attr:`AnimateOptions.memory_budget_mb`; a longer clip is decoded a second time instead, so memory stays
+bounded), one stable crop box (or a smoothed track) and, if asked, the best reference frame are chosen, then the
+frames are cropped (:class:`~enliven.inference.cropper.FaceCropper`), animated one by one, optionally pasted back
+into the full-resolution source, and written. Without face cropping there is a single streaming pass.
+
+A caller that animates many files loads the model once and passes it (``model=``); progress goes to a callback and
+a ``cancel`` event stops the work. The output appears only when complete (see :func:`enliven.io.open_writer`); the
+driving clip's frame rate and audio are kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from enliven.backends import get_backend
+from enliven.errors import EnlivenError, InputError, NoFaceError
+from enliven.inference.animator import Animator
+from enliven.inference.cropper import FaceCropper
+from enliven.io import VideoSource, check_output_path, open_writer, probe, read_image
+from enliven.models.base import MotionTransferModel
+from enliven.preprocess import Box, FaceLandmarker, best_matching_frame
+from enliven.types import MotionMode
+from enliven.weights import LoadedModel
+
+#: Frame rate given to driving frames passed as arrays (they carry no timing).
+ARRAY_FPS = 25.0
+
+
+class Cancelled(EnlivenError):
+    """The caller cancelled the work; nothing was written."""
+
+    exit_code = 130
+
+
+class CancelFlag(Protocol):
+    """Anything with ``is_set()``, e.g. a :class:`threading.Event`."""
+
+    def is_set(self) -> bool: ...
+
+
+#: ``on_progress(frames_done, frames_total)``; the total is ``None`` when the clip's length is unknown.
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class AnimateOptions:
+    """How to animate (the CLI's flags).
+
+    Attributes:
+        model: preset name or checkpoint path (``None``: the default model); ignored when ``animate_file`` is
+            given a loaded ``model=``.
+        config: YAML config of an authors' checkpoint (``None``: detected).
+        mode: relative, absolute or avd.
+        adapt_scale: adapt the movement scale to the source (relative mode).
+        find_best_frame: use the driving frame whose face landmarks best match the source as the reference.
+        crop: crop the face (face models) or pad to a square (other models); ``False`` takes inputs as they are.
+        smooth_track: crop the driving clip along a smoothed face track instead of one stable box.
+        paste_back: blend the animated crop back into the full-resolution source.
+        size: side of the square the model runs at (``None``: the model's own).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: driving frames per model call.
+        backend: a registered backend (:func:`enliven.backends.backend_names`: ``torch``, ``onnx``); ``onnx`` runs
+            onnxruntime on the CPU (exported and cached on first use; relative and absolute modes only).
+        threads: CPU threads of the model's runtime (``None``: leave torch's setting as it is).
+        memory_budget_mb: decoded driving frames kept in memory for a single decode, at most this many MiB.
+    """
+
+    model: str | None = None
+    config: str | Path | None = None
+    mode: MotionMode = MotionMode.RELATIVE
+    adapt_scale: bool = True
+    find_best_frame: bool = False
+    crop: bool = True
+    smooth_track: bool = False
+    paste_back: bool = False
+    size: int | None = None
+    device: str = "auto"
+    batch_size: int = 4
+    backend: str = "torch"
+    threads: int | None = None
+    memory_budget_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class AnimateResult:
+    """What :func:`animate_file` did."""
+
+    output: Path
+    frames: int
+    fps: float
+    seconds: float
+    source_box: Box | None
+    best_frame: int | None
+    untrained_model: bool
+
+
+def load_for_options(options: AnimateOptions) -> tuple[LoadedModel, str]:
+    """The model ``options`` name, through its backend, and the device an animator runs it on (call once, reuse)."""
+    backend = get_backend(options.backend)
+    backend.check(mode=options.mode, size=options.size, device=options.device)  # before a possibly long export
+    loaded = backend.load(options.model, options.config, threads=options.threads)
+    backend.check_loaded(loaded, options.size)
+    return loaded, backend.device(options.device)
+
+
+def animate_file(
+    source: str | Path | np.ndarray,
+    driving: str | Path | Sequence[np.ndarray],
+    output: str | Path,
+    options: AnimateOptions | None = None,
+    *,
+    model: LoadedModel | MotionTransferModel | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
+) -> AnimateResult:
+    """Animate ``source`` with the motion of ``driving`` and write ``output`` (see the module docstring).
+
+    Args:
+        source: an image (or video: its first frame) path, or an ``H x W x 3`` uint8 RGB array.
+        driving: a video, GIF or frame-folder path, or a sequence of ``H x W x 3`` uint8 RGB frames
+            (:data:`ARRAY_FPS` frames per second, no audio).
+        output: ``.mp4``/``.webm``/``.gif`` file, or a folder ending with ``/`` for PNG frames.
+        options: how to animate (default :class:`AnimateOptions`).
+        model: a model loaded once by the caller (:func:`load_for_options`, :func:`enliven.weights.load_model`, or
+            a bare model, taken as a face model); ``None`` loads ``options.model`` through ``options.backend``.
+        on_progress: called after each written frame with ``(done, total)``.
+        cancel: checked before each frame; once set, :class:`Cancelled` is raised and nothing is written.
+
+    Raises:
+        InputError: missing/unreadable inputs, or no face where cropping needs one.
+        CheckpointError: a bad model file. OutputError: the output cannot be written (or is one of the inputs).
+        Cancelled: ``cancel`` was set.
+    """
+    started = time.perf_counter()
+    options = options or AnimateOptions()
+    paths = [p for p in (source, driving) if isinstance(p, (str, Path))]
+    output = check_output_path(output, inputs=paths)
+    clip = _DrivingClip(driving, options.memory_budget_mb)
+    source_image = _read_source(Path(source)) if isinstance(source, (str, Path)) else _checked_image(source)
+    loaded, device = _resolve_model(model, options)
+    content = loaded.metadata.get("content", "face")
+    with (
+        Animator(
+            loaded.model, device=device, mode=options.mode, adapt_scale=options.adapt_scale, size=options.size
+        ) as animator,  # releases MediaPipe graphs of face-mesh models
+        FaceCropper(animator.size, content=content, crop=options.crop, fps=clip.fps) as cropper,  # type: ignore[arg-type]
+    ):
+        source_crop = cropper.crop_source(source_image, "the source" + clip.named(source))
+        animator.set_source(source_crop.image)
+        boxes = cropper.clip_boxes(clip.first_pass(), smooth_track=options.smooth_track, what=clip.what)
+        best = find_best_frame(clip.frames(), source_crop.image, boxes, clip.what) if options.find_best_frame else None
+        if best is not None:
+            animator.set_reference(cropper.cut(clip.frame_at(best), _box_at(boxes, best)))
+        total, frames = clip.length, 0
+        with open_writer(output, fps=clip.fps, audio_from=clip.audio) as writer:
+            for batch_start, batch in _batches(clip.frames(), options.batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled; no output was written.")
+                crops = np.stack([cropper.cut(f, _box_at(boxes, batch_start + i)) for i, f in enumerate(batch)])
+                for animated in animator(crops):
+                    if options.paste_back:
+                        animated = cropper.paste(source_image, animated, source_crop.box)
+                    writer.write(animated)
+                    frames += 1
+                    if on_progress is not None:
+                        on_progress(frames, total)
+    return AnimateResult(
+        output,
+        frames,
+        float(clip.fps),
+        time.perf_counter() - started,
+        source_crop.box,
+        best,
+        loaded.metadata.get("untrained") == "true",
+    )
+
+
+def _resolve_model(model: LoadedModel | MotionTransferModel | None, options: AnimateOptions) -> tuple[LoadedModel, str]:
+    if model is None:
+        return load_for_options(options)
+    if isinstance(model, MotionTransferModel):
+        model = LoadedModel(model, type(model).__name__, {"content": "face"})
+    backend = get_backend(options.backend)
+    backend.check_loaded(model, options.size)
+    return model, backend.device(options.device)
+
+
+class _DrivingClip:
+    """The driving frames: decoded once while they fit the memory budget (kept for the passes after the first),
+    else decoded again for each pass."""
+
+    def __init__(self, driving: str | Path | Sequence[np.ndarray], budget_mb: int) -> None:
+        self._budget = budget_mb * 2**20
+        self._kept: list[np.ndarray] | None = None
+        if isinstance(driving, (str, Path)):
+            self.path: Path | None = Path(driving)
+            self._video: VideoSource | None = VideoSource(self.path)
+            self.fps = float(self._video.fps)
+            self.length = _known_length(self._video)
+        else:
+            self.path, self._video = None, None
+            self._kept = [_checked_image(frame, "a driving frame") for frame in driving]
+            if not self._kept:
+                raise InputError("the driving clip has no frames; pass at least one frame.")
+            self.fps, self.length = ARRAY_FPS, len(self._kept)
+
+    @property
+    def what(self) -> str:
+        return f"the driving video {self.path}" if self.path is not None else "the driving frames"
+
+    @property
+    def audio(self) -> Path | None:
+        return self.path
+
+    @staticmethod
+    def named(source: object) -> str:
+        return f" {source}" if isinstance(source, (str, Path)) else ""
+
+    def first_pass(self) -> Iterator[np.ndarray]:
+        """Decode every frame, keeping them while they fit the budget."""
+        if self._kept is not None or self._video is None:
+            yield from self._kept or ()
+            return
+        kept: list[np.ndarray] | None = []
+        used = 0
+        for frame in self._video:
+            if kept is not None:
+                used += frame.nbytes
+                kept.append(frame)
+                if used > self._budget:
+                    kept = None  # too long to keep: later passes decode again
+            yield frame
+        self._kept = kept
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Every frame, from memory when the first pass kept them."""
+        if self._kept is not None:
+            return iter(self._kept)
+        assert self._video is not None
+        return iter(self._video)
+
+    def frame_at(self, index: int) -> np.ndarray:
+        for i, frame in enumerate(self.frames()):
+            if i == index:
+                return frame
+        raise InputError(
+            f"the driving video has fewer than {index + 1} frames on a second read; is it still being written?"
+        )
+
+
+def _box_at(boxes: list[Box] | None, index: int) -> Box | None:
+    return None if boxes is None else boxes[min(index, len(boxes) - 1)]
+
+
+def _read_source(path: Path) -> np.ndarray:
+    info = probe(path)
+    if info.kind == "image":
+        return read_image(path)
+    first = next(iter(VideoSource(path)), None)  # a video as source: its first frame
+    if first is None:
+        raise InputError(f"the source {path} has no frames; pass an image or a non-empty video.")
+    return first
+
+
+def _checked_image(image: np.ndarray, what: str = "the source image") -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise InputError(f"{what} must be an H x W x 3 uint8 RGB array, got {array.dtype} {array.shape}.")
+    return array
+
+
+def find_best_frame(
+    frames: Iterable[np.ndarray], source_crop: np.ndarray, boxes: list[Box] | None = None, what: str = "the clip"
+) -> int:
+    """Index of the driving frame whose face landmarks best match the source's (FOMM's find-best-frame).
+
+    Using that frame as the relative-motion reference is what the authors' "animate forward and backward from
+    the best frame" computes: each output depends only on the source, the reference and its own frame.
+
+    Args:
+        frames: the driving clip's frames (read once).
+        source_crop: the source as the model sees it, ``H x W x 3`` uint8.
+        boxes: per-frame face boxes of the driving clip, to help the face mesh find small faces, or ``None``.
+        what: the clip, for error messages.
+
+    Raises:
+        NoFaceError: no landmarks in the source, or in every driving frame.
+    """
+    # Landmarks are normalised for position and scale, so full frames and crops give the same match; the crop
+    # box, when known, helps the mesh find small faces in large frames.
+    with FaceLandmarker() as landmarker:
+        source_landmarks = landmarker.landmarks(source_crop)
+    if source_landmarks is None:
+        raise NoFaceError("--find-best-frame needs face landmarks but none were found in the source.")
+    with FaceLandmarker(video=True) as landmarker:
+        driving_landmarks = [landmarker.landmarks(frame, _box_at(boxes, i)) for i, frame in enumerate(frames)]
+    if all(lm is None for lm in driving_landmarks):
+        raise NoFaceError(f"--find-best-frame found no face landmarks in {what}.")
+    return best_matching_frame(source_landmarks, driving_landmarks)
+
+
+def _batches(frames: Iterator[np.ndarray], batch_size: int) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """``(index of the first frame, frames)`` batches of at most ``batch_size`` frames."""
+    batch: list[np.ndarray] = []
+    start = 0
+    for index, frame in enumerate(frames):
+        if not batch:
+            start = index
+        batch.append(frame)
+        if len(batch) == batch_size:
+            yield start, batch
+            batch = []
+    if batch:
+        yield start, batch
+
+
+def _known_length(video: VideoSource) -> int | None:
+    try:
+        return len(video)
+    except TypeError:
+        return None

@@ -1,0 +1,237 @@
+"""``FaceCropper``: find the face, keep its box steady, cut the square the model sees, and paste the result back.
+
+One class serves every interface: :func:`~enliven.inference.animate.animate_file` (a whole clip known in advance:
+one stable box per clip, FOMM ``crop-video`` style, or a zero-phase smoothed track), live video and the notebook
+(a stream: each frame's box smoothed causally by the One-Euro filter, the last box held while the face is lost).
+
+    >>> with FaceCropper(256) as cropper:                       # doctest: +SKIP
+    ...     source = cropper.crop_source(photo)                 # Crop(image 256 x 256 x 3, box, face_found)
+    ...     for frame in camera:
+    ...         crop = cropper.crop_frame(frame)                # streaming, One-Euro smoothed
+    ...         shown = cropper.paste(frame, animate(crop.image), crop.box)
+
+Images are ``H x W x 3`` uint8 RGB; boxes are :class:`~enliven.preprocess.Box` in pixels. Models that do not
+animate faces (``content="other"``) get the frame padded to a square instead; with ``crop=False`` frames are taken
+whole and only resized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from enliven.errors import NoFaceError
+from enliven.preprocess import (
+    Box,
+    FaceDetection,
+    FaceDetector,
+    OneEuroBoxFilter,
+    crop_and_resize,
+    face_crop_box,
+    paste_back,
+    resize_image,
+    square_pad_box,
+    track_faces,
+)
+
+Content = Literal["face", "other"]
+
+#: Frames without a matching face after which any face found may restart a stream's track (as in ``track_faces``).
+REACQUIRE_AFTER = 15
+#: Least overlap of a face with the last tracked box to continue a stream's track.
+MIN_IOU = 0.2
+
+
+@dataclass(frozen=True, eq=False)
+class Crop:
+    """A square model input cut from a frame.
+
+    Attributes:
+        image: ``size x size x 3`` uint8 RGB.
+        box: the square's place in the frame, in pixels (it may extend past the frame: padded); ``None`` when the
+            whole frame was resized (``crop=False``).
+        face_found: a face was found in this frame (``False``: the box was held from an earlier frame, or there is
+            no face to look for).
+    """
+
+    image: np.ndarray
+    box: Box | None
+    face_found: bool
+
+
+class FaceCropper:
+    """Detects, smooths, crops and pastes back (see the module docstring).
+
+    Args:
+        size: side of the square crops (the model's size).
+        content: ``face`` crops around a detected face; ``other`` pads frames to a square.
+        crop: ``False`` takes frames whole (resized to ``size``): pre-cropped inputs.
+        fps: frame rate of streams given to :meth:`crop_frame` (the One-Euro filter's time step).
+        min_cutoff: One-Euro cutoff at rest, Hz (lower: steadier, more lag when still).
+        beta: One-Euro speed coefficient (higher: less lag in fast moves).
+        feather: paste-back fade width as a fraction of the box side.
+        detector: a face detector to use (and not close); by default one is made on first use.
+
+    Raises:
+        MissingDependencyError: MediaPipe is missing (face content with ``crop``).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        content: Content = "face",
+        crop: bool = True,
+        fps: float = 25.0,
+        min_cutoff: float = 1.0,
+        beta: float = 1.0,
+        feather: float = 0.1,
+        detector: FaceDetector | None = None,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        if content not in ("face", "other"):
+            raise ValueError(f"content must be 'face' or 'other', got {content!r}")
+        self.size = size
+        self.content: Content = content
+        self.crop = crop
+        self.feather = feather
+        self._detector = detector
+        self._owns_detector = detector is None
+        self._filter = OneEuroBoxFilter(fps=fps, min_cutoff=min_cutoff, beta=beta)
+        self._last_face: Box | None = None  # the tracked face box (detector framing), unsmoothed
+        self._last_crop: Box | None = None
+        self._missed = 0
+
+    @property
+    def finds_faces(self) -> bool:
+        """Whether crops follow a detected face (face content, cropping on)."""
+        return self.crop and self.content == "face"
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector (MediaPipe), made on first use."""
+        if self._detector is None:
+            self._detector = FaceDetector()
+        return self._detector
+
+    # -- still images ------------------------------------------------------------------------------------------
+    def source_box(self, image: np.ndarray, what: str = "the source") -> Box | None:
+        """The crop box of a still image (``None`` with ``crop=False``).
+
+        Raises:
+            NoFaceError: face content and no face in the image.
+        """
+        if not self.crop:
+            return None
+        height, width = image.shape[:2]
+        if self.content != "face":
+            return square_pad_box(width, height)
+        faces = self.detector.detect(image)
+        if not faces:
+            raise NoFaceError(f"no face was found in {what}; use --no-crop to animate the whole image.")
+        return face_crop_box(faces[0], width, height)
+
+    def crop_source(self, image: np.ndarray, what: str = "the source") -> Crop:
+        """Cut the model's square out of a still image (the best-ranked face, framed with hair and chin).
+
+        Raises:
+            NoFaceError: face content and no face in the image.
+        """
+        box = self.source_box(image, what)
+        return Crop(self.cut(image, box), box, self.finds_faces)
+
+    def cut(self, frame: np.ndarray, box: Box | None) -> np.ndarray:
+        """``frame`` cut at ``box`` and resized to ``size x size`` (``None``: the whole frame resized)."""
+        if box is None:
+            if frame.shape[0] == frame.shape[1] == self.size:
+                return frame
+            return resize_image(frame, (self.size, self.size))
+        return crop_and_resize(frame, box, self.size)
+
+    # -- streams -----------------------------------------------------------------------------------------------
+    def crop_frame(self, frame: np.ndarray) -> Crop:
+        """The next frame of a stream, cut along the smoothed face track.
+
+        The face continuing the track is the one overlapping the last box most (another person entering does not
+        take over); after :data:`REACQUIRE_AFTER` frames without it, the best-ranked face restarts the track. A
+        frame without the face keeps the last box (``face_found=False``); before the first face, the whole frame
+        padded to a square is used.
+        """
+        height, width = frame.shape[:2]
+        if not self.finds_faces:
+            box = square_pad_box(width, height) if self.crop and (width != height) else None
+            return Crop(self.cut(frame, box), box, False)
+        face = self._continue_track(self.detector.detect(frame))
+        if face is None:
+            self._missed += 1
+            box = self._last_crop or square_pad_box(width, height)
+            return Crop(self.cut(frame, box), box, False)
+        if self._missed > REACQUIRE_AFTER or self._last_face is None:
+            self._filter.reset()  # a new track: do not glide from where the old face was
+        self._last_face, self._missed = face.box, 0
+        smoothed = self._filter.update(face.box)
+        self._last_crop = face_crop_box(smoothed, width, height)
+        return Crop(self.cut(frame, self._last_crop), self._last_crop, True)
+
+    def _continue_track(self, faces: list[FaceDetection]) -> FaceDetection | None:
+        if not faces:
+            return None
+        if self._last_face is None or self._missed > REACQUIRE_AFTER:
+            return faces[0]
+        overlaps = [face.box.iou(self._last_face) for face in faces]
+        best = int(np.argmax(overlaps))
+        return faces[best] if overlaps[best] >= MIN_IOU else None
+
+    def reset(self) -> None:
+        """Forget the stream's track (a new clip, or the camera restarted)."""
+        self._filter.reset()
+        self._last_face = self._last_crop = None
+        self._missed = 0
+
+    # -- whole clips -------------------------------------------------------------------------------------------
+    def clip_boxes(
+        self, frames: Iterable[np.ndarray], *, smooth_track: bool = False, what: str = "the driving video"
+    ) -> list[Box] | None:
+        """Crop boxes of a whole clip, from one pass over its frames: one stable box around the moving face
+        (FOMM ``crop-video``), or with ``smooth_track`` a zero-phase smoothed box per frame. Models that do not
+        animate faces get the frame padded to a square. ``None``: frames are taken whole.
+
+        Raises:
+            NoFaceError: face content and no face in any frame.
+        """
+        if not self.crop:
+            return None
+        if self.content != "face":
+            first = next(iter(frames), None)
+            if first is None or first.shape[0] == first.shape[1]:
+                return None
+            return [square_pad_box(first.shape[1], first.shape[0])]
+        track = track_faces(iter(frames), self.detector)
+        if track.num_detected == 0:
+            raise NoFaceError(f"no face was found in {what}; use --no-crop to use whole frames.")
+        return track.smoothed_boxes() if smooth_track else [track.stable_box()]
+
+    # -- back into the frame -----------------------------------------------------------------------------------
+    def paste(self, frame: np.ndarray, animated: np.ndarray, box: Box | None) -> np.ndarray:
+        """``animated`` (a crop's animation, any size) blended into a copy of ``frame`` where ``box`` was cut, with
+        a feathered edge; ``None`` box: ``animated`` resized to the whole frame."""
+        if box is None:
+            height, width = frame.shape[:2]
+            box = Box(0.0, 0.0, float(width), float(height))
+        return paste_back(frame, animated, box, self.feather)
+
+    def close(self) -> None:
+        """Release the detector's MediaPipe graphs (when this cropper made it)."""
+        if self._detector is not None and self._owns_detector:
+            self._detector.close()
+            self._detector = None
+
+    def __enter__(self) -> FaceCropper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
