@@ -22,7 +22,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@if [ ! -x $(BIN)/python ]; then \
 		$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null || { \
-			echo "make: enliven needs Python 3.11 or 3.12 and '$(PYTHON)' is not one; run make PYTHON=python3.12 $(MAKECMDGOALS)" >&2; \
+			echo "make: enliven needs Python 3.11 or 3.12 and '$(PYTHON)' is missing or another version;" \
+				"name one, e.g. make PYTHON=python3.12 $(MAKECMDGOALS)" >&2; \
 			exit 1; }; \
 		echo "$(PYTHON) -m venv $(VENV)"; \
 		$(PYTHON) -m venv $(VENV); \

@@ -309,3 +309,15 @@ def test_sampled_tracking_finds_the_same_stable_box_in_fewer_frames() -> None:
         sampled = track_faces_sampled(frames, detector).stable_box()
     assert calls < len(frames) * 0.6
     assert np.abs(every.as_array() - sampled.as_array()).max() < 0.02 * every.width
+
+
+def test_convex_hull_area_matches_qhull() -> None:
+    from scipy.spatial import ConvexHull
+
+    from enliven.polygons import convex_hull_area
+
+    rng = np.random.default_rng(0)
+    for count in (3, 5, 68, 468):
+        points = rng.normal(size=(count, 2))
+        assert convex_hull_area(points) == pytest.approx(ConvexHull(points).volume, rel=1e-12)
+    assert convex_hull_area(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])) == 0.0

@@ -17,6 +17,7 @@ RANKS = {
     "errors": 0,
     "types": 0,
     "geometry": 0,
+    "polygons": 0,
     "face_mesh": 0,
     "families": 0,  # the registry names its families' parts as strings, imported on use
     "config": 1,

@@ -8,19 +8,15 @@ ratio of the keypoints' convex-hull areas (``sqrt(area_source / area_reference)`
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
 from torch import Tensor
 
 from enliven.geometry import inverse_2x2
+from enliven.polygons import convex_hull_area
 from enliven.types import Keypoints
 
 
 def _hull_area(points: Tensor) -> float:
-    pts = points.detach().to("cpu").double().numpy()
-    try:
-        return float(ConvexHull(pts).volume)  # in 2-D, "volume" is the area
-    except (QhullError, ValueError):
-        return 0.0
+    return convex_hull_area(points.detach().to("cpu").double().numpy())
 
 
 def movement_scale(kp_source: Keypoints, kp_reference: Keypoints) -> float:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
+
+from enliven.polygons import convex_hull_area
 
 
 def face_alignment_features(landmarks: np.ndarray) -> np.ndarray:
@@ -32,10 +33,9 @@ def face_alignment_features(landmarks: np.ndarray) -> np.ndarray:
     if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 3:
         raise ValueError(f"landmarks must be N x 2 with N >= 3, got shape {points.shape}")
     centred = points - points.mean(axis=0, keepdims=True)
-    try:
-        area = ConvexHull(centred).volume  # in 2-D, the "volume" of a hull is its area
-    except QhullError as err:
-        raise ValueError("landmarks are degenerate (collinear): their convex hull has no area") from err
+    area = convex_hull_area(centred)
+    if area <= 0.0:
+        raise ValueError("landmarks are degenerate (collinear): their convex hull has no area")
     return centred / np.sqrt(area)
 
 
