@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from enliven.cli.arguments import MAX_MODEL_SIZE, MIN_MODEL_SIZE, MODEL_SIZE_MULTIPLE, add_threads_argument, model_size
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,3 +163,27 @@ def test_find_best_frame_with_a_smoothed_track_to_gif(tmp_path: Path) -> None:
     assert "reference frame" in result.stdout
     frames = Image.open(out)
     assert frames.size == (64, 64) and frames.n_frames == 75
+
+
+@pytest.mark.parametrize("text", ["64", "80", "256", "1024"])
+def test_model_size_accepts_multiples_of_16_in_range(text: str) -> None:
+    assert model_size(text) == int(text)
+
+
+@pytest.mark.parametrize("text", ["33", "100", "200", "48", "1040", "4096", "-256", "0", "abc", "256.0", ""])
+def test_model_size_refuses_with_one_sentence(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        model_size(text)
+    assert str(err.value) == (
+        f"expected a multiple of {MODEL_SIZE_MULTIPLE} between {MIN_MODEL_SIZE} and {MAX_MODEL_SIZE} (e.g. 256), "
+        f"got {text!r}"
+    )
+
+
+def test_threads_argument_parses() -> None:
+    parser = argparse.ArgumentParser()
+    add_threads_argument(parser)
+    assert parser.parse_args([]).threads is None
+    assert parser.parse_args(["--threads", "3"]).threads == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--threads", "0"])

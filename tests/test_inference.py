@@ -321,3 +321,9 @@ def test_convex_hull_area_matches_qhull() -> None:
         points = rng.normal(size=(count, 2))
         assert convex_hull_area(points) == pytest.approx(ConvexHull(points).volume, rel=1e-12)
     assert convex_hull_area(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])) == 0.0
+
+
+def test_a_size_the_model_cannot_take_is_one_sentence() -> None:
+    with pytest.raises(InputError, match="cannot run at 40x40"):
+        Animator(_tiny_fomm(), device="cpu", size=40)
+    assert Animator(_tiny_fomm(), device="cpu", size=128).size == 128

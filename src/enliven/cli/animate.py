@@ -100,13 +100,21 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         threads=args.threads,
     )
-    with tqdm(disable=args.quiet, unit="frame", desc="animating") as bar:
+    bar: tqdm | None = None  # made at the first frame, so that an error before it prints no empty bar
 
-        def progress(done: int, total: int | None) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int | None) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="frame", desc="animating")
+        bar.update(done - bar.n)
 
-        result = animate_file(args.source, args.driving, args.output, options, on_progress=progress)
+    try:
+        result = animate_file(
+            args.source, args.driving, args.output, options, on_progress=None if args.quiet else progress
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     if result.untrained_model:
         print(
             "enliven: warning: the model has random weights (no trained default model is installed yet); "

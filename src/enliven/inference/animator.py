@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from enliven.config import ModelConfig
+from enliven.face_mesh import NUM_FACE_MESH_POINTS
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.motion_transfer import movement_scale
 from enliven.types import GeneratorOutput, Keypoints, MotionMode
@@ -45,6 +46,34 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
         raise EnlivenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto.")
     return resolved
+
+
+@torch.inference_mode()
+def check_runs_at(model: MotionTransferModel, size: int) -> None:
+    """Run ``model`` once on a blank ``size x size`` source and frame, so that a size its networks cannot take (their
+    down- and up-sampling must meet again) is one clear sentence before any work, not a traceback mid-clip.
+
+    Raises:
+        InputError: the model fails at that size.
+    """
+    from enliven.errors import InputError
+
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    image = torch.zeros(1, 3, size, size, device=device)
+    keypoints = None
+    if model.keypoint_source is KeypointSource.FACE_MESH:  # a face-mesh-shaped grid of points stands in
+        side = int(np.ceil(np.sqrt(NUM_FACE_MESH_POINTS)))
+        grid = torch.stack(torch.meshgrid(*[torch.linspace(-0.5, 0.5, side)] * 2, indexing="xy"), -1)
+        keypoints = Keypoints(grid.reshape(1, -1, 2)[:, :NUM_FACE_MESH_POINTS].to(device))
+    try:
+        encoding = model.encode_source(image, keypoints)
+        model.generate(encoding, keypoints if keypoints is not None else model.detect_keypoints(image))
+    except (RuntimeError, ValueError) as err:
+        raise InputError(
+            f"this {model.family} model cannot run at {size}x{size} (its networks halve the image several times and "
+            f"the sizes no longer meet); leave out --size to run at its own {model.image_size}, or use a multiple of "
+            "128."
+        ) from err
 
 
 class Animator:
@@ -76,6 +105,8 @@ class Animator:
             raise ValueError(f"{model.family} models support the modes {names}, not {self.mode.value}")
         self.adapt_scale = adapt_scale
         self.size = int(size or model.image_size)
+        if self.size != model.image_size:
+            check_runs_at(self.model, self.size)
         self._source: SourceEncoding | None = None
         self._reference: Keypoints | None = None
         self._scale = 1.0
