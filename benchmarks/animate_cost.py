@@ -10,8 +10,8 @@ medians over the rounds are printed, with the load average before and after.
     python benchmarks/animate_cost.py --variant old=../old --variant new=.
     python benchmarks/animate_cost.py --variant 't1=.;--threads 1' --variant 't2=.;--threads 2'
 
-A variant is ``NAME=CHECKOUT[;EXTRA ARGS]``: CHECKOUT's ``src`` goes first on ``PYTHONPATH`` (the same virtual
-environment runs every variant), EXTRA ARGS are added to the command.
+A variant is ``NAME=CHECKOUT[;EXTRA ARGS[;VAR=VALUE ...]]``: CHECKOUT's ``src`` goes first on ``PYTHONPATH`` (the
+same virtual environment runs every variant), EXTRA ARGS are added to the command, VAR=VALUE to its environment.
 """
 
 from __future__ import annotations
@@ -38,14 +38,17 @@ class Variant:
     name: str
     checkout: Path
     extra: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> Variant:
         name, _, rest = text.partition("=")
-        path, _, extra = rest.partition(";")
+        path, _, rest = rest.partition(";")
+        extra, _, env = rest.partition(";")
         if not name or not path:
-            raise argparse.ArgumentTypeError(f"expected NAME=CHECKOUT[;ARGS], got {text!r}")
-        return cls(name, Path(path).resolve(), tuple(shlex.split(extra)))
+            raise argparse.ArgumentTypeError(f"expected NAME=CHECKOUT[;ARGS[;VAR=VALUE ...]], got {text!r}")
+        pairs = tuple(tuple(item.split("=", 1)) for item in shlex.split(env))
+        return cls(name, Path(path).resolve(), tuple(shlex.split(extra)), pairs)  # type: ignore[arg-type]
 
 
 def _doubled_clip(folder: Path) -> Path:
@@ -75,9 +78,8 @@ def _doubled_clip(folder: Path) -> Path:
 
 
 def _time(variant: Variant, driving: Path, output: Path) -> float:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(variant.checkout / "src"), os.environ.get("PYTHONPATH", "")])
-    )
+    path = os.pathsep.join([str(variant.checkout / "src"), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, **dict(variant.env), PYTHONPATH=path)
     command = [
         sys.executable,
         "-m",

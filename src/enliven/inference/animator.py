@@ -253,6 +253,18 @@ class Animator:
         frames = self.to_uint8(output.prediction)
         return frames[0] if single else frames
 
+    @torch.inference_mode()
+    def driving_keypoints(self, frames: np.ndarray) -> Keypoints:
+        """Keypoints of ``N x H x W x 3`` (or ``H x W x 3``) uint8 driving frames, for :meth:`animate_keypoints`:
+        what :meth:`__call__` does before rendering, split off so that a pipeline can find the next frame's keypoints
+        (MediaPipe, or the model's detector) while the current frame renders. Face-mesh rows are NaN before the
+        clip's first face. Frames go in clip order, as to :meth:`__call__`."""
+        array = np.asarray(frames)
+        array = array[None] if array.ndim == 3 else array
+        tensor = self.to_tensor(array)
+        uint8 = array if array.shape[1:3] == (self.size, self.size) else None
+        return self._driving_keypoints(tensor, uint8)[0]
+
     def _generate(self, kp_driving: Keypoints, found: Tensor) -> GeneratorOutput:
         """Transfer ``B`` driving keypoints (``found``: which rows are real) by the animator's mode and generate."""
         assert self._source is not None

@@ -181,9 +181,14 @@ def piecewise_affine_flow(
     homogeneous = torch.cat([corners_driving, torch.ones_like(corners_driving[..., :1])], -1)  # rows [x, y, 1]
     to_barycentric = inverse_3x3(homogeneous, MIN_TRIANGLE_DET)  # [x, y, 1] @ it = barycentric coordinates
     points = torch.cat([grid, torch.ones_like(grid[..., :1])], -1)  # 1 x N x 3
-    # One matmul gives every point's coordinates in every triangle: B x N x (T * 3).
-    barycentric = points @ to_barycentric.permute(0, 2, 1, 3).reshape(batch, 3, count * 3)
-    depth, chosen = barycentric.view(batch, -1, count, 3).amin(-1).max(-1)  # B x N
+    # Each point's k-th coordinate in every triangle is one matmul (B x N x T); the smallest of the three is how deep
+    # the point lies in the triangle. Three matmuls and an elementwise minimum take half the time of one matmul over
+    # all T * 3 coordinates followed by a minimum over a stride-3 axis (the same numbers: the same dot products).
+    per_coordinate = to_barycentric.permute(0, 3, 2, 1)  # B x 3 (coordinate) x 3 ([x, y, 1]) x T
+    depth = points @ per_coordinate[:, 0]
+    for k in (1, 2):
+        depth = torch.minimum(depth, points @ per_coordinate[:, k])
+    depth, chosen = depth.max(-1)  # B x N
     maps = (to_barycentric @ corners_source).reshape(batch, count, 6)  # per triangle: [x, y, 1] -> source
     picked = torch.gather(maps, 1, chosen.unsqueeze(-1).expand(-1, -1, 6)).view(batch, -1, 3, 2)
     return (points.unsqueeze(2) @ picked).squeeze(2), chosen, depth
