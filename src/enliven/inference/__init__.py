@@ -6,6 +6,7 @@
   streams), cut the model's square and paste the result back;
 * :func:`animate_file`: a photo and a driving clip in, a video out, with a model loaded once by the caller
   (:func:`load_for_options`), progress callbacks and cancellation;
+* :func:`animate_frames`: the per-frame pipeline (keypoints | render | paste and write, overlapping on the cores);
 * :func:`set_threads`: the CPU threads the models use.
 
 The family and backend registries are :mod:`enliven.families` and :mod:`enliven.backends`.
@@ -13,16 +14,10 @@ The family and backend registries are :mod:`enliven.families` and :mod:`enliven.
 
 from __future__ import annotations
 
-from enliven.inference.animate import (
-    AnimateOptions,
-    AnimateResult,
-    Cancelled,
-    animate_file,
-    find_best_frame,
-    load_for_options,
-)
+from enliven.inference.animate import AnimateOptions, AnimateResult, animate_file, find_best_frame, load_for_options
 from enliven.inference.animator import Animator, resolve_device
 from enliven.inference.cropper import Crop, FaceCropper
+from enliven.inference.pipeline import Cancelled, animate_frames
 from enliven.inference.threads import default_threads, set_threads
 
 __all__ = [
@@ -33,6 +28,7 @@ __all__ = [
     "Crop",
     "FaceCropper",
     "animate_file",
+    "animate_frames",
     "default_threads",
     "find_best_frame",
     "load_for_options",

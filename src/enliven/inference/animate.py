@@ -13,22 +13,19 @@ driving clip's frame rate and audio are kept.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from enliven.backends import get_backend
-from enliven.errors import EnlivenError, InputError, NoFaceError
+from enliven.errors import InputError, NoFaceError
 from enliven.inference.animator import Animator
 from enliven.inference.cropper import FaceCropper
-from enliven.io import VideoSource, check_output_path, open_writer, probe, read_image
-from enliven.io.writers import FrameWriter
+from enliven.inference.pipeline import CancelFlag, ProgressCallback, animate_frames
+from enliven.io import VideoSource, check_output_path, probe, read_image
 from enliven.models.base import MotionTransferModel
 from enliven.preprocess import Box, FaceLandmarker, best_matching_frame
 from enliven.types import MotionMode
@@ -36,22 +33,6 @@ from enliven.weights import LoadedModel
 
 #: Frame rate given to driving frames passed as arrays (they carry no timing).
 ARRAY_FPS = 25.0
-
-
-class Cancelled(EnlivenError):
-    """The caller cancelled the work; nothing was written."""
-
-    exit_code = 130
-
-
-class CancelFlag(Protocol):
-    """Anything with ``is_set()``, e.g. a :class:`threading.Event`."""
-
-    def is_set(self) -> bool: ...
-
-
-#: ``on_progress(frames_done, frames_total)``; the total is ``None`` when the clip's length is unknown.
-ProgressCallback = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -166,7 +147,7 @@ def animate_file(
         best = find_best_frame(clip.frames(), source_crop.image, boxes, clip.what) if options.find_best_frame else None
         if best is not None:
             animator.set_reference(cropper.cut(clip.frame_at(best), _box_at(boxes, best)))
-        written = _animate_frames(
+        written = animate_frames(
             clip.frames(),
             crop=lambda index, frame: cropper.cut(frame, _box_at(boxes, index)),
             animator=animator,
@@ -190,111 +171,6 @@ def animate_file(
         best,
         loaded.metadata.get("untrained") == "true",
     )
-
-
-#: Frames that may wait between two stages of the pipeline (a few: memory stays flat, stages never starve).
-PIPELINE_DEPTH = 4
-_DONE = object()
-
-
-def _animate_frames(
-    frames: Iterator[np.ndarray],
-    *,
-    crop: Callable[[int, np.ndarray], np.ndarray],
-    animator: Animator,
-    batch_size: int,
-    finish: Callable[[np.ndarray], np.ndarray] | None,
-    output: Path,
-    fps: float,
-    audio: Path | None,
-    total: int | None,
-    on_progress: ProgressCallback | None,
-    cancel: CancelFlag | None,
-) -> int:
-    """Crop, animate and write every frame (``batch_size`` per model call) as a three-stage pipeline: a thread
-    crops each frame and finds its keypoints (MediaPipe's face mesh, or the model's detector), this thread renders,
-    a third pastes back and writes. torch, MediaPipe, OpenCV and the encoder's pipe release the GIL, so on a 2-core
-    CPU the stages overlap and a frame costs about its slowest stage, not their sum. Frames stay in order; an error
-    in any stage stops the others and is raised here. Returns the number of frames written."""
-    keypoints: queue.Queue = queue.Queue(PIPELINE_DEPTH)
-    rendered: queue.Queue = queue.Queue(PIPELINE_DEPTH)
-    stop = threading.Event()
-    failures: list[BaseException] = []
-    written = 0
-
-    def put(target: queue.Queue, item: object) -> bool:
-        while not stop.is_set():
-            try:
-                target.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def find_keypoints() -> None:
-        try:
-            batch: list[np.ndarray] = []
-            for index, frame in enumerate(frames):
-                batch.append(crop(index, frame))
-                if len(batch) == batch_size:
-                    if not put(keypoints, animator.driving_keypoints(np.stack(batch))):
-                        return
-                    batch = []
-            if batch:
-                put(keypoints, animator.driving_keypoints(np.stack(batch)))
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-            failures.append(err)
-            stop.set()
-        put(keypoints, _DONE)
-
-    def write(writer: FrameWriter) -> None:
-        nonlocal written
-        try:
-            while True:
-                try:
-                    item = rendered.get(timeout=0.1)
-                except queue.Empty:
-                    if stop.is_set():
-                        return
-                    continue
-                if item is _DONE:
-                    return
-                writer.write(finish(item) if finish is not None else item)
-                written += 1
-                if on_progress is not None:
-                    on_progress(written, total)
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-            failures.append(err)
-            stop.set()
-
-    with open_writer(output, fps=fps, audio_from=audio) as writer:
-        reader = threading.Thread(target=find_keypoints, name="enliven-keypoints", daemon=True)
-        writer_thread = threading.Thread(target=write, args=(writer,), name="enliven-writer", daemon=True)
-        reader.start()
-        writer_thread.start()
-        try:
-            while not stop.is_set():  # set when another stage failed
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("cancelled; no output was written.")
-                try:
-                    item = keypoints.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is _DONE:
-                    break
-                for animated in animator.animate_keypoints(item):
-                    put(rendered, animated)
-            put(rendered, _DONE)  # the writer finishes what is queued, then stops
-        except BaseException:
-            stop.set()
-            raise
-        finally:
-            writer_thread.join()
-            stop.set()  # the keypoint thread stops at its next frame (it is done already after a full clip)
-            reader.join()
-        if failures:
-            raise failures[0]
-    return written
 
 
 def _resolve_model(model: LoadedModel | MotionTransferModel | None, options: AnimateOptions) -> tuple[LoadedModel, str]:
