@@ -1,8 +1,9 @@
 """Per-frame cost and start-up of ``enliven animate``, end to end, as a user runs it; checkouts side by side.
 
 Each variant animates the bundled photo with the bundled 75-frame GRID clip and with the same clip played twice
-(150 frames), with ``--paste-back``, as a whole ``python -m enliven animate`` process. The difference of the two
-wall times, divided by 75, is the per-frame cost (start-up cancels); start-up is the 75-frame time less 75 frames.
+(150 frames; both re-encoded alike), with ``--paste-back``, as a whole ``python -m enliven animate`` process. The
+difference of the two wall times, divided by 75, is the per-frame cost (start-up cancels); start-up is the 75-frame
+time less 75 frames.
 Variants run in turn (A75 A150 B75 B150, A75 ...) so that a drift of the machine's speed hits all of them alike;
 medians over the rounds are printed, with the load average before and after.
 
@@ -51,30 +52,17 @@ class Variant:
         return cls(name, Path(path).resolve(), tuple(shlex.split(extra)), pairs)  # type: ignore[arg-type]
 
 
-def _doubled_clip(folder: Path) -> Path:
-    """The driving clip played twice (150 frames, audio too), made with the ffmpeg that enliven uses."""
+def _clips(folder: Path) -> dict[int, Path]:
+    """The driving clip once and played twice (75 and 150 frames, audio too), both encoded the same way, so that
+    decoding costs the same per frame in both (the ffmpeg that enliven uses)."""
     from enliven.io.ffmpeg import run_ffmpeg
 
-    out = folder / "driving-150.mp4"
+    codec = ["-c:v", "libx264", "-crf", "12", "-c:a", "aac"]
+    once, twice = folder / "driving-75.mp4", folder / "driving-150.mp4"
+    run_ffmpeg("-i", str(DRIVING), *codec, str(once))
     graph = "[0:v][0:v]concat=n=2:v=1[v];[0:a][0:a]concat=n=2:v=0:a=1[a]"
-    run_ffmpeg(
-        "-i",
-        str(DRIVING),
-        "-filter_complex",
-        graph,
-        "-map",
-        "[v]",
-        "-map",
-        "[a]",
-        "-c:v",
-        "libx264",
-        "-crf",
-        "12",
-        "-c:a",
-        "aac",
-        str(out),
-    )
-    return out
+    run_ffmpeg("-i", str(DRIVING), "-filter_complex", graph, "-map", "[v]", "-map", "[a]", *codec, str(twice))
+    return {FRAMES: once, 2 * FRAMES: twice}
 
 
 def _time(variant: Variant, driving: Path, output: Path) -> float:
@@ -109,7 +97,7 @@ def main() -> int:
     variants = args.variant or [Variant("this", ROOT, ())]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        clips = {FRAMES: DRIVING, 2 * FRAMES: _doubled_clip(folder)}
+        clips = _clips(folder)
         load_before = os.getloadavg()
         times: dict[tuple[str, int], list[float]] = {}
         for variant in variants:  # warm-up: file caches, first-run exports
