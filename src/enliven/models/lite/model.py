@@ -212,7 +212,8 @@ class LiteModel(MotionTransferModel):
         if self.kp_detector is None:
             raise TypeError(
                 "enliven-lite is driven by MediaPipe face-mesh landmarks computed outside the model; "
-                "use enliven.pipelines.Animator, which computes them, or pass Keypoints of 468 landmarks."
+                "use enliven.inference.Animator (or enliven.Animator), which computes them, or pass Keypoints of 468 "
+                "landmarks."
             )
         return Keypoints(self.kp_detector(image).value)
 
