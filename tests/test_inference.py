@@ -327,3 +327,48 @@ def test_a_size_the_model_cannot_take_is_one_sentence() -> None:
     with pytest.raises(InputError, match="cannot run at 40x40"):
         Animator(_tiny_fomm(), device="cpu", size=40)
     assert Animator(_tiny_fomm(), device="cpu", size=128).size == 128
+
+
+def test_a_failing_stage_stops_the_pipeline_and_leaves_no_output(tmp_path: Path, clip_frames: np.ndarray) -> None:
+    from enliven.inference import animate_frames
+
+    animator = Animator(_tiny_fomm(), device="cpu")
+    animator.set_source(clip_frames[0][:64, :64])
+
+    def crop(index: int, frame: np.ndarray) -> np.ndarray:
+        if index == 3:
+            raise InputError("frame 3 is broken")
+        return np.ascontiguousarray(frame[:64, :64])
+
+    def finish(frame: np.ndarray) -> np.ndarray:
+        return frame
+
+    options = {"animator": animator, "batch_size": 1, "fps": 25.0, "audio": None, "total": None, "cancel": None}
+    with pytest.raises(InputError, match="frame 3 is broken"):
+        animate_frames(
+            iter(clip_frames), crop=crop, finish=finish, output=tmp_path / "a.mp4", on_progress=None, **options
+        )
+    seen: list[int] = []
+
+    def failing_finish(frame: np.ndarray) -> np.ndarray:
+        raise OutputError("the disk is full")
+
+    with pytest.raises(OutputError, match="the disk is full"):
+        animate_frames(
+            iter(clip_frames),
+            crop=lambda i, f: np.ascontiguousarray(f[:64, :64]),
+            finish=failing_finish,
+            output=tmp_path / "b.mp4",
+            on_progress=lambda done, total: seen.append(done),
+            **options,
+        )
+    assert list(tmp_path.iterdir()) == [] and seen == []
+    written = animate_frames(
+        iter(clip_frames),
+        crop=lambda i, f: np.ascontiguousarray(f[:64, :64]),
+        finish=None,
+        output=tmp_path / "c.mp4",
+        on_progress=None,
+        **{**options, "batch_size": 5},
+    )
+    assert written == len(clip_frames) and (tmp_path / "c.mp4").is_file()
