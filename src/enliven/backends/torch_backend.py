@@ -36,4 +36,7 @@ class TorchBackend(Backend):
         return loaded
 
     def verify(self, model: MotionTransferModel, converted: MotionTransferModel) -> float:
-        return 0.0 if converted is model else float("nan")
+        """0: PyTorch runs the model itself (``cached`` returns it unchanged)."""
+        if converted is not model:
+            raise ValueError("the torch backend converts nothing; verify a model against itself")
+        return 0.0
