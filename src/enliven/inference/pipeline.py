@@ -60,7 +60,8 @@ def animate_frames(
     crops each frame and finds its keypoints (MediaPipe's face mesh, or the model's detector), this thread renders,
     a third pastes back and writes. torch, MediaPipe, OpenCV and the encoder's pipe release the GIL, so on a 2-core
     CPU the stages overlap and a frame costs about its slowest stage, not their sum. Frames stay in order; an error
-    in any stage stops the others and is raised here. Returns the number of frames written."""
+    in any stage stops the others and is raised here; ``on_progress`` is called from the writing thread.
+    Returns the number of frames written."""
     keypoints: queue.Queue = queue.Queue(PIPELINE_DEPTH)
     rendered: queue.Queue = queue.Queue(PIPELINE_DEPTH)
     stop = threading.Event()
@@ -90,6 +91,10 @@ def animate_frames(
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             failures.append(err)
             stop.set()
+        finally:
+            close = getattr(frames, "close", None)  # a decoder stopped early ends its ffmpeg process now
+            if close is not None:
+                close()
         put(keypoints, _DONE)
 
     def write(writer: FrameWriter) -> None:
