@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from enliven.errors import ConfigError
+from enliven.errors import CheckpointError, ConfigError
 
 
 def resolve(reference: Any) -> Any:
@@ -177,8 +177,6 @@ def family_of_checkpoint(entries: Mapping[str, Any]) -> Family:
     for family in families():
         if family.checkpoint_signature and all(name in entries for name in family.checkpoint_signature):
             return family
-    from enliven.errors import CheckpointError
-
     names = ", ".join(sorted(map(str, entries))[:6]) or "nothing"
     known = "; ".join(
         f"{f.name.upper()} ({', '.join(f.checkpoint_signature)})" for f in families() if f.checkpoint_signature
