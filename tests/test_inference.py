@@ -118,9 +118,6 @@ class MirrorBackend(Backend):
     name = "mirror-test"
     devices = ("cpu",)
 
-    def load(self, model=None, config=None, *, threads=None, cache_dir=None) -> LoadedModel:
-        return self.cached(load_model(model, config))
-
     def export(self, model, output, **options):
         raise NotImplementedError
 

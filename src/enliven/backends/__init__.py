@@ -61,7 +61,6 @@ class Backend(ABC):
         """The device an animator should use for ``requested`` (``auto``, ``cpu``, ``cuda``)."""
         return requested if "cuda" in self.devices else "cpu"
 
-    @abstractmethod
     def load(
         self,
         model: str | Path | None = None,
@@ -70,7 +69,8 @@ class Backend(ABC):
         threads: int | None = None,
         cache_dir: str | Path | None = None,
     ) -> LoadedModel:
-        """Load a preset name, checkpoint or release (``None``: the default model), or the backend's own files.
+        """Load a preset name, checkpoint or release (``None``: the default model) and convert it (:meth:`cached`);
+        a backend that also opens its own files (an ONNX export folder) overrides this.
 
         Args:
             model: what to load.
@@ -78,6 +78,9 @@ class Backend(ABC):
             threads: intra-op threads of the backend's runtime (``None``: torch's setting).
             cache_dir: where converted models are cached (``None``: the backend's default).
         """
+        from enliven.weights import load_model
+
+        return self.cached(load_model(model, config), threads=threads, cache_dir=cache_dir)
 
     @abstractmethod
     def export(self, model: MotionTransferModel, output: str | Path, **options: Any) -> Any:

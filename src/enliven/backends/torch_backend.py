@@ -7,7 +7,7 @@ from typing import Any
 
 from enliven.backends import Backend
 from enliven.models.base import MotionTransferModel
-from enliven.weights import LoadedModel, load_model, save_release
+from enliven.weights import LoadedModel, save_release
 
 
 class TorchBackend(Backend):
@@ -15,16 +15,6 @@ class TorchBackend(Backend):
 
     name = "torch"
     description = "PyTorch (CPU or CUDA)"
-
-    def load(
-        self,
-        model: str | Path | None = None,
-        config: str | Path | None = None,
-        *,
-        threads: int | None = None,
-        cache_dir: str | Path | None = None,
-    ) -> LoadedModel:
-        return load_model(model, config)
 
     def export(self, model: MotionTransferModel, output: str | Path, **options: Any) -> Path:
         """An enliven release file (weights, config and ``metadata=`` in one ``.safetensors``)."""

@@ -139,7 +139,9 @@ def animate_file(
         ) as animator,  # releases MediaPipe graphs of face-mesh models
         FaceCropper(animator.size, content=content, crop=options.crop, fps=clip.fps) as cropper,  # type: ignore[arg-type]
     ):
-        source_crop = cropper.crop_source(source_image, "the source" + clip.named(source))
+        source_crop = cropper.crop_source(
+            source_image, f"the source {source}" if isinstance(source, (str, Path)) else "the source"
+        )
         animator.set_source(source_crop.image)
         # Only a face search needs the whole clip before the first crop; otherwise the frames stream once.
         first = clip.first_pass() if cropper.finds_faces else clip.frames()
@@ -209,10 +211,6 @@ class _DrivingClip:
     @property
     def audio(self) -> Path | None:
         return self.path
-
-    @staticmethod
-    def named(source: object) -> str:
-        return f" {source}" if isinstance(source, (str, Path)) else ""
 
     def first_pass(self) -> Sequence[np.ndarray] | Iterator[np.ndarray]:
         """Every frame for the pass that finds the face: all of them decoded into memory (kept for the later

@@ -216,8 +216,7 @@ class Animator:
         """
         if self._source is None:
             raise RuntimeError("call set_source() before animating")
-        kp_driving, found = self._driving_keypoints(frames, frames_uint8)
-        return self._generate(kp_driving, found)
+        return self._generate(self._driving_keypoints(frames, frames_uint8))
 
     @torch.inference_mode()
     def animate_keypoints(self, keypoints: Keypoints | Tensor | np.ndarray, *, transfer: bool = True) -> np.ndarray:
@@ -247,7 +246,7 @@ class Animator:
         if keypoints.num_keypoints != expected:
             raise ValueError(f"this model is driven by {expected} keypoints, got {keypoints.num_keypoints}")
         if transfer:
-            output = self._generate(keypoints, ~keypoints.value.isnan().flatten(1).any(dim=1))
+            output = self._generate(keypoints)
         else:
             output = self.model.generate(self._source, keypoints)
         frames = self.to_uint8(output.prediction)
@@ -261,13 +260,14 @@ class Animator:
         clip's first face. Frames go in clip order, as to :meth:`__call__`."""
         array = np.asarray(frames)
         array = array[None] if array.ndim == 3 else array
-        tensor = self.to_tensor(array)
-        uint8 = array if array.shape[1:3] == (self.size, self.size) else None
-        return self._driving_keypoints(tensor, uint8)[0]
+        at_size = array.shape[1:3] == (self.size, self.size)  # the tracker takes these as they are: no round trip
+        return self._driving_keypoints(self.to_tensor(array), array if at_size else None)
 
-    def _generate(self, kp_driving: Keypoints, found: Tensor) -> GeneratorOutput:
-        """Transfer ``B`` driving keypoints (``found``: which rows are real) by the animator's mode and generate."""
+    def _generate(self, kp_driving: Keypoints) -> GeneratorOutput:
+        """Transfer ``B`` driving keypoints by the animator's mode and generate. Rows of NaN (face-mesh frames before
+        the clip's first face) show the source, unmoved."""
         assert self._source is not None
+        found = ~kp_driving.value.isnan().flatten(1).any(dim=1)
         rest = self._source.keypoints.value  # frames before the clip's first face show the source, unmoved
         if self._reference is None:
             if not bool(found.any()):
@@ -280,16 +280,11 @@ class Animator:
             kp = Keypoints(torch.where(found[:, None, None], kp.value, rest))
         return self.model.generate(self._source, kp)
 
-    def _driving_keypoints(self, frames: Tensor, frames_uint8: np.ndarray | None = None) -> tuple[Keypoints, Tensor]:
-        """Keypoints of ``B`` driving frames, and which frames have them (``B`` bools; only face-mesh models can
-        lack them: the frames before the clip's first face, whose rows are NaN)."""
+    def _driving_keypoints(self, frames: Tensor, frames_uint8: np.ndarray | None = None) -> Keypoints:
+        """Keypoints of ``B`` driving frames (face-mesh rows are NaN before the clip's first face)."""
         if self._tracker is None:
-            return self.model.detect_keypoints(frames), torch.ones(
-                frames.shape[0], dtype=torch.bool, device=frames.device
-            )
-        keypoints = self._tracker.driving(self.to_uint8(frames) if frames_uint8 is None else frames_uint8)
-        keypoints = keypoints.to(self.device)
-        return keypoints, ~keypoints.value.isnan().flatten(1).any(dim=1)
+            return self.model.detect_keypoints(frames)
+        return self._tracker.driving(self.to_uint8(frames) if frames_uint8 is None else frames_uint8).to(self.device)
 
     def close(self) -> None:
         """Release MediaPipe's graphs (face-mesh models); the animator cannot animate afterwards."""
@@ -302,14 +297,13 @@ class Animator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @torch.inference_mode()
     def __call__(self, frames: np.ndarray | Sequence[np.ndarray] | Tensor) -> np.ndarray:
         """Animate one frame (``H x W x 3`` uint8 -> ``size x size x 3``) or a batch (``N x H x W x 3``)."""
+        if isinstance(frames, Tensor):
+            return self.to_uint8(self.animate(self.to_tensor(frames)).prediction)
+        if self._source is None:
+            raise RuntimeError("call set_source() before animating")
         single = isinstance(frames, np.ndarray) and frames.ndim == 3
-        tensor = self.to_tensor(frames)
-        uint8 = None
-        if not isinstance(frames, Tensor):
-            array = np.asarray(frames)
-            if array.shape[-3:-1] == (self.size, self.size):  # already at the model's size: no round trip
-                uint8 = array[None] if single else array
-        out = self.to_uint8(self.animate(tensor, uint8).prediction)
+        out = self.to_uint8(self._generate(self.driving_keypoints(frames)).prediction)
         return out[0] if single else out
