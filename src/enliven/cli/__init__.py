@@ -39,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from enliven.inference.allocator import keep_freed_memory
+
+        keep_freed_memory()  # before the first large tensor: see its module
         if "threads" in vars(args):  # every command that runs a model has --threads
             from enliven.inference.threads import set_threads
 

@@ -98,6 +98,10 @@ class Animator:
         size: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            from enliven.inference.allocator import keep_freed_memory
+
+            keep_freed_memory()  # a frame's temporaries reuse freed memory instead of fresh pages
         self.model = model.to(self.device).eval()
         self.mode = MotionMode(mode)
         if self.mode not in model.supported_modes:
