@@ -327,7 +327,7 @@ def test_a_size_the_model_cannot_take_is_one_sentence() -> None:
 
 
 def test_a_failing_stage_stops_the_pipeline_and_leaves_no_output(tmp_path: Path, clip_frames: np.ndarray) -> None:
-    from enliven.inference import animate_frames
+    from enliven.inference.pipeline import animate_frames, frame_keypoints
 
     animator = Animator(_tiny_fomm(), device="cpu")
     animator.set_source(clip_frames[0][:64, :64])
@@ -340,11 +340,12 @@ def test_a_failing_stage_stops_the_pipeline_and_leaves_no_output(tmp_path: Path,
     def finish(frame: np.ndarray) -> np.ndarray:
         return frame
 
-    options = {"animator": animator, "batch_size": 1, "fps": 25.0, "audio": None, "total": None, "cancel": None}
+    def keypoints(crop_frame, batch_size: int = 1):  # type: ignore[no-untyped-def]
+        return frame_keypoints(iter(clip_frames), crop_frame, animator, batch_size)
+
+    options = {"animator": animator, "fps": 25.0, "audio": None, "total": None, "cancel": None}
     with pytest.raises(InputError, match="frame 3 is broken"):
-        animate_frames(
-            iter(clip_frames), crop=crop, finish=finish, output=tmp_path / "a.mp4", on_progress=None, **options
-        )
+        animate_frames(keypoints(crop), finish=finish, output=tmp_path / "a.mp4", on_progress=None, **options)
     seen: list[int] = []
 
     def failing_finish(frame: np.ndarray) -> np.ndarray:
@@ -352,8 +353,7 @@ def test_a_failing_stage_stops_the_pipeline_and_leaves_no_output(tmp_path: Path,
 
     with pytest.raises(OutputError, match="the disk is full"):
         animate_frames(
-            iter(clip_frames),
-            crop=lambda i, f: np.ascontiguousarray(f[:64, :64]),
+            keypoints(lambda i, f: np.ascontiguousarray(f[:64, :64])),
             finish=failing_finish,
             output=tmp_path / "b.mp4",
             on_progress=lambda done, total: seen.append(done),
@@ -361,11 +361,10 @@ def test_a_failing_stage_stops_the_pipeline_and_leaves_no_output(tmp_path: Path,
         )
     assert list(tmp_path.iterdir()) == [] and seen == []
     written = animate_frames(
-        iter(clip_frames),
-        crop=lambda i, f: np.ascontiguousarray(f[:64, :64]),
+        keypoints(lambda i, f: np.ascontiguousarray(f[:64, :64]), batch_size=5),
         finish=None,
         output=tmp_path / "c.mp4",
         on_progress=None,
-        **{**options, "batch_size": 5},
+        **options,
     )
     assert written == len(clip_frames) and (tmp_path / "c.mp4").is_file()

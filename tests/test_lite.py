@@ -297,3 +297,30 @@ def test_learned_keypoint_variant_trains_with_equivariance() -> None:
         animator = Animator(model, device="cpu")  # no MediaPipe: the model finds its own keypoints
         animator.set_source(torch.rand(1, 3, TINY_SIDE, TINY_SIDE))
         assert animator.animate(torch.rand(2, 3, TINY_SIDE, TINY_SIDE)).prediction.shape == (2, 3, TINY_SIDE, TINY_SIDE)
+
+
+def test_the_triangle_search_gives_the_same_numbers_in_any_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from enliven.models.lite import motion
+
+    generator = torch.Generator().manual_seed(3)
+    points_source = torch.rand(2, 60, 2, generator=generator) * 2 - 1
+    points_driving = points_source + 0.05 * torch.randn(2, 60, 2, generator=generator)
+    triangles = torch.randint(0, 60, (2, 90, 3), generator=generator)
+    grid = torch.rand(1, 300, 2, generator=generator) * 2 - 1
+    monkeypatch.setattr(motion, "SEARCH_CHUNK", 10_000)
+    whole = motion.piecewise_affine_flow(points_source, points_driving, triangles, grid)
+    monkeypatch.setattr(motion, "SEARCH_CHUNK", 7)
+    chunked = motion.piecewise_affine_flow(points_source, points_driving, triangles, grid)
+    for a, b in zip(whole, chunked, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_keep_freed_memory_is_set_once() -> None:
+    import platform
+
+    from enliven.inference.allocator import keep_freed_memory
+
+    applies = keep_freed_memory()
+    assert keep_freed_memory() is applies
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert applies

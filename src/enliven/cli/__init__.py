@@ -8,6 +8,7 @@ commands parse into typed values, make one library call and print one clear sent
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -42,11 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from enliven.inference.allocator import keep_freed_memory
 
         keep_freed_memory()  # before the first large tensor: see its module
-        if "threads" in vars(args):  # every command that runs a model has --threads
-            from enliven.inference.threads import set_threads
+        # A command may start work that needs no torch (animate: its face worker) before torch is imported.
+        before_torch = getattr(args, "before_torch", None)
+        with before_torch(args) if before_torch is not None else contextlib.nullcontext():
+            if "threads" in vars(args):  # every command that runs a model has --threads
+                from enliven.inference.threads import set_threads
 
-            set_threads(args.threads)
-        return int(args.handler(args) or 0)
+                set_threads(args.threads)  # imports torch
+            return int(args.handler(args) or 0)
     except EnlivenError as err:
         print(f"enliven: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 from enliven.backends import backend_names
 from enliven.cli.arguments import add_device_argument, add_threads_argument, model_size, positive_int
+
+if TYPE_CHECKING:
+    from enliven.inference.face_worker import FaceWorker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,12 +81,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "relative and absolute modes; needs the 'export' extra) (default torch)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, before_torch=start_face_worker)
+
+
+def start_face_worker(args: argparse.Namespace) -> contextlib.AbstractContextManager[object]:
+    """Start the face worker (it finds the faces while this process imports torch); the CLI closes it after ``run``."""
+    from enliven.inference.face_worker import FaceWorker
+
+    args.face_worker = None
+    if args.crop and not args.find_best_frame:  # as animate_file's worker_helps
+        args.face_worker = FaceWorker.start(args.source, args.driving, smooth_track=args.smooth_track)
+        return args.face_worker
+    return contextlib.nullcontext()
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    return _animate(args, getattr(args, "face_worker", None), tqdm)
+
+
+def _animate(args: argparse.Namespace, worker: FaceWorker | None, tqdm: type) -> int:
     from enliven.inference import AnimateOptions, animate_file
     from enliven.types import MotionMode
 
@@ -100,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         threads=args.threads,
     )
-    bar: tqdm | None = None  # made at the first frame, so that an error before it prints no empty bar
+    bar = None  # made at the first frame, so that an error before it prints no empty bar
 
     def progress(done: int, total: int | None) -> None:
         nonlocal bar
@@ -110,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = animate_file(
-            args.source, args.driving, args.output, options, on_progress=None if args.quiet else progress
+            args.source,
+            args.driving,
+            args.output,
+            options,
+            on_progress=None if args.quiet else progress,
+            face_worker=worker,
         )
     finally:
         if bar is not None:

@@ -21,18 +21,23 @@ from pathlib import Path
 import numpy as np
 
 from enliven.backends import get_backend
-from enliven.errors import InputError, NoFaceError
+from enliven.errors import NoFaceError
 from enliven.inference.animator import Animator
-from enliven.inference.cropper import FaceCropper
-from enliven.inference.pipeline import CancelFlag, ProgressCallback, animate_frames
-from enliven.io import VideoSource, check_output_path, probe, read_image
+from enliven.inference.cropper import Crop, FaceCropper
+from enliven.inference.driving import DrivingClip, box_at, checked_image, read_source
+from enliven.inference.face_worker import FaceWorker
+from enliven.inference.pipeline import (
+    CancelFlag,
+    ProgressCallback,
+    animate_frames,
+    batched_points,
+    frame_keypoints,
+)
+from enliven.io import check_output_path
 from enliven.models.base import MotionTransferModel
 from enliven.preprocess import Box, FaceLandmarker, best_matching_frame
-from enliven.types import MotionMode
+from enliven.types import Keypoints, MotionMode
 from enliven.weights import LoadedModel
-
-#: Frame rate given to driving frames passed as arrays (they carry no timing).
-ARRAY_FPS = 25.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,10 @@ class AnimateOptions:
             onnxruntime on the CPU (exported and cached on first use; relative and absolute modes only).
         threads: CPU threads of the model's runtime (``None``: leave torch's setting as it is).
         memory_budget_mb: decoded driving frames kept in memory for a single decode, at most this many MiB.
+        face_worker: start a :class:`~enliven.inference.face_worker.FaceWorker` (a second process, without torch,
+            that finds the faces and a face-mesh model's landmarks) when both inputs are files. It pays off when it
+            starts before torch is imported, as the CLI does (which passes its own worker); once this process has
+            torch and MediaPipe loaded, the worker's own imports (~1 s) cost more than they save.
     """
 
     model: str | None = None
@@ -73,6 +82,7 @@ class AnimateOptions:
     backend: str = "torch"
     threads: int | None = None
     memory_budget_mb: int = 1024
+    face_worker: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ def animate_file(
     model: LoadedModel | MotionTransferModel | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
+    face_worker: FaceWorker | None = None,
 ) -> AnimateResult:
     """Animate ``source`` with the motion of ``driving`` and write ``output`` (see the module docstring).
 
@@ -119,6 +130,9 @@ def animate_file(
             a bare model, taken as a face model); ``None`` loads ``options.model`` through ``options.backend``.
         on_progress: called after each written frame with ``(done, total)``.
         cancel: checked before each frame; once set, :class:`Cancelled` is raised and nothing is written.
+        face_worker: a worker the caller started on the same ``source`` and ``driving`` (the CLI does, before it
+            imports torch); ``animate_file`` closes it. ``None``: one is started here when it helps
+            (:func:`worker_helps`, ``options.face_worker``).
 
     Raises:
         InputError: missing/unreadable inputs, or no face where cropping needs one.
@@ -128,51 +142,128 @@ def animate_file(
     started = time.perf_counter()
     options = options or AnimateOptions()
     paths = [p for p in (source, driving) if isinstance(p, (str, Path))]
-    output = check_output_path(output, inputs=paths)
-    clip = _DrivingClip(driving, options.memory_budget_mb)
-    source_image = _read_source(Path(source)) if isinstance(source, (str, Path)) else _checked_image(source)
-    loaded, device = _resolve_model(model, options)
-    content = loaded.metadata.get("content", "face")
-    with (
-        Animator(
-            loaded.model, device=device, mode=options.mode, adapt_scale=options.adapt_scale, size=options.size
-        ) as animator,  # releases MediaPipe graphs of face-mesh models
-        FaceCropper(animator.size, content=content, crop=options.crop, fps=clip.fps) as cropper,  # type: ignore[arg-type]
-    ):
-        source_crop = cropper.crop_source(
-            source_image, f"the source {source}" if isinstance(source, (str, Path)) else "the source"
-        )
-        animator.set_source(source_crop.image)
-        # Only a face search needs the whole clip before the first crop; otherwise the frames stream once.
-        first = clip.first_pass() if cropper.finds_faces else clip.frames()
-        boxes = cropper.clip_boxes(first, smooth_track=options.smooth_track, what=clip.what)
-        best = find_best_frame(clip.frames(), source_crop.image, boxes, clip.what) if options.find_best_frame else None
-        if best is not None:
-            animator.set_reference(cropper.cut(clip.frame_at(best), _box_at(boxes, best)))
-        written = animate_frames(
-            clip.frames(),
-            crop=lambda index, frame: cropper.cut(frame, _box_at(boxes, index)),
-            animator=animator,
-            batch_size=options.batch_size,
-            finish=(lambda animated: cropper.paste(source_image, animated, source_crop.box))
-            if options.paste_back
-            else None,
-            output=output,
-            fps=clip.fps,
-            audio=clip.audio,
-            total=clip.length,
-            on_progress=on_progress,
-            cancel=cancel,
-        )
+    worker = face_worker
+    try:
+        output = check_output_path(output, inputs=paths)
+        if worker is None and options.face_worker and worker_helps(source, driving, options):
+            worker = FaceWorker.start(  # finds the faces while this process loads the model
+                source, driving, smooth_track=options.smooth_track, memory_budget_mb=options.memory_budget_mb
+            )
+        clip = DrivingClip(driving, options.memory_budget_mb)
+        source_image = read_source(Path(source)) if isinstance(source, (str, Path)) else checked_image(source)
+        loaded, device = _resolve_model(model, options)
+        content = loaded.metadata.get("content", "face")
+        with (
+            Animator(
+                loaded.model, device=device, mode=options.mode, adapt_scale=options.adapt_scale, size=options.size
+            ) as animator,  # releases MediaPipe graphs of face-mesh models
+            FaceCropper(animator.size, content=content, crop=options.crop, fps=clip.fps) as cropper,  # type: ignore[arg-type]
+        ):
+            if worker is not None and not cropper.finds_faces:
+                worker.close()
+                worker = None
+            what = f"the source {source}" if isinstance(source, (str, Path)) else "the source"
+            if worker is not None:
+                plan = _plan_with_worker(worker, clip, source_image, animator, cropper, options)
+            else:
+                plan = _plan_here(clip, source_image, what, animator, cropper, options)
+            written = animate_frames(
+                plan.keypoints,
+                animator=animator,
+                finish=(lambda animated: cropper.paste(source_image, animated, plan.source_crop.box))
+                if options.paste_back
+                else None,
+                output=output,
+                fps=clip.fps,
+                audio=clip.audio,
+                total=clip.length,
+                on_progress=on_progress,
+                cancel=cancel,
+            )
+    finally:
+        if worker is not None:
+            worker.close()
     return AnimateResult(
         output,
         written,
         float(clip.fps),
         time.perf_counter() - started,
-        source_crop.box,
-        best,
+        plan.source_crop.box,
+        plan.best_frame,
         loaded.metadata.get("untrained") == "true",
     )
+
+
+def worker_helps(
+    source: str | Path | np.ndarray, driving: str | Path | Sequence[np.ndarray], options: AnimateOptions
+) -> bool:
+    """Whether :func:`animate_file` finds faces in a :class:`FaceWorker` for these inputs: both are files (arrays
+    stay in this process), faces are cropped, and no best frame is searched (that needs every frame here)."""
+    return (
+        isinstance(source, (str, Path))
+        and isinstance(driving, (str, Path))
+        and options.crop
+        and not (options.find_best_frame)
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The encoded source's crop, the driving keypoints to render, and the reference frame chosen (if any)."""
+
+    source_crop: Crop
+    keypoints: Iterator[Keypoints | np.ndarray]
+    best_frame: int | None = None
+
+
+def _plan_here(
+    clip: DrivingClip,
+    source_image: np.ndarray,
+    what: str,
+    animator: Animator,
+    cropper: FaceCropper,
+    options: AnimateOptions,
+) -> _Plan:
+    """Find the faces and the driving keypoints in this process; the source is encoded."""
+    source_crop = cropper.crop_source(source_image, what)
+    animator.set_source(source_crop.image)
+    # Only a face search needs the whole clip before the first crop; otherwise the frames stream once.
+    first = clip.first_pass() if cropper.finds_faces else clip.frames()
+    boxes = cropper.clip_boxes(first, smooth_track=options.smooth_track, what=clip.what)
+    best = find_best_frame(clip.frames(), source_crop.image, boxes, clip.what) if options.find_best_frame else None
+    if best is not None:
+        animator.set_reference(cropper.cut(clip.frame_at(best), box_at(boxes, best)))
+    keypoints = frame_keypoints(
+        clip.frames(), lambda index, frame: cropper.cut(frame, box_at(boxes, index)), animator, options.batch_size
+    )
+    return _Plan(source_crop, keypoints, best)
+
+
+def _plan_with_worker(
+    worker: FaceWorker,
+    clip: DrivingClip,
+    source_image: np.ndarray,
+    animator: Animator,
+    cropper: FaceCropper,
+    options: AnimateOptions,
+) -> _Plan:
+    """Take the faces from the worker and, for a face-mesh model, the driving landmarks too; the source is encoded."""
+    faces = worker.plan()
+    source_crop = Crop(cropper.cut(source_image, faces.source_box), faces.source_box, True)
+    if animator.uses_face_mesh and not options.find_best_frame:
+        source_points, points = worker.landmarks(animator.size)
+        animator.set_source(source_crop.image, source_points)
+        return _Plan(source_crop, batched_points(points, options.batch_size))
+    worker.close()  # a model with its own detector takes the boxes only
+    animator.set_source(source_crop.image)
+    best = None
+    if options.find_best_frame:
+        best = find_best_frame(clip.frames(), source_crop.image, faces.boxes, clip.what)
+        animator.set_reference(cropper.cut(clip.frame_at(best), box_at(faces.boxes, best)))
+    keypoints = frame_keypoints(
+        clip.frames(), lambda index, frame: cropper.cut(frame, box_at(faces.boxes, index)), animator, options.batch_size
+    )
+    return _Plan(source_crop, keypoints, best)
 
 
 def _resolve_model(model: LoadedModel | MotionTransferModel | None, options: AnimateOptions) -> tuple[LoadedModel, str]:
@@ -183,86 +274,6 @@ def _resolve_model(model: LoadedModel | MotionTransferModel | None, options: Ani
     backend = get_backend(options.backend)
     backend.check_loaded(model, options.size)
     return model, backend.device(options.device)
-
-
-class _DrivingClip:
-    """The driving frames: decoded once while they fit the memory budget (kept for the passes after the first),
-    else decoded again for each pass."""
-
-    def __init__(self, driving: str | Path | Sequence[np.ndarray], budget_mb: int) -> None:
-        self._budget = budget_mb * 2**20
-        self._kept: list[np.ndarray] | None = None
-        if isinstance(driving, (str, Path)):
-            self.path: Path | None = Path(driving)
-            self._video: VideoSource | None = VideoSource(self.path)
-            self.fps = float(self._video.fps)
-            self.length = _known_length(self._video)
-        else:
-            self.path, self._video = None, None
-            self._kept = [_checked_image(frame, "a driving frame") for frame in driving]
-            if not self._kept:
-                raise InputError("the driving clip has no frames; pass at least one frame.")
-            self.fps, self.length = ARRAY_FPS, len(self._kept)
-
-    @property
-    def what(self) -> str:
-        return f"the driving video {self.path}" if self.path is not None else "the driving frames"
-
-    @property
-    def audio(self) -> Path | None:
-        return self.path
-
-    def first_pass(self) -> Sequence[np.ndarray] | Iterator[np.ndarray]:
-        """Every frame for the pass that finds the face: all of them decoded into memory (kept for the later
-        passes) when they fit the budget, else a stream (later passes decode again)."""
-        if self._kept is not None or self._video is None:
-            return self._kept or []
-        width, height = self._video.size
-        if self.length is not None and self.length * width * height * 3 > self._budget:
-            return iter(self._video)
-        kept: list[np.ndarray] = []
-        for frame in self._video:
-            kept.append(frame)
-            if len(kept) * frame.nbytes > self._budget:  # longer than the probe said: stream instead
-                return iter(self._video)
-        self._kept = kept
-        return kept
-
-    def frames(self) -> Iterator[np.ndarray]:
-        """Every frame, from memory when the first pass kept them."""
-        if self._kept is not None:
-            return iter(self._kept)
-        assert self._video is not None
-        return iter(self._video)
-
-    def frame_at(self, index: int) -> np.ndarray:
-        for i, frame in enumerate(self.frames()):
-            if i == index:
-                return frame
-        raise InputError(
-            f"the driving video has fewer than {index + 1} frames on a second read; is it still being written?"
-        )
-
-
-def _box_at(boxes: list[Box] | None, index: int) -> Box | None:
-    return None if boxes is None else boxes[min(index, len(boxes) - 1)]
-
-
-def _read_source(path: Path) -> np.ndarray:
-    info = probe(path)
-    if info.kind == "image":
-        return read_image(path)
-    first = next(iter(VideoSource(path)), None)  # a video as source: its first frame
-    if first is None:
-        raise InputError(f"the source {path} has no frames; pass an image or a non-empty video.")
-    return first
-
-
-def _checked_image(image: np.ndarray, what: str = "the source image") -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise InputError(f"{what} must be an H x W x 3 uint8 RGB array, got {array.dtype} {array.shape}.")
-    return array
 
 
 def find_best_frame(
@@ -289,14 +300,7 @@ def find_best_frame(
     if source_landmarks is None:
         raise NoFaceError("--find-best-frame needs face landmarks but none were found in the source.")
     with FaceLandmarker(video=True) as landmarker:
-        driving_landmarks = [landmarker.landmarks(frame, _box_at(boxes, i)) for i, frame in enumerate(frames)]
+        driving_landmarks = [landmarker.landmarks(frame, box_at(boxes, i)) for i, frame in enumerate(frames)]
     if all(lm is None for lm in driving_landmarks):
         raise NoFaceError(f"--find-best-frame found no face landmarks in {what}.")
     return best_matching_frame(source_landmarks, driving_landmarks)
-
-
-def _known_length(video: VideoSource) -> int | None:
-    try:
-        return len(video)
-    except TypeError:
-        return None

@@ -114,11 +114,23 @@ class Animator:
         self._source: SourceEncoding | None = None
         self._reference: Keypoints | None = None
         self._scale = 1.0
-        self._tracker: FaceMeshTracker | None = None
-        if model.keypoint_source is KeypointSource.FACE_MESH:
+        self._face_mesh = model.keypoint_source is KeypointSource.FACE_MESH
+        self._tracker: FaceMeshTracker | None = None  # made on first use: landmarks given from outside need none
+
+    @property
+    def uses_face_mesh(self) -> bool:
+        """Whether the model is driven by MediaPipe face-mesh landmarks (468 points) instead of its own detector."""
+        return self._face_mesh
+
+    def _mesh(self) -> FaceMeshTracker:
+        if self._tracker is None:
             from enliven.inference.landmarks import FaceMeshTracker
 
             self._tracker = FaceMeshTracker()
+        return self._tracker
+
+    def _on_device(self, points: np.ndarray) -> Keypoints:
+        return Keypoints(torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(self.device))
 
     @classmethod
     def from_pretrained(
@@ -164,16 +176,29 @@ class Animator:
 
     # -- state -----------------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def set_source(self, image: np.ndarray | Tensor) -> None:
+    def set_source(self, image: np.ndarray | Tensor, landmarks: np.ndarray | None = None) -> None:
         """Encode the source once (``H x W x 3`` uint8 or ``1 x 3 x H x W`` float); forget the reference frame.
+
+        Args:
+            image: the source.
+            landmarks: for face-mesh models, the source's ``468 x 2`` (or ``1 x 468 x 2``) landmarks in ``[-1, 1]``
+                when found elsewhere (e.g. by :class:`~enliven.inference.face_worker.FaceWorker`); ``None``: found
+                here. Ignored by other models.
 
         Raises:
             NoFaceError: the model is driven by face landmarks and the source shows no face.
         """
         source = self.to_tensor(image)[:1]
         keypoints = None
-        if self._tracker is not None:
-            keypoints = self._tracker.source(self.to_uint8(source)[0]).to(self.device)
+        if self._face_mesh:
+            if self._tracker is not None:
+                self._tracker.restart()  # a new source starts a new driving clip
+            if landmarks is None:
+                landmarks = self._mesh().still(self.to_uint8(source)[0])
+            points = np.asarray(landmarks, dtype=np.float32).reshape(1, -1, 2)
+            if points.shape[1] != NUM_FACE_MESH_POINTS:
+                raise ValueError(f"expected {NUM_FACE_MESH_POINTS} source landmarks, got {points.shape[1]}")
+            keypoints = self._on_device(points)
         self._source = self.model.encode_source(source, keypoints)
         self.reset_reference()
 
@@ -181,10 +206,10 @@ class Animator:
     def set_reference(self, frame: np.ndarray | Tensor) -> None:
         """Measure relative motion against this driving frame (default: the first frame animated)."""
         frame_tensor = self.to_tensor(frame)[:1]
-        if self._tracker is None:
+        if not self._face_mesh:
             keypoints = self.model.detect_keypoints(frame_tensor)
         else:  # found on its own: the clip's tracking state stays untouched
-            keypoints = self._tracker.still(self.to_uint8(frame_tensor)[0]).to(self.device)
+            keypoints = self._on_device(self._mesh().still(self.to_uint8(frame_tensor)[0]))
         self._set_reference_keypoints(keypoints)
 
     def restart_tracking(self) -> None:
@@ -286,9 +311,9 @@ class Animator:
 
     def _driving_keypoints(self, frames: Tensor, frames_uint8: np.ndarray | None = None) -> Keypoints:
         """Keypoints of ``B`` driving frames (face-mesh rows are NaN before the clip's first face)."""
-        if self._tracker is None:
+        if not self._face_mesh:
             return self.model.detect_keypoints(frames)
-        return self._tracker.driving(self.to_uint8(frames) if frames_uint8 is None else frames_uint8).to(self.device)
+        return self._on_device(self._mesh().driving(self.to_uint8(frames) if frames_uint8 is None else frames_uint8))
 
     def close(self) -> None:
         """Release MediaPipe's graphs (face-mesh models); the animator cannot animate afterwards."""

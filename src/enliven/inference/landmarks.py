@@ -2,17 +2,17 @@
 
 MediaPipe finds the 468 landmarks of the source once (still-image mode) and tracks them through the driving frames
 (video mode: faster and steadier than detecting anew). Frames are taken at the model's size, as the training data
-stored its landmarks, and positions are returned in the models' ``[-1, 1]`` convention.
+stored its landmarks, and positions are returned in the models' ``[-1, 1]`` convention, as ``float32`` numpy
+arrays (``K x 2`` per image; wrap them in :class:`~enliven.types.Keypoints` for a model). The module does not import
+torch, so the driving worker (:mod:`enliven.inference.face_worker`) runs it in a process of its own.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from enliven.errors import NoFaceError
 from enliven.face_mesh import NUM_FACE_MESH_POINTS, pixels_to_normalized
-from enliven.types import Keypoints
 
 
 class FaceMeshTracker:
@@ -30,8 +30,8 @@ class FaceMeshTracker:
         self._landmarker_type = FaceLandmarker
         self._last: np.ndarray | None = None
 
-    def source(self, image: np.ndarray) -> Keypoints:
-        """Landmarks of a ``H x W x 3`` uint8 source (batch 1); restarts driving-frame tracking.
+    def source(self, image: np.ndarray) -> np.ndarray:
+        """Landmarks ``1 x 468 x 2`` of a ``H x W x 3`` uint8 source; restarts driving-frame tracking.
 
         Raises:
             NoFaceError: no face was found.
@@ -40,8 +40,9 @@ class FaceMeshTracker:
         self.restart()
         return keypoints
 
-    def still(self, image: np.ndarray) -> Keypoints:
-        """Landmarks of one ``H x W x 3`` uint8 image (batch 1) found on its own; driving-frame tracking is untouched.
+    def still(self, image: np.ndarray) -> np.ndarray:
+        """Landmarks ``1 x 468 x 2`` of one ``H x W x 3`` uint8 image found on its own (driving-frame tracking is
+        untouched).
 
         Raises:
             NoFaceError: no face was found.
@@ -54,7 +55,7 @@ class FaceMeshTracker:
             )
         return self._to_keypoints(points[None], image.shape)
 
-    def driving(self, frames: np.ndarray) -> Keypoints:
+    def driving(self, frames: np.ndarray) -> np.ndarray:
         """Landmarks of ``N x H x W x 3`` uint8 consecutive driving frames (``N x 468 x 2``, NaN before a face)."""
         if self._video is None:
             self._video = self._landmarker_type(video=True)
@@ -78,6 +79,6 @@ class FaceMeshTracker:
         self._still.close()
 
     @staticmethod
-    def _to_keypoints(points: np.ndarray, shape: tuple[int, ...]) -> Keypoints:
+    def _to_keypoints(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         height, width = shape[0], shape[1]
-        return Keypoints(torch.from_numpy(pixels_to_normalized(points, width, height).astype(np.float32)))
+        return pixels_to_normalized(points, width, height).astype(np.float32)

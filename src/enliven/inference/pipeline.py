@@ -1,9 +1,11 @@
-"""``animate_frames``: crop, animate and write a stream of frames as a pipeline whose stages overlap on the CPU.
+"""``animate_frames``: animate and write a stream of driving keypoints as a pipeline whose stages overlap on the CPU.
 
-Three stages, each in its own thread: crop each frame and find its keypoints (MediaPipe's face mesh, or the model's
-detector); render (the model); paste back and write. torch, MediaPipe, OpenCV and the encoder's pipe release the GIL,
-so on a 2-core CPU a frame costs about its slowest stage instead of their sum. Queues between the stages hold a few
-frames (:data:`PIPELINE_DEPTH`), so memory stays flat however long the stream is.
+Three stages, each in its own thread: the next driving keypoints (a frame cropped and its keypoints found, by
+MediaPipe's face mesh or the model's detector: :func:`frame_keypoints`; or landmarks read from the driving worker,
+:class:`~enliven.inference.face_worker.FaceWorker`); render (the model); paste back and write. torch, MediaPipe,
+OpenCV and the encoder's pipe release the GIL, so on a 2-core CPU a frame costs about its slowest stage instead of
+their sum. Queues between the stages hold a few frames (:data:`PIPELINE_DEPTH`), so memory stays flat however long
+the stream is.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from enliven.errors import EnlivenError
 from enliven.inference.animator import Animator
 from enliven.io import open_writer
 from enliven.io.writers import FrameWriter
+from enliven.types import Keypoints
 
 
 class Cancelled(EnlivenError):
@@ -40,14 +43,56 @@ ProgressCallback = Callable[[int, int | None], None]
 #: Frames that may wait between two stages of the pipeline (a few: memory stays flat, stages never starve).
 PIPELINE_DEPTH = 4
 _DONE = object()
+T = TypeVar("T")
 
 
-def animate_frames(
+def frame_keypoints(
     frames: Iterator[np.ndarray],
-    *,
     crop: Callable[[int, np.ndarray], np.ndarray],
     animator: Animator,
     batch_size: int,
+) -> Iterator[Keypoints]:
+    """The driving keypoints of ``frames``, ``batch_size`` frames at a time, each frame cut by ``crop(index, frame)``
+    (``size x size x 3`` uint8). Closing the iterator early closes ``frames`` (a decoder's ffmpeg process ends)."""
+    try:
+        crops = (crop(index, frame) for index, frame in enumerate(frames))
+        for batch in _batched(crops, batch_size):
+            yield animator.driving_keypoints(np.stack(batch))
+    finally:
+        _close(frames)
+
+
+def batched_points(points: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
+    """``K x 2`` driving points grouped into ``B x K x 2`` batches of ``batch_size`` (the last may be smaller).
+    Closing the iterator early closes ``points`` (e.g. :meth:`FaceWorker.landmarks`'s stream, which ends the worker)."""
+    try:
+        for batch in _batched(points, batch_size):
+            yield np.stack(batch)
+    finally:
+        _close(points)
+
+
+def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _close(items: object) -> None:
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
+
+
+def animate_frames(
+    keypoints: Iterator[Keypoints | np.ndarray],
+    *,
+    animator: Animator,
     finish: Callable[[np.ndarray], np.ndarray] | None,
     output: Path,
     fps: float,
@@ -56,13 +101,14 @@ def animate_frames(
     on_progress: ProgressCallback | None,
     cancel: CancelFlag | None,
 ) -> int:
-    """Crop, animate and write every frame (``batch_size`` per model call) as a three-stage pipeline: a thread
-    crops each frame and finds its keypoints (MediaPipe's face mesh, or the model's detector), this thread renders,
-    a third pastes back and writes. torch, MediaPipe, OpenCV and the encoder's pipe release the GIL, so on a 2-core
-    CPU the stages overlap and a frame costs about its slowest stage, not their sum. Frames stay in order; an error
-    in any stage stops the others and is raised here; ``on_progress`` is called from the writing thread.
-    Returns the number of frames written."""
-    keypoints: queue.Queue = queue.Queue(PIPELINE_DEPTH)
+    """Animate and write every batch of driving keypoints (for :meth:`Animator.animate_keypoints`: ``B x K x 2``,
+    e.g. from :func:`frame_keypoints` or :func:`batched_points`) as a three-stage pipeline: a thread takes the next
+    keypoints from the iterator (the cropping and face mesh happen there), this thread renders, a third pastes back
+    (``finish``) and writes. torch, MediaPipe, OpenCV and the encoder's pipe release the GIL, so on a 2-core CPU the
+    stages overlap and a frame costs about its slowest stage, not their sum. Frames stay in order; an error in any
+    stage stops the others and is raised here; ``on_progress`` is called from the writing thread. Stopping early
+    closes the iterator. Returns the number of frames written."""
+    found: queue.Queue = queue.Queue(PIPELINE_DEPTH)
     rendered: queue.Queue = queue.Queue(PIPELINE_DEPTH)
     stop = threading.Event()
     failures: list[BaseException] = []
@@ -79,23 +125,15 @@ def animate_frames(
 
     def find_keypoints() -> None:
         try:
-            batch: list[np.ndarray] = []
-            for index, frame in enumerate(frames):
-                batch.append(crop(index, frame))
-                if len(batch) == batch_size:
-                    if not put(keypoints, animator.driving_keypoints(np.stack(batch))):
-                        return
-                    batch = []
-            if batch:
-                put(keypoints, animator.driving_keypoints(np.stack(batch)))
+            for item in keypoints:
+                if not put(found, item):
+                    return
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             failures.append(err)
             stop.set()
         finally:
-            close = getattr(frames, "close", None)  # a decoder stopped early ends its ffmpeg process now
-            if close is not None:
-                close()
-        put(keypoints, _DONE)
+            _close(keypoints)  # a decoder or worker stopped early ends at once
+        put(found, _DONE)
 
     def write(writer: FrameWriter) -> None:
         nonlocal written
@@ -127,7 +165,7 @@ def animate_frames(
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("cancelled; no output was written.")
                 try:
-                    item = keypoints.get(timeout=0.1)
+                    item = found.get(timeout=0.1)
                 except queue.Empty:
                     continue
                 if item is _DONE:

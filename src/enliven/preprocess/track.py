@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from enliven.errors import NoFaceError
 from enliven.preprocess.boxes import Box
@@ -159,6 +158,8 @@ class FaceTrack:
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2
         log_size = np.log(boxes[:, 2:] - boxes[:, :2])
         size_sigma = 2 * sigma if size_sigma is None else size_sigma
+        from scipy.ndimage import gaussian_filter1d  # 0.23 s to import: only smoothed tracks need it
+
         if sigma > 0:
             centre = gaussian_filter1d(centre, sigma, axis=0, mode="nearest")
         if size_sigma > 0:

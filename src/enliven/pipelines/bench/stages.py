@@ -138,7 +138,9 @@ def time_stages(animator: Animator, inputs: BenchInputs, warmup: int) -> tuple[S
             animator.set_source(inputs.source)
             source_samples.append(time.perf_counter() - start)
         source = animator.to_tensor(inputs.source)
-        encoding = model.encode_source(source, None if tracker is None else tracker.source(inputs.source))
+        encoding = model.encode_source(
+            source, None if tracker is None else Keypoints(torch.from_numpy(tracker.source(inputs.source)))
+        )
         dense_ends: list[float] = []
         reference: tuple[Keypoints, float] | None = None
 
@@ -151,7 +153,7 @@ def time_stages(animator: Animator, inputs: BenchInputs, warmup: int) -> tuple[S
             if tracker is None:
                 kp_driving = model.detect_keypoints(tensor)
             else:
-                kp_driving = tracker.driving(mesh_input)
+                kp_driving = Keypoints(torch.from_numpy(tracker.driving(mesh_input)))
                 if bool(kp_driving.value.isnan().any()):  # no face yet: the unmoved source, as the Animator does
                     kp_driving = encoding.keypoints
             if reference is None:
