@@ -98,12 +98,10 @@ def start_face_worker(args: argparse.Namespace) -> contextlib.AbstractContextMan
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    return _animate(args, getattr(args, "face_worker", None), tqdm)
-
-
-def _animate(args: argparse.Namespace, worker: FaceWorker | None, tqdm: type) -> int:
     from enliven.inference import AnimateOptions, animate_file
     from enliven.types import MotionMode
+
+    worker: FaceWorker | None = getattr(args, "face_worker", None)  # from start_face_worker, run first by the CLI
 
     options = AnimateOptions(
         model=args.model,
@@ -120,7 +118,7 @@ def _animate(args: argparse.Namespace, worker: FaceWorker | None, tqdm: type) ->
         backend=args.backend,
         threads=args.threads,
     )
-    bar = None  # made at the first frame, so that an error before it prints no empty bar
+    bar: tqdm | None = None  # made at the first frame, so that an error before it prints no empty bar
 
     def progress(done: int, total: int | None) -> None:
         nonlocal bar
