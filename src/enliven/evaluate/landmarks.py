@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from enliven.preprocess._deps import import_dlib, import_mediapipe_solutions
+from enliven.preprocess.face import MediaPipeGraphs, pose_found
 
 #: A pose keypoint counts as detected when MediaPipe's visibility is at least this.
 POSE_MIN_VISIBILITY = 0.5
@@ -101,17 +102,25 @@ class MeshLandmarks:
         self._mesh.close()
 
 
-class PoseLandmarks:
-    """MediaPipe pose, 33 body keypoints; a keypoint below :data:`POSE_MIN_VISIBILITY` counts as not found."""
+class PoseLandmarks(MediaPipeGraphs):
+    """MediaPipe pose, 33 body keypoints; a keypoint below :data:`POSE_MIN_VISIBILITY` counts as not found. Its
+    native start-up messages are kept off the terminal (:class:`~enliven.preprocess.face.MediaPipeGraphs`)."""
 
     num_keypoints = 33
 
     def __init__(self) -> None:
+        super().__init__()
         solutions = import_mediapipe_solutions()
-        self._pose = solutions.pose.Pose(static_image_mode=True, model_complexity=1, min_detection_confidence=0.5)
+        self._pose = self._new(
+            solutions.pose.Pose,
+            pose_found,
+            static_image_mode=True,
+            model_complexity=1,
+            min_detection_confidence=0.5,
+        )
 
     def detect(self, image: np.ndarray) -> np.ndarray:
-        result = self._pose.process(np.ascontiguousarray(image))
+        result = self._process(self._pose, np.ascontiguousarray(image), pose_found)
         points = np.full((33, 2), np.nan)
         if result.pose_landmarks is None:
             return points
@@ -120,9 +129,6 @@ class PoseLandmarks:
             if mark.visibility >= POSE_MIN_VISIBILITY:
                 points[i] = (mark.x * w, mark.y * h)
         return points
-
-    def close(self) -> None:
-        self._pose.close()
 
 
 def make_detector(landmarks: LandmarkSet) -> KeypointDetector | None:

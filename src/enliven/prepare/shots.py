@@ -15,6 +15,7 @@ import numpy as np
 
 from enliven.preprocess import Box, FaceTrack, center_square_box, split_track, square_pad_box
 from enliven.preprocess._deps import import_mediapipe_solutions
+from enliven.preprocess.face import MediaPipeGraphs, pose_found
 
 Kind = Literal["faces", "bodies", "any"]
 AnyCrop = Literal["center", "full"]
@@ -47,20 +48,28 @@ def scene_ranges(num_frames: int, cuts: Iterable[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
-class PersonDetector:
+class PersonDetector(MediaPipeGraphs):
     """The box of the most prominent person, from MediaPipe pose landmarks (``mediapipe.solutions.pose``).
 
-    Runs in tracking mode (consecutive frames of one clip). MediaPipe is imported on construction.
+    Runs in tracking mode (consecutive frames of one clip). MediaPipe is imported on construction; its native
+    start-up messages are kept off the terminal (:class:`~enliven.preprocess.face.MediaPipeGraphs`).
     """
 
     def __init__(self) -> None:
+        super().__init__()
         solutions = import_mediapipe_solutions()
         # model_complexity=1 is the landmark model the wheel ships; the others are downloaded on first use.
-        self._pose = solutions.pose.Pose(static_image_mode=False, model_complexity=1, min_detection_confidence=0.5)
+        self._pose = self._new(
+            solutions.pose.Pose,
+            pose_found,
+            static_image_mode=False,
+            model_complexity=1,
+            min_detection_confidence=0.5,
+        )
 
     def detect(self, image: np.ndarray) -> Box | None:
         """Person box in an ``H x W x 3`` uint8 RGB image, or ``None`` if nobody is found."""
-        result = self._pose.process(np.ascontiguousarray(image))
+        result = self._process(self._pose, np.ascontiguousarray(image), pose_found)
         if result.pose_landmarks is None:
             return None
         h, w = image.shape[:2]
@@ -71,9 +80,6 @@ class PersonDetector:
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
         return Box(x0, y0, x1, y1).scaled(BODY_BOX_SCALE)
-
-    def close(self) -> None:
-        self._pose.close()
 
 
 def track_people(frames: Iterable[np.ndarray], detector: PersonDetector, stride: int = 1) -> FaceTrack:

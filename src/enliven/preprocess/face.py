@@ -57,7 +57,7 @@ class FaceDetection:
         return self.score * float(np.sqrt(self.box.area))
 
 
-#: What a new graph is first run on (see :class:`_MediaPipeGraphs`): small, so the run takes a few milliseconds.
+#: What a new graph is first run on (see :class:`MediaPipeGraphs`): small, so the run takes a few milliseconds.
 _BLANK_IMAGE = np.zeros((64, 64, 3), dtype=np.uint8)
 
 
@@ -67,7 +67,12 @@ def _check_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-class _MediaPipeGraphs:
+def pose_found(result: Any) -> bool:
+    """Whether a MediaPipe pose result found a person (its landmark path, and its one-time messages, have run)."""
+    return result.pose_landmarks is not None
+
+
+class MediaPipeGraphs:
     """Owns MediaPipe solution graphs and closes them (they hold native resources and threads).
 
     A graph's native side prints its messages while its calculators open, which its worker threads do after the
@@ -126,7 +131,7 @@ class _MediaPipeGraphs:
         self.close()
 
 
-class FaceDetector(_MediaPipeGraphs):
+class FaceDetector(MediaPipeGraphs):
     """MediaPipe face detector (BlazeFace) for photos and video frames.
 
     MediaPipe ships two models: ``"short"`` (128 px input) for faces filling ~20-100% of the frame, and
@@ -209,7 +214,7 @@ class FaceDetector(_MediaPipeGraphs):
 
     def _run(self, graph: Any, image: np.ndarray) -> list[FaceDetection]:
         h, w = image.shape[:2]
-        result = graph.process(image)  # the detector prints nothing after its warm-up run (_MediaPipeGraphs._new)
+        result = graph.process(image)  # the detector prints nothing after its warm-up run (MediaPipeGraphs._new)
         faces = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
@@ -230,7 +235,7 @@ def _suppress_duplicates(faces: list[FaceDetection], max_iou: float = 0.3) -> li
     return kept
 
 
-class FaceLandmarker(_MediaPipeGraphs):
+class FaceLandmarker(MediaPipeGraphs):
     """MediaPipe face mesh: 468 landmarks (478 with ``refine_landmarks``, adding the irises) of one face.
 
     Face mesh finds faces with the short-range detector, so a small face in a large frame needs ``box``
