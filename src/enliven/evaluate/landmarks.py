@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from enliven.preprocess._deps import import_dlib, import_mediapipe_solutions
+from enliven.preprocess._deps import import_dlib
 from enliven.preprocess.face import MediaPipeGraphs, pose_found
 
 #: A pose keypoint counts as detected when MediaPipe's visibility is at least this.
@@ -110,14 +110,7 @@ class PoseLandmarks(MediaPipeGraphs):
 
     def __init__(self) -> None:
         super().__init__()
-        solutions = import_mediapipe_solutions()
-        self._pose = self._new(
-            solutions.pose.Pose,
-            pose_found,
-            static_image_mode=True,
-            model_complexity=1,
-            min_detection_confidence=0.5,
-        )
+        self._pose = self._new_pose(static_image_mode=True)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         result = self._process(self._pose, np.ascontiguousarray(image), pose_found)

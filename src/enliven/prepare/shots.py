@@ -14,7 +14,6 @@ from typing import Literal
 import numpy as np
 
 from enliven.preprocess import Box, FaceTrack, center_square_box, split_track, square_pad_box
-from enliven.preprocess._deps import import_mediapipe_solutions
 from enliven.preprocess.face import MediaPipeGraphs, pose_found
 
 Kind = Literal["faces", "bodies", "any"]
@@ -57,15 +56,7 @@ class PersonDetector(MediaPipeGraphs):
 
     def __init__(self) -> None:
         super().__init__()
-        solutions = import_mediapipe_solutions()
-        # model_complexity=1 is the landmark model the wheel ships; the others are downloaded on first use.
-        self._pose = self._new(
-            solutions.pose.Pose,
-            pose_found,
-            static_image_mode=False,
-            model_complexity=1,
-            min_detection_confidence=0.5,
-        )
+        self._pose = self._new_pose(static_image_mode=False)
 
     def detect(self, image: np.ndarray) -> Box | None:
         """Person box in an ``H x W x 3`` uint8 RGB image, or ``None`` if nobody is found."""

@@ -107,6 +107,18 @@ class MediaPipeGraphs:
             self._unsettled.add(id(graph))
         return graph
 
+    def _new_pose(self, *, static_image_mode: bool) -> Any:
+        """A MediaPipe pose graph (33 body landmarks), built as :meth:`_new` does. Model complexity 1 is the landmark
+        model the wheel ships; the others would be downloaded on first use."""
+        solutions = import_mediapipe_solutions()
+        return self._new(
+            solutions.pose.Pose,
+            pose_found,
+            static_image_mode=static_image_mode,
+            model_complexity=1,
+            min_detection_confidence=0.5,
+        )
+
     def _process(self, graph: Any, image: np.ndarray, settled: Callable[[Any], bool] = lambda result: True) -> Any:
         """``graph.process(image)``, quietly until ``settled(result)`` says its one-time messages are behind it."""
         if id(graph) not in self._unsettled:
