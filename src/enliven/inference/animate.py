@@ -123,7 +123,7 @@ def animate_file(
     Args:
         source: an image (or video: its first frame) path, or an ``H x W x 3`` uint8 RGB array.
         driving: a video, GIF or frame-folder path, or a sequence of ``H x W x 3`` uint8 RGB frames
-            (:data:`ARRAY_FPS` frames per second, no audio).
+            (:data:`~enliven.inference.driving.ARRAY_FPS` frames per second, no audio).
         output: ``.mp4``/``.webm``/``.gif`` file, or a folder ending with ``/`` for PNG frames.
         options: how to animate (default :class:`AnimateOptions`).
         model: a model loaded once by the caller (:func:`load_for_options`, :func:`enliven.weights.load_model`, or
