@@ -106,3 +106,12 @@ def test_a_model_with_its_own_detector_takes_the_boxes_only(tmp_path: Path, shor
     assert with_worker.frames == here.frames == 12
     for a, b in zip(sorted((tmp_path / "worker").iterdir()), sorted((tmp_path / "here").iterdir()), strict=True):
         np.testing.assert_array_equal(read_image(a), read_image(b))
+
+
+def test_the_worker_serves_files_with_cropping_and_no_best_frame_search() -> None:
+    from enliven.inference.face_worker import worker_applies
+
+    assert worker_applies("a.jpg", Path("b.mp4"), crop=True, find_best_frame=False)
+    assert not worker_applies(np.zeros((8, 8, 3), np.uint8), "b.mp4", crop=True, find_best_frame=False)
+    assert not worker_applies("a.jpg", "b.mp4", crop=False, find_best_frame=False)
+    assert not worker_applies("a.jpg", "b.mp4", crop=True, find_best_frame=True)

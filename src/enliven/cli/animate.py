@@ -86,10 +86,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def start_face_worker(args: argparse.Namespace) -> contextlib.AbstractContextManager[object]:
     """Start the face worker (it finds the faces while this process imports torch); the CLI closes it after ``run``."""
-    from enliven.inference.face_worker import FaceWorker
+    from enliven.inference.face_worker import FaceWorker, worker_applies
 
     args.face_worker = None
-    if args.crop and not args.find_best_frame:  # as animate_file's worker_helps
+    if worker_applies(args.source, args.driving, crop=args.crop, find_best_frame=args.find_best_frame):
         args.face_worker = FaceWorker.start(args.source, args.driving, smooth_track=args.smooth_track)
         return args.face_worker
     return contextlib.nullcontext()

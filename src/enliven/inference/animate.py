@@ -25,7 +25,7 @@ from enliven.errors import NoFaceError
 from enliven.inference.animator import Animator
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.inference.driving import DrivingClip, box_at, checked_image, read_source
-from enliven.inference.face_worker import FaceWorker
+from enliven.inference.face_worker import FaceWorker, worker_applies
 from enliven.inference.pipeline import (
     CancelFlag,
     ProgressCallback,
@@ -132,7 +132,7 @@ def animate_file(
         cancel: checked before each frame; once set, :class:`Cancelled` is raised and nothing is written.
         face_worker: a worker the caller started on the same ``source`` and ``driving`` (the CLI does, before it
             imports torch); ``animate_file`` closes it. ``None``: one is started here when it helps
-            (:func:`worker_helps`, ``options.face_worker``).
+            (:func:`~enliven.inference.face_worker.worker_applies`, ``options.face_worker``).
 
     Raises:
         InputError: missing/unreadable inputs, or no face where cropping needs one.
@@ -145,7 +145,8 @@ def animate_file(
     worker = face_worker
     try:
         output = check_output_path(output, inputs=paths)
-        if worker is None and options.face_worker and worker_helps(source, driving, options):
+        applies = worker_applies(source, driving, crop=options.crop, find_best_frame=options.find_best_frame)
+        if worker is None and options.face_worker and applies:
             worker = FaceWorker.start(  # finds the faces while this process loads the model
                 source, driving, smooth_track=options.smooth_track, memory_budget_mb=options.memory_budget_mb
             )
@@ -194,19 +195,6 @@ def animate_file(
     )
 
 
-def worker_helps(
-    source: str | Path | np.ndarray, driving: str | Path | Sequence[np.ndarray], options: AnimateOptions
-) -> bool:
-    """Whether :func:`animate_file` finds faces in a :class:`FaceWorker` for these inputs: both are files (arrays
-    stay in this process), faces are cropped, and no best frame is searched (that needs every frame here)."""
-    return (
-        isinstance(source, (str, Path))
-        and isinstance(driving, (str, Path))
-        and options.crop
-        and not (options.find_best_frame)
-    )
-
-
 @dataclass(frozen=True)
 class _Plan:
     """The encoded source's crop, the driving keypoints to render, and the reference frame chosen (if any)."""
@@ -230,13 +218,7 @@ def _plan_here(
     # Only a face search needs the whole clip before the first crop; otherwise the frames stream once.
     first = clip.first_pass() if cropper.finds_faces else clip.frames()
     boxes = cropper.clip_boxes(first, smooth_track=options.smooth_track, what=clip.what)
-    best = find_best_frame(clip.frames(), source_crop.image, boxes, clip.what) if options.find_best_frame else None
-    if best is not None:
-        animator.set_reference(cropper.cut(clip.frame_at(best), box_at(boxes, best)))
-    keypoints = frame_keypoints(
-        clip.frames(), lambda index, frame: cropper.cut(frame, box_at(boxes, index)), animator, options.batch_size
-    )
-    return _Plan(source_crop, keypoints, best)
+    return _plan_frames(clip, source_crop, boxes, animator, cropper, options)
 
 
 def _plan_with_worker(
@@ -256,12 +238,24 @@ def _plan_with_worker(
         return _Plan(source_crop, batched_points(points, options.batch_size))
     worker.close()  # a model with its own detector takes the boxes only
     animator.set_source(source_crop.image)
-    best = None
-    if options.find_best_frame:
-        best = find_best_frame(clip.frames(), source_crop.image, faces.boxes, clip.what)
-        animator.set_reference(cropper.cut(clip.frame_at(best), box_at(faces.boxes, best)))
+    return _plan_frames(clip, source_crop, faces.boxes, animator, cropper, options)
+
+
+def _plan_frames(
+    clip: DrivingClip,
+    source_crop: Crop,
+    boxes: list[Box] | None,
+    animator: Animator,
+    cropper: FaceCropper,
+    options: AnimateOptions,
+) -> _Plan:
+    """Driving keypoints found in this process on the clip's frames cut at ``boxes``, after choosing the best
+    reference frame if asked; the source is already encoded."""
+    best = find_best_frame(clip.frames(), source_crop.image, boxes, clip.what) if options.find_best_frame else None
+    if best is not None:
+        animator.set_reference(cropper.cut(clip.frame_at(best), box_at(boxes, best)))
     keypoints = frame_keypoints(
-        clip.frames(), lambda index, frame: cropper.cut(frame, box_at(faces.boxes, index)), animator, options.batch_size
+        clip.frames(), lambda index, frame: cropper.cut(frame, box_at(boxes, index)), animator, options.batch_size
     )
     return _Plan(source_crop, keypoints, best)
 

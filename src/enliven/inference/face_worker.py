@@ -66,6 +66,12 @@ class FacePlan:
     boxes: list[Box]
 
 
+def worker_applies(source: object, driving: object, *, crop: bool, find_best_frame: bool) -> bool:
+    """Whether a worker can serve these inputs: both are files (arrays stay in the caller's process), faces are
+    cropped, and no best reference frame is searched (that needs every frame's landmarks beside the source's)."""
+    return isinstance(source, (str, Path)) and isinstance(driving, (str, Path)) and crop and not find_best_frame
+
+
 class FaceWorker:
     """A running worker process (see the module docstring); use :meth:`start`, and :meth:`close` when done."""
 
