@@ -33,15 +33,16 @@ from enliven.io.media import probe
 
 logger = logging.getLogger(__name__)
 
-Quality = Literal["low", "medium", "high"]
+Quality = Literal["low", "medium", "high", "live"]
 OutputKind = Literal["mp4", "mov", "mkv", "webm", "gif", "frames"]
 
 _FILE_KINDS: dict[str, OutputKind] = {".mp4": "mp4", ".mov": "mov", ".mkv": "mkv", ".webm": "webm", ".gif": "gif"}
 _FRAME_NAME = re.compile(r"^\d+\.png$")
 
-# H.264 CRF / x264 preset and VP9 CRF per quality level (lower CRF = better, bigger).
-_X264 = {"low": ("28", "veryfast"), "medium": ("23", "fast"), "high": ("18", "medium")}
-_VP9_CRF = {"low": "40", "medium": "33", "high": "24"}
+# H.264 CRF / x264 preset and VP9 CRF per quality level (lower CRF = better, bigger). "live" is for recording while a
+# model shares the CPU: the fastest presets, a low CRF to make up for them (bigger files, little CPU).
+_X264 = {"low": ("28", "veryfast"), "medium": ("23", "fast"), "high": ("18", "medium"), "live": ("20", "ultrafast")}
+_VP9_CRF = {"low": "40", "medium": "33", "high": "24", "live": "33"}
 # Convert with BT.709 (limited range) and tag the stream so that players do not guess BT.601 for small videos.
 _BT709_FILTER = (
     "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
@@ -143,7 +144,8 @@ def _encoder_args(kind: OutputKind, quality: Quality) -> list[str]:
         args = ["-c:v", "libx264", "-preset", preset, "-crf", crf, "-vf", _BT709_FILTER, "-pix_fmt", "yuv420p"]
         return args + (["-movflags", "+faststart"] if kind != "mkv" else [])
     if kind == "webm":
-        vp9 = ["-c:v", "libvpx-vp9", "-crf", _VP9_CRF[quality], "-b:v", "0", "-deadline", "good", "-cpu-used", "4"]
+        speed = ["-deadline", "realtime", "-cpu-used", "8"] if quality == "live" else ["-deadline", "good", "-cpu-used", "4"]
+        vp9 = ["-c:v", "libvpx-vp9", "-crf", _VP9_CRF[quality], "-b:v", "0", *speed]
         return [*vp9, "-row-mt", "1", "-vf", _BT709_FILTER, "-pix_fmt", "yuv420p"]
     if kind == "gif":
         # A palette per frame keeps ffmpeg streaming (a global palette would hold every frame until the end).
@@ -187,7 +189,8 @@ class FrameWriter:
         fps: frame rate of the output (ignored by PNG folders).
         audio_from: a media file whose first audio stream is muxed in, cut to the video's length (mp4, mov, mkv:
             AAC; webm: Opus); ignored if it has no audio, or for GIF and PNG outputs.
-        quality: ``"low"``, ``"medium"`` or ``"high"`` (H.264 CRF 28/23/18, VP9 CRF 40/33/24).
+        quality: ``"low"``, ``"medium"`` or ``"high"`` (H.264 CRF 28/23/18, VP9 CRF 40/33/24), or ``"live"`` (the
+            fastest encoder settings, for recording beside a model running live).
 
     The frame size is fixed by the first frame. H.264/VP9 with 4:2:0 chroma needs even sizes, so an odd
     width or height is padded by one repeated edge row/column (a 65 x 49 frame is stored as 66 x 50).
