@@ -33,6 +33,7 @@ RANKS = {
     "train": 6,
     "evaluate": 7,
     "pipelines": 7,
+    "live": 7,
     "tuning": 8,
     "cli": 9,
     "__main__": 9,

@@ -18,9 +18,8 @@ import pytest
 
 from enliven.errors import InputError, NoFaceError
 from enliven.io import read_frames
-from enliven.live import Camera, CameraFrame, CameraLost, Latest, LiveSession, LiveSettings, RecordOutput, run_live
+from enliven.live import Camera, CameraFrame, CameraLost, Latest, LiveSession, RecordOutput, run_live
 from enliven.live import camera as camera_module
-from enliven.live.loop import LiveStats
 from enliven.live.outputs import StreamOutput, _CameraClock
 from enliven.live.overlay import Corner, Overlay, fit, picture_in_picture, read_stamp, stamp_index
 
@@ -403,3 +402,47 @@ def test_latest_is_thread_safe():
     slot.close()
     reader.join()
     assert got == sorted(got) and got[-1] == 999 and len(got) + slot.dropped == 1000
+
+
+def test_virtual_camera_gets_every_frame_at_the_camera_size(monkeypatch, fresh, clip):
+    """pyvirtualcam's device cannot exist here (no v4l2loopback): a stand-in module records what the output sends,
+    and the real module's refusal is checked to become the one-sentence help."""
+    import types
+
+    from enliven.live.outputs import VirtualCameraOutput
+
+    sent = []
+
+    class FakeCamera:
+        def __init__(self, width, height, fps, device=None):
+            self.width, self.height, self.fps, self.device = width, height, fps, device or "/dev/video9"
+
+        def send(self, frame):
+            assert frame.shape == (self.height, self.width, 3) and frame.dtype == np.uint8
+            sent.append(frame)
+
+        def close(self):
+            sent.append("closed")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", types.SimpleNamespace(Camera=FakeCamera))
+    VirtualCameraOutput.check_available()
+    sent.clear()
+    output = VirtualCameraOutput(25.0)
+    with frames_camera(clip[:20]) as camera:
+        run_live(fresh, camera, [output])
+    assert sent[-1] == "closed" and len(sent) >= 15 and sent[0].shape == clip[0].shape
+
+    def refuse(**kwargs):
+        raise RuntimeError("'v4l2loopback' backend: no device found")
+
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", types.SimpleNamespace(Camera=lambda **kw: refuse(**kw)))
+    from enliven.errors import OutputError
+
+    with pytest.raises(OutputError, match="modprobe v4l2loopback"):
+        VirtualCameraOutput.check_available()

@@ -16,7 +16,19 @@ from collections.abc import Sequence
 from enliven.errors import EnlivenError
 
 # Sub-command modules, imported when the parser is built; each keeps its heavy imports inside its handler.
-COMMAND_MODULES = ("animate", "live", "models", "prepare", "data", "train", "release", "eval", "tune", "export", "bench")
+COMMAND_MODULES = (
+    "animate",
+    "live",
+    "models",
+    "prepare",
+    "data",
+    "train",
+    "release",
+    "eval",
+    "tune",
+    "export",
+    "bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

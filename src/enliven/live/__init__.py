@@ -33,7 +33,25 @@ _LAZY = {
     "WindowOutput": "window",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Avatar",
+    "Camera",
+    "CameraFrame",
+    "CameraLost",
+    "Corner",
+    "Latest",
+    "LiveFrame",
+    "LiveReport",
+    "LiveSession",
+    "LiveSettings",
+    "LiveStats",
+    "Overlay",
+    "RecordOutput",
+    "StreamOutput",
+    "VirtualCameraOutput",
+    "WindowOutput",
+    "run_live",
+]
 
 if TYPE_CHECKING:
     from enliven.live.camera import Camera, CameraFrame, CameraLost, Latest

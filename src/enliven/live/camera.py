@@ -170,9 +170,7 @@ class Camera:
         if source.info.kind != "video":
             raise InputError(f"the camera {path} is not a video; give a video file, a device index or a stream URL.")
         audio = path if source.info.has_audio else None
-        return cls(
-            lambda: iter(source), name=str(path), fps=source.fps, loop=loop, audio=audio, transform=transform
-        )
+        return cls(lambda: iter(source), name=str(path), fps=source.fps, loop=loop, audio=audio, transform=transform)
 
     @classmethod
     def _device(cls, target: int | str, name: str, *, transform) -> Camera:
@@ -276,7 +274,8 @@ class Camera:
                 if failures > self.retries:
                     self._error = CameraLost(
                         f"the camera {self.name} stopped delivering frames and did not come back after "
-                        f"{self.retries} tries; check its connection (or whether another program took it) and start again."
+                        f"{self.retries} tries; check its connection (or whether another program took it) and start "
+                        "again."
                     )
                     return
                 if self._stop.wait(RETRY_DELAY):

@@ -228,4 +228,3 @@ def import_pyvirtualcam():
             "--virtual-camera needs pyvirtualcam, which is not installed: run pip install 'enliven[live]'."
         ) from err
     return pyvirtualcam
-

@@ -7,14 +7,14 @@ Images are ``H x W x 3`` uint8 RGB. Functions return new images and never modify
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
 from enliven.preprocess import Box, paste_back, resize_image
 
 
-class Overlay(str, Enum):
+class Overlay(StrEnum):
     """How the avatar is laid over the live feed."""
 
     NONE = "none"  #: the avatar alone, letterboxed into the output frame
@@ -26,7 +26,7 @@ class Overlay(str, Enum):
         return members[(members.index(self) + 1) % len(members)]
 
 
-class Corner(str, Enum):
+class Corner(StrEnum):
     TOP_LEFT = "top-left"
     TOP_RIGHT = "top-right"
     BOTTOM_LEFT = "bottom-left"
@@ -107,7 +107,7 @@ def stamp_index(frame: np.ndarray, index: int) -> np.ndarray:
     start square, then the bits, most significant first); returns it. :func:`read_stamp` reads it back after
     compression."""
     block = STAMP_BLOCK
-    frame[: block, : block * (STAMP_BITS + 2)] = 0
+    frame[:block, : block * (STAMP_BITS + 2)] = 0
     frame[:block, :block] = 255  # the start square: tells a stamped frame from an unstamped one
     value = index % (1 << STAMP_BITS)
     for bit in range(STAMP_BITS):

@@ -31,9 +31,9 @@ import numpy as np
 from enliven.errors import InputError, NoFaceError
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.live.camera import CameraFrame
-from enliven.preprocess import resize_image
 from enliven.live.overlay import Corner, Overlay, fit, paste_over_face, picture_in_picture, read_stamp, stamp_index
-from enliven.types import MotionMode
+from enliven.preprocess import resize_image
+from enliven.types import Keypoints, MotionMode
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class LiveSettings:
     """What a live session shows; every field can change while it runs (:meth:`LiveSession.update`).
 
     Attributes:
-        overlay: the avatar alone, picture-in-picture on the camera frame, or pasted over the live face.
+        overlay: the avatar alone, picture-in-picture on the camera frame, or pasted over the live face (while
+            the face is lost, picture-in-picture: there is no face to paste over).
         corner: where the picture-in-picture goes.
         pip_scale: the picture-in-picture's height as a fraction of the frame's.
         paste_back: show the animated face pasted back into the whole avatar photo (else the square crop).
@@ -93,7 +94,7 @@ class Tracked:
 
     frame: CameraFrame
     crop: Crop
-    keypoints: object | None
+    keypoints: Keypoints | None
     tracked_at: float
 
 
@@ -202,7 +203,7 @@ class LiveSession:
         content = loaded.metadata.get("content", "face")
         session_avatars: list[Avatar] = []
         with FaceCropper(animator.size, content=content) as cropper:  # type: ignore[arg-type]
-            for image, name in zip(images, names):
+            for image, name in zip(images, names, strict=True):
                 try:
                     session_avatars.append(make_avatar(image, name, cropper))
                 except NoFaceError:

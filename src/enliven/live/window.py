@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-
 from typing import TYPE_CHECKING
 
 from enliven.errors import EnlivenError
@@ -59,7 +58,9 @@ class WindowOutput:
         self.stop = stop
         self.title = f"{title}  ({KEYS_HELP})"
         try:
-            self._cv2.namedWindow(self.title, self._cv2.WINDOW_NORMAL)
+            # Resizable, aspect kept, without the Qt toolbar (it would cover the readout on small frames).
+            flags = self._cv2.WINDOW_NORMAL | self._cv2.WINDOW_KEEPRATIO | self._cv2.WINDOW_GUI_NORMAL
+            self._cv2.namedWindow(self.title, flags)
         except self._cv2.error as err:
             raise EnlivenError(
                 "no window can be opened here: this OpenCV has no window support or there is no display; reinstall "
