@@ -227,6 +227,14 @@ class Animator:
     def has_source(self) -> bool:
         return self._source is not None
 
+    @property
+    def source_keypoints(self) -> np.ndarray | None:
+        """The encoded source's keypoints, ``K x 2`` in ``[-1, 1]`` (face-mesh models: its 468 landmarks); ``None``
+        before :meth:`set_source`."""
+        if self._source is None:
+            return None
+        return self._source.keypoints.value[0].detach().cpu().numpy()
+
     def _set_reference_keypoints(self, keypoints: Keypoints) -> None:
         assert self._source is not None
         self._reference = keypoints

@@ -67,12 +67,30 @@ def picture_in_picture(
     return out
 
 
-def paste_over_face(frame: np.ndarray, animated: np.ndarray, box: Box | None, feather: float = 0.15) -> np.ndarray:
-    """A copy of ``frame`` with the animated crop blended where the face's crop ``box`` was cut (a feathered mask,
-    as paste-back into a photo); ``None`` box: the frame unchanged."""
+def paste_over_face(
+    frame: np.ndarray, animated: np.ndarray, box: Box | None, feather: float = 0.15, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """A copy of ``frame`` with the animated crop blended where the face's crop ``box`` was cut, through ``mask``
+    (e.g. :func:`face_mask`; ``None``: the whole square) with feathered edges; ``None`` box: the frame unchanged."""
     if box is None:
         return frame.copy()
-    return paste_back(frame, animated, box, feather)
+    return paste_back(frame, animated, box, feather, mask)
+
+
+def face_mask(points: np.ndarray, size: int, grow: float = 0.06, soften: float = 0.04) -> np.ndarray:
+    """Soft weights over a ``size x size`` crop covering the face: the convex hull of its landmarks (``K x 2`` in
+    ``[-1, 1]``, e.g. the 468 face-mesh points), grown by ``grow`` and blurred over ``soften`` times the side, so
+    the face, not the photo's background, is laid over a live face. Returns ``size x size`` float32 in ``[0, 1]``."""
+    from enliven.preprocess._deps import import_cv2
+
+    cv2 = import_cv2()
+    pixels = ((np.asarray(points, np.float32).reshape(-1, 2) + 1) * (size / 2)).astype(np.int32)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(pixels), 255)
+    radius = max(1, round(grow * size))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    sigma = max(0.5, soften * size)
+    return cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), sigma)
 
 
 def draw_status(frame: np.ndarray, lines: list[str], *, warning: str | None = None) -> np.ndarray:

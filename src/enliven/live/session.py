@@ -31,7 +31,16 @@ import numpy as np
 from enliven.errors import InputError, NoFaceError
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.live.camera import CameraFrame
-from enliven.live.overlay import Corner, Overlay, fit, paste_over_face, picture_in_picture, read_stamp, stamp_index
+from enliven.live.overlay import (
+    Corner,
+    Overlay,
+    face_mask,
+    fit,
+    paste_over_face,
+    picture_in_picture,
+    read_stamp,
+    stamp_index,
+)
 from enliven.preprocess import resize_image
 from enliven.types import Keypoints, MotionMode
 
@@ -166,6 +175,7 @@ class LiveSession:
                 self._avatars.append(self.make_avatar(item, name))
         self._index = 0
         self._held: np.ndarray | None = None
+        self._face_mask: np.ndarray | None = None
         self._encoded: int | None = None
         self._apply_mode(self.settings.mode)
         self._encode(0)
@@ -308,7 +318,7 @@ class LiveSession:
         else:
             shown_avatar = animated
         if settings.overlay is Overlay.FACE and tracked.crop.box is not None and tracked.keypoints is not None:
-            image = paste_over_face(camera, animated, tracked.crop.box)
+            image = paste_over_face(camera, animated, tracked.crop.box, mask=self._face_mask)
         elif settings.overlay is Overlay.PIP or settings.overlay is Overlay.FACE:
             image = picture_in_picture(camera, shown_avatar, corner=settings.corner, scale=settings.pip_scale)
         else:
@@ -356,6 +366,10 @@ class LiveSession:
         self.animator.set_source(avatar.crop.image)
         self._encoded = index
         self._held = None
+        # Face-mesh models: the avatar's face outline, so the face overlay lays the face, not the photo's background,
+        # over the live face. Other models' few keypoints outline no face: the whole square is laid.
+        points = self.animator.source_keypoints
+        self._face_mask = face_mask(points, self.animator.size) if self.animator.uses_face_mesh else None
 
     def _apply_mode(self, mode: MotionMode) -> None:
         self.animator.mode = MotionMode(mode)

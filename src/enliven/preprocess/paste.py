@@ -47,7 +47,9 @@ def feather_mask(
     return _ramp(height, fade, top, bottom)[:, None] * _ramp(width, fade, left, right)[None, :]
 
 
-def paste_back(full_image: np.ndarray, animated_crop: np.ndarray, box: Box, feather: float = 0.1) -> np.ndarray:
+def paste_back(
+    full_image: np.ndarray, animated_crop: np.ndarray, box: Box, feather: float = 0.1, mask: np.ndarray | None = None
+) -> np.ndarray:
     """Blend an animated crop into a copy of the full image, where it was cut out.
 
     The crop is resized to the box (rounded to whole pixels like :func:`crop_and_resize`) and blended with
@@ -60,6 +62,8 @@ def paste_back(full_image: np.ndarray, animated_crop: np.ndarray, box: Box, feat
         animated_crop: ``S x S x 3`` uint8 crop (any size; it is resized to the box).
         box: where the crop came from, in ``full_image`` pixels; it may extend past the image.
         feather: fade width as a fraction of the box side, in ``[0, 0.5]``; 0 gives a hard paste.
+        mask: optional ``M x M`` float32 weights in ``[0, 1]`` over the crop (e.g. a soft face outline; resized to
+            the box), multiplied with the edge fade: only the masked part is pasted.
 
     Returns:
         ``H x W x 3`` uint8 image.
@@ -77,8 +81,12 @@ def paste_back(full_image: np.ndarray, animated_crop: np.ndarray, box: Box, feat
     patch = resize_image(animated_crop, (ibox.width, ibox.height))
     patch = patch[y0 - ibox.y0 : y1 - ibox.y0, x0 - ibox.x0 : x1 - ibox.x0]
     soft = (ibox.x0 >= 0, ibox.y0 >= 0, ibox.x1 <= w, ibox.y1 <= h)
-    mask = feather_mask(ibox.width, ibox.height, feather, soft)
-    mask = np.ascontiguousarray(mask[y0 - ibox.y0 : y1 - ibox.y0, x0 - ibox.x0 : x1 - ibox.x0])
+    weights = feather_mask(ibox.width, ibox.height, feather, soft)
+    if mask is not None:
+        weights = weights * import_cv2().resize(
+            mask, (ibox.width, ibox.height), interpolation=import_cv2().INTER_LINEAR
+        )
+    mask = np.ascontiguousarray(weights[y0 - ibox.y0 : y1 - ibox.y0, x0 - ibox.x0 : x1 - ibox.x0], dtype=np.float32)
     region = np.ascontiguousarray(out[y0:y1, x0:x1])
     # OpenCV's weighted sum runs in one multithreaded pass, ~15x faster than the same blend in numpy floats.
     blended = import_cv2().blendLinear(np.ascontiguousarray(patch), region, mask, 1.0 - mask)
