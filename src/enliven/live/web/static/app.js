@@ -1,0 +1,148 @@
+// The live page: sends the webcam to the server over WebRTC, shows the animated stream, drives the controls.
+// `enliven.view(video)` (the avatar page) only receives. With ?bench=1 the page reads the frame-index stamps that
+// `enliven live --bench` style cameras carry (see enliven/live/overlay.py) from both videos, for latency figures.
+"use strict";
+
+const enliven = (() => {
+  async function negotiate(peer, role) {
+    await peer.setLocalDescription(await peer.createOffer());
+    await new Promise((resolve) => {  // no trickle ICE: send the offer with every (loopback/LAN) candidate
+      if (peer.iceGatheringState === "complete") return resolve();
+      peer.addEventListener("icegatheringstatechange", () => peer.iceGatheringState === "complete" && resolve());
+    });
+    const response = await fetch("/offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: peer.localDescription.sdp, type: peer.localDescription.type, role }),
+    });
+    if (!response.ok) throw new Error((await response.json()).error);
+    await peer.setRemoteDescription(await response.json());
+  }
+
+  async function view(video) {
+    const peer = new RTCPeerConnection();
+    peer.addTransceiver("video", { direction: "recvonly" });
+    peer.ontrack = (event) => { video.srcObject = new MediaStream([event.track]); };
+    await negotiate(peer, "view");
+    return peer;
+  }
+
+  async function drive(camera, animated) {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } }, audio: false,
+    });
+    camera.srcObject = stream;
+    const peer = new RTCPeerConnection();
+    stream.getVideoTracks().forEach((track) => peer.addTrack(track, stream));
+    peer.ontrack = (event) => { animated.srcObject = new MediaStream([event.track]); };
+    await negotiate(peer, "drive");
+    return peer;
+  }
+
+  // -- frame-index stamps: 12 bits as 12x12 px squares after a white start square (enliven/live/overlay.py) --
+  const BLOCK = 12, BITS = 12;
+  function readStamp(context, video) {
+    const width = BLOCK * (BITS + 2);
+    if (!video.videoWidth) return null;
+    const scale = video.videoWidth / context.canvas.width;  // the canvas holds the video's top-left strip 1:1
+    context.drawImage(video, 0, 0, width * scale, BLOCK * scale, 0, 0, width, BLOCK);
+    const pixels = context.getImageData(0, 0, width, BLOCK).data;
+    const level = (k) => {
+      let sum = 0, count = 0;
+      for (let y = 3; y < 9; y++) for (let x = k * BLOCK + 3; x < (k + 1) * BLOCK - 3; x++) {
+        const i = (y * width + x) * 4; sum += (pixels[i] + pixels[i + 1] + pixels[i + 2]) / 3; count++;
+      }
+      return sum / count;
+    };
+    if (level(0) < 170 || level(BITS + 1) > 85) return null;
+    let value = 0;
+    for (let bit = 0; bit < BITS; bit++) value = (value << 1) | (level(bit + 1) > 127 ? 1 : 0);
+    return value;
+  }
+
+  function watchStamps(video, seen) {
+    const canvas = document.createElement("canvas");
+    canvas.width = BLOCK * (BITS + 2); canvas.height = BLOCK;
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    const onFrame = () => {
+      canvas.width = BLOCK * (BITS + 2);  // the video's size may change: keep the strip 1:1
+      const index = readStamp(context, video);
+      const now = performance.now();
+      if (index !== null && !seen.has(index)) seen.set(index, now);
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  }
+
+  const bench = { camera: new Map(), animated: new Map() };
+  function benchResults() {
+    const latencies = [], shown = [];
+    for (const [index, at] of bench.animated) {
+      shown.push(at);
+      if (bench.camera.has(index)) latencies.push(at - bench.camera.get(index));
+    }
+    return { camera: [...bench.camera.entries()], animated: [...bench.animated.entries()], latencies };
+  }
+
+  // -- controls --
+  async function api(path, body) {
+    const options = body === undefined ? {} : body instanceof FormData
+      ? { method: "POST", body } : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+    const response = await fetch(path, options);
+    const data = await response.json();
+    const error = document.getElementById("error");
+    if (!response.ok) { error.textContent = data.error; error.hidden = false; throw new Error(data.error); }
+    error.hidden = true;
+    return data;
+  }
+
+  function showState(state) {
+    const avatar = document.getElementById("avatar");
+    if (avatar.options.length !== state.avatars.length) {
+      avatar.replaceChildren(...state.avatars.map((name, i) => new Option(name, i)));
+    }
+    avatar.value = state.avatar;
+    const mode = document.getElementById("mode");
+    if (mode.options.length !== state.modes.length) mode.replaceChildren(...state.modes.map((m) => new Option(m, m)));
+    mode.value = state.settings.mode;
+    document.getElementById("overlay").value = state.settings.overlay;
+    document.getElementById("paste_back").checked = state.settings.paste_back;
+    const status = document.getElementById("status");
+    const lost = state.driving && !state.face_found;
+    status.textContent = !state.driving ? "waiting for the camera…"
+      : `${state.fps.toFixed(1)} fps · ${state.latency_ms} ms on the server` + (lost ? " · face lost: holding the last frame" : "");
+    status.classList.toggle("warn", lost);
+  }
+
+  async function start() {
+    const camera = document.getElementById("camera"), animated = document.getElementById("animated");
+    const on = (id, event, handler) => document.getElementById(id).addEventListener(event, handler);
+    on("avatar", "change", (e) => api("/api/avatar", { index: Number(e.target.value) }).then(showState));
+    on("mode", "change", (e) => api("/api/settings", { mode: e.target.value }).then(showState));
+    on("overlay", "change", (e) => api("/api/settings", { overlay: e.target.value }).then(showState));
+    on("paste_back", "change", (e) => api("/api/settings", { paste_back: e.target.checked }).then(showState));
+    on("recalibrate", "click", () => api("/api/recalibrate", {}).then(showState));
+    on("upload", "change", (e) => {
+      const form = new FormData(); form.append("image", e.target.files[0]);
+      api("/api/upload", form).then(showState).catch(() => {});
+      e.target.value = "";
+    });
+    showState(await api("/api/state"));
+    setInterval(() => api("/api/state").then(showState).catch(() => {}), 1000);
+    if (new URLSearchParams(location.search).has("bench")) {
+      watchStamps(camera, bench.camera);
+      watchStamps(animated, bench.animated);
+    }
+    try {
+      await drive(camera, animated);
+    } catch (err) {
+      const error = document.getElementById("error");
+      error.textContent = `The camera could not be started: ${err.message}. Allow camera access and reload.`;
+      error.hidden = false;
+    }
+  }
+
+  return { view, drive, start, benchResults };
+})();
+
+if (document.getElementById("camera")) enliven.start();
