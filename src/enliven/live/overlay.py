@@ -115,35 +115,42 @@ def draw_status(frame: np.ndarray, lines: list[str], *, warning: str | None = No
 
 
 # -- frame-index stamps (latency benchmarks) -------------------------------------------------------------------
-#: Bits of a stamped index, and the side of one bit's square in pixels: big blocks survive VP8/H.264 compression.
+#: Bits of a stamped index. A stamp is a row of squares, each 1/STAMP_COLUMNS of the frame's width: a scaled frame
+#: (a browser's camera, WebRTC's resolution adaptation) keeps a readable stamp, and big squares survive compression.
 STAMP_BITS = 12
-STAMP_BLOCK = 12
+STAMP_COLUMNS = 32
+
+
+def _stamp_cells(width: int) -> list[tuple[int, int]]:
+    """Column ranges of the start square, the bits and the end square."""
+    edges = [round(k * width / STAMP_COLUMNS) for k in range(STAMP_BITS + 3)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def stamp_index(frame: np.ndarray, index: int) -> np.ndarray:
     """Write ``index`` (mod 2**12) **into** ``frame`` as a row of black/white squares along its top-left edge (a
-    start square, then the bits, most significant first); returns it. :func:`read_stamp` reads it back after
-    compression."""
-    block = STAMP_BLOCK
-    frame[:block, : block * (STAMP_BITS + 2)] = 0
-    frame[:block, :block] = 255  # the start square: tells a stamped frame from an unstamped one
+    white start square, the bits, most significant first, a black end square); returns it. :func:`read_stamp`
+    reads it back after compression and scaling."""
+    cells = _stamp_cells(frame.shape[1])
+    side = cells[0][1]
     value = index % (1 << STAMP_BITS)
-    for bit in range(STAMP_BITS):
-        if value >> (STAMP_BITS - 1 - bit) & 1:
-            frame[:block, block * (bit + 1) : block * (bit + 2)] = 255
+    for k, (x0, x1) in enumerate(cells):
+        on = k == 0 or (0 < k <= STAMP_BITS and value >> (STAMP_BITS - k) & 1)
+        frame[:side, x0:x1] = 255 if on else 0
     return frame
 
 
 def read_stamp(frame: np.ndarray) -> int | None:
     """The index :func:`stamp_index` wrote into ``frame`` (its top-left edge), or ``None`` if there is none."""
-    block = STAMP_BLOCK
-    if frame.shape[0] < block or frame.shape[1] < block * (STAMP_BITS + 2):
+    cells = _stamp_cells(frame.shape[1])
+    side = cells[0][1]
+    if side < 4 or frame.shape[0] < side:
         return None
-    inner = slice(block // 4, block - block // 4)
-    levels = [float(frame[inner, block * k + block // 4 : block * (k + 1) - block // 4].mean()) for k in range(14)]
-    if levels[0] < 170 or levels[STAMP_BITS + 1] > 85:  # no start square, or no dark end square
+    margin = side // 4
+    levels = [float(frame[margin : side - margin, x0 + margin : x1 - margin].mean()) for x0, x1 in cells]
+    if levels[0] < 170 or levels[-1] > 85:  # no white start square, or no black end square
         return None
     value = 0
-    for bit in range(STAMP_BITS):
-        value = value << 1 | (levels[bit + 1] > 127)
+    for level in levels[1:-1]:
+        value = value << 1 | (level > 127)
     return value

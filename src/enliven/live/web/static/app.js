@@ -39,17 +39,18 @@ const enliven = (() => {
     return peer;
   }
 
-  // -- frame-index stamps: 12 bits as 12x12 px squares after a white start square (enliven/live/overlay.py) --
-  const BLOCK = 12, BITS = 12;
+  // -- frame-index stamps (enliven/live/overlay.py): a white square, 12 bits, a black square along the top-left
+  // edge, each square 1/32 of the frame's width. The canvas holds the top strip scaled to 12 px per square.
+  const CELL = 12, COLUMNS = 32, BITS = 12;
   function readStamp(context, video) {
-    const width = BLOCK * (BITS + 2);
     if (!video.videoWidth) return null;
-    const scale = video.videoWidth / context.canvas.width;  // the canvas holds the video's top-left strip 1:1
-    context.drawImage(video, 0, 0, width * scale, BLOCK * scale, 0, 0, width, BLOCK);
-    const pixels = context.getImageData(0, 0, width, BLOCK).data;
+    const side = video.videoWidth / COLUMNS;
+    context.drawImage(video, 0, 0, video.videoWidth, side, 0, 0, CELL * COLUMNS, CELL);
+    const pixels = context.getImageData(0, 0, CELL * (BITS + 2), CELL).data;
+    const width = CELL * (BITS + 2);
     const level = (k) => {
       let sum = 0, count = 0;
-      for (let y = 3; y < 9; y++) for (let x = k * BLOCK + 3; x < (k + 1) * BLOCK - 3; x++) {
+      for (let y = 3; y < CELL - 3; y++) for (let x = k * CELL + 3; x < (k + 1) * CELL - 3; x++) {
         const i = (y * width + x) * 4; sum += (pixels[i] + pixels[i + 1] + pixels[i + 2]) / 3; count++;
       }
       return sum / count;
@@ -62,10 +63,9 @@ const enliven = (() => {
 
   function watchStamps(video, seen) {
     const canvas = document.createElement("canvas");
-    canvas.width = BLOCK * (BITS + 2); canvas.height = BLOCK;
+    canvas.width = CELL * COLUMNS; canvas.height = CELL;
     const context = canvas.getContext("2d", { willReadFrequently: true });
     const onFrame = () => {
-      canvas.width = BLOCK * (BITS + 2);  // the video's size may change: keep the strip 1:1
       const index = readStamp(context, video);
       const now = performance.now();
       if (index !== null && !seen.has(index)) seen.set(index, now);
@@ -75,13 +75,9 @@ const enliven = (() => {
   }
 
   const bench = { camera: new Map(), animated: new Map() };
+  // [index, performance.now() when first shown] of the camera's and the animated video's stamped frames.
   function benchResults() {
-    const latencies = [], shown = [];
-    for (const [index, at] of bench.animated) {
-      shown.push(at);
-      if (bench.camera.has(index)) latencies.push(at - bench.camera.get(index));
-    }
-    return { camera: [...bench.camera.entries()], animated: [...bench.animated.entries()], latencies };
+    return { camera: [...bench.camera.entries()], animated: [...bench.animated.entries()] };
   }
 
   // -- controls --
