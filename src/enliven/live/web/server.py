@@ -122,9 +122,9 @@ class LiveWebServer:
         app = web.Application(client_max_size=MAX_UPLOAD_BYTES + 1024 * 1024, middlewares=[_json_errors])
         app.add_routes(
             [
-                web.get("/", lambda _: web.FileResponse(STATIC / "index.html")),
-                web.get("/avatar", lambda _: web.FileResponse(STATIC / "avatar.html")),
-                web.get("/favicon.ico", lambda _: web.Response(status=204)),  # no icon: no 404 in the console
+                web.get("/", _page("index.html")),
+                web.get("/avatar", _page("avatar.html")),
+                web.get("/favicon.ico", _no_icon),
                 web.static("/static", STATIC),
                 web.post("/offer", self._offer),
                 web.get("/api/state", self._state),
@@ -279,8 +279,9 @@ class LiveWebServer:
         try:
             form = await request.post()
         except web.HTTPRequestEntityTooLarge as err:
+            size = request.content_length or MAX_UPLOAD_BYTES + 1
             raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_UPLOAD_BYTES, actual_size=err.actual_size, reason="the image is larger than 20 MB"
+                max_size=MAX_UPLOAD_BYTES, actual_size=size, reason="the image is larger than 20 MB"
             ) from err
         field = form.get("image")
         if field is None or not hasattr(field, "file"):
@@ -314,6 +315,17 @@ class LiveWebServer:
         except ValueError as err:
             raise web.HTTPBadRequest(reason=str(err)) from err
         return await self._state(request)
+
+
+def _page(name: str):
+    async def handler(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / name)
+
+    return handler
+
+
+async def _no_icon(_: web.Request) -> web.Response:
+    return web.Response(status=204)  # no icon: no 404 in the browser's console
 
 
 def _decode_image(data: bytes) -> np.ndarray:

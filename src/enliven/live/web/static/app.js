@@ -40,18 +40,27 @@ const enliven = (() => {
   }
 
   // -- frame-index stamps (enliven/live/overlay.py): a white square, 12 bits, a black square along the top-left
-  // edge, each square 1/32 of the frame's width. The canvas holds the top strip scaled to 12 px per square.
-  const CELL = 12, COLUMNS = 32, BITS = 12;
-  function readStamp(context, video) {
-    if (!video.videoWidth) return null;
-    const side = video.videoWidth / COLUMNS;
-    context.drawImage(video, 0, 0, video.videoWidth, side, 0, 0, CELL * COLUMNS, CELL);
-    const pixels = context.getImageData(0, 0, CELL * (BITS + 2), CELL).data;
-    const width = CELL * (BITS + 2);
+  // edge, each square 1/32 of the frame's width. Read from every frame a track delivers to the page (a
+  // MediaStreamTrackProcessor on a clone of the track: decoded frames, none skipped, no canvas read-back); only the
+  // top strip is copied, and only its first plane (luma for YUV frames, RGBA otherwise).
+  const COLUMNS = 32, BITS = 12;
+  async function readStamp(frame) {
+    const width = frame.codedWidth - (frame.codedWidth % 2), side = width / COLUMNS;
+    const height = Math.min(frame.codedHeight - (frame.codedHeight % 2), 2 * Math.ceil(side / 2));
+    if (side < 4) return null;
+    const yuv = /^(I4|NV12)/.test(frame.format);
+    const rect = { x: 0, y: 0, width, height };
+    const buffer = new Uint8Array(frame.allocationSize({ rect }));
+    const layout = await frame.copyTo(buffer, { rect });
+    const { offset, stride } = layout[0], step = yuv ? 1 : 4;
     const level = (k) => {
+      const margin = Math.floor(side / 4), x0 = Math.round(k * side), x1 = Math.round((k + 1) * side);
       let sum = 0, count = 0;
-      for (let y = 3; y < CELL - 3; y++) for (let x = k * CELL + 3; x < (k + 1) * CELL - 3; x++) {
-        const i = (y * width + x) * 4; sum += (pixels[i] + pixels[i + 1] + pixels[i + 2]) / 3; count++;
+      for (let y = margin; y < Math.min(height, Math.round(side)) - margin; y++) {
+        for (let x = x0 + margin; x < x1 - margin; x++) {
+          const i = offset + y * stride + x * step;
+          sum += yuv ? buffer[i] : (buffer[i] + buffer[i + 1] + buffer[i + 2]) / 3; count++;
+        }
       }
       return sum / count;
     };
@@ -61,23 +70,35 @@ const enliven = (() => {
     return value;
   }
 
-  function watchStamps(video, seen) {
-    const canvas = document.createElement("canvas");
-    canvas.width = CELL * COLUMNS; canvas.height = CELL;
-    const context = canvas.getContext("2d", { willReadFrequently: true });
-    const onFrame = () => {
-      const index = readStamp(context, video);
+  async function watchStamps(track, seen) {
+    const reader = new MediaStreamTrackProcessor({ track: track.clone() }).readable.getReader();
+    for (;;) {
+      const { value: frame, done } = await reader.read();
+      if (done) return;
       const now = performance.now();
-      if (index !== null && !seen.has(index)) seen.set(index, now);
+      try {
+        const index = await readStamp(frame);
+        if (index !== null && !seen.has(index)) seen.set(index, now);
+      } finally {
+        frame.close();
+      }
+    }
+  }
+
+  // Frames the page's compositor presented (requestVideoFrameCallback's count), for the displayed frame rate.
+  function countPresented(video, counts) {
+    const onFrame = (now, metadata) => {
+      counts.push([now, metadata.presentedFrames]);
       video.requestVideoFrameCallback(onFrame);
     };
     video.requestVideoFrameCallback(onFrame);
   }
 
-  const bench = { camera: new Map(), animated: new Map() };
-  // [index, performance.now() when first shown] of the camera's and the animated video's stamped frames.
+  const bench = { camera: new Map(), animated: new Map(), presented: [] };
+  // [index, performance.now() when the page got it] of the camera's and the animated stream's stamped frames, and
+  // [performance.now(), frames presented so far] of the animated video.
   function benchResults() {
-    return { camera: [...bench.camera.entries()], animated: [...bench.animated.entries()] };
+    return { camera: [...bench.camera.entries()], animated: [...bench.animated.entries()], presented: bench.presented };
   }
 
   // -- controls --
@@ -125,12 +146,14 @@ const enliven = (() => {
     });
     showState(await api("/api/state"));
     setInterval(() => api("/api/state").then(showState).catch(() => {}), 1000);
-    if (new URLSearchParams(location.search).has("bench")) {
-      watchStamps(camera, bench.camera);
-      watchStamps(animated, bench.animated);
-    }
+    const benchmark = new URLSearchParams(location.search).has("bench");
     try {
-      await drive(camera, animated);
+      const peer = await drive(camera, animated);
+      if (benchmark) {
+        watchStamps(camera.srcObject.getVideoTracks()[0], bench.camera);
+        watchStamps(peer.getReceivers().find((r) => r.track.kind === "video").track, bench.animated);
+        countPresented(animated, bench.presented);
+      }
     } catch (err) {
       const error = document.getElementById("error");
       error.textContent = `The camera could not be started: ${err.message}. Allow camera access and reload.`;
