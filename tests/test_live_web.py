@@ -26,6 +26,7 @@ from enliven.io import read_frames  # noqa: E402
 from enliven.live import LiveSession  # noqa: E402
 from enliven.live.web import LiveWebServer  # noqa: E402
 from enliven.live.web.bench import CHROMIUM, chromium_page, write_camera_clip  # noqa: E402
+from test_live import mouth_change  # noqa: E402  (the lower middle: the face crop is centred in the frame)
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "assets" / "source-astronaut.jpg"
@@ -87,14 +88,6 @@ def grab(page, selector: str, count: int = 30, every_ms: int = 70) -> list[np.nd
     return [np.frombuffer(base64.b64decode(f), np.uint8).reshape(height, width) for f in frames]
 
 
-def mouth_change(frames: list[np.ndarray]) -> float:
-    """Mean absolute change between consecutive grey frames in the lower middle (the avatar's mouth: the face crop
-    is centred in the frame)."""
-    stack = np.stack([f[int(f.shape[0] * 0.55) : int(f.shape[0] * 0.85), int(f.shape[1] * 0.35) : int(f.shape[1] * 0.65)]
-                      for f in frames]).astype(np.float32)  # fmt: skip
-    return float(np.abs(np.diff(stack, axis=0)).mean())
-
-
 def wait_for_animation(page) -> None:
     page.wait_for_function(
         "document.getElementById('animated').videoWidth > 0 && document.getElementById('animated').currentTime > 1",
@@ -146,8 +139,9 @@ def call(server, path: str, body: dict | bytes | None = None, content_type: str 
 
 def multipart(data: bytes, field: str = "image", filename: str = "photo.jpg") -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n")  # fmt: skip
+    body = head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 

@@ -144,7 +144,8 @@ def _encoder_args(kind: OutputKind, quality: Quality) -> list[str]:
         args = ["-c:v", "libx264", "-preset", preset, "-crf", crf, "-vf", _BT709_FILTER, "-pix_fmt", "yuv420p"]
         return args + (["-movflags", "+faststart"] if kind != "mkv" else [])
     if kind == "webm":
-        speed = ["-deadline", "realtime", "-cpu-used", "8"] if quality == "live" else ["-deadline", "good", "-cpu-used", "4"]
+        live = quality == "live"
+        speed = ["-deadline", "realtime", "-cpu-used", "8"] if live else ["-deadline", "good", "-cpu-used", "4"]
         vp9 = ["-c:v", "libvpx-vp9", "-crf", _VP9_CRF[quality], "-b:v", "0", *speed]
         return [*vp9, "-row-mt", "1", "-vf", _BT709_FILTER, "-pix_fmt", "yuv420p"]
     if kind == "gif":
