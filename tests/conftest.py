@@ -5,7 +5,11 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Sequence
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +207,18 @@ def write_square_clips(root: Path, splits: Sequence[str], frames: int, sources: 
         clips[folder.name] = entry | {"num_frames": frames, "path": f"{split}/clip{clip}"}
     (root / "metadata.json").write_text(json.dumps({"version": 1, "size": TINY_SIDE, "kind": "faces", "clips": clips}))
     return root
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[str]:
+    """A virtual X screen (Debian's Xvfb) for real windows; its DISPLAY. Skips where Xvfb or xdotool is missing."""
+    if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
+        pytest.skip("Xvfb and xdotool (Debian packages xvfb, xdotool) are not installed")
+    with socket.socket() as probe:  # a display number nobody else is likely to hold
+        probe.bind(("127.0.0.1", 0))
+        display = f":{probe.getsockname()[1] % 500 + 100}"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24"], stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield display
+    server.kill()
+    server.wait()

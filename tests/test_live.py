@@ -342,16 +342,15 @@ def test_cli_window_needs_a_display():
     assert result.returncode != 0 and "needs a display" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def xvfb():
-    if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
-        pytest.skip("Xvfb and xdotool (Debian packages xvfb, xdotool) are not installed")
-    display = f":{_free_port() % 500 + 100}"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24"], stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield display
-    server.kill()
-    server.wait()
+def find_window(env: dict, name: str = "enliven", timeout: float = 60) -> str:
+    """The X id of the first window whose title holds ``name`` (xdotool), waiting up to ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = subprocess.run(["xdotool", "search", "--name", name], env=env, capture_output=True, text=True)
+        if found.stdout.split():
+            return found.stdout.split()[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no window named {name!r} opened in {timeout:.0f} s")
 
 
 def test_cli_window_keys_record_and_quit(xvfb, tmp_path):
@@ -363,13 +362,7 @@ def test_cli_window_keys_record_and_quit(xvfb, tmp_path):
                "--record", str(target), "--seconds", "60"]  # fmt: skip
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        window = None
-        deadline = time.time() + 60
-        while window is None and time.time() < deadline:
-            found = subprocess.run(["xdotool", "search", "--name", "enliven"], env=env, capture_output=True, text=True)
-            window = found.stdout.split()[0] if found.stdout.split() else None
-            time.sleep(0.5)
-        assert window is not None, "the window did not open"
+        window = find_window(env)
         time.sleep(2.0)
         for key in ("o", "q"):
             subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True)

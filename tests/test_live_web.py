@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -26,7 +28,7 @@ from enliven.io import read_frames  # noqa: E402
 from enliven.live import LiveSession  # noqa: E402
 from enliven.live.web import LiveWebServer  # noqa: E402
 from enliven.live.web.bench import CHROMIUM, chromium_page, write_camera_clip  # noqa: E402
-from test_live import mouth_change  # noqa: E402  (the lower middle: the face crop is centred in the frame)
+from test_live import find_window, mouth_change  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "assets" / "source-astronaut.jpg"
@@ -197,6 +199,37 @@ def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_cli_serve_with_a_window_and_a_recording(xvfb, cameras, tmp_path):
+    """``enliven live --serve --window --record``: the page's frames go to the window and the recording too; the run
+    ends cleanly at --seconds and the recording is complete."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    target = tmp_path / "shown.mp4"
+    env = {**os.environ, "DISPLAY": xvfb}
+    command = [sys.executable, "-m", "enliven", "live", str(PHOTO), "--serve", "--port", str(port), "--window",
+               "--no-paste-back", "--record", str(target), "--seconds", "25"]  # fmt: skip
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 60
+        while "open " + url not in (line := process.stdout.readline()) and time.time() < deadline:
+            assert line or process.poll() is None, process.stderr.read()
+        with chromium_page(url, cameras["talking"]) as page:
+            wait_for_animation(page)
+            find_window(env)
+            time.sleep(3)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert f"recorded {target}" in out
+    frames = read_frames(target)
+    assert len(frames) > 50 and frames[0].shape == (288, 360, 3)  # the browser camera's size
+    assert mouth_change(frames[10:]) > 1.0  # the face crop's mouth follows the speaker
 
 
 def test_an_occupied_port(server, tmp_path):

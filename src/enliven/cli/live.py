@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for output in outputs:
         if getattr(output, "path", None) is not None:
-            print(f"recorded {output.path}")
+            written = output.frames_written
+            print(f"recorded {output.path}" if written else f"nothing was shown: {output.path} was not written")
     return 0
 
 
@@ -190,6 +191,8 @@ def _serve(args: argparse.Namespace, session, outputs: list, stop: threading.Eve
     from enliven.live.web import LiveWebServer
 
     server = LiveWebServer(session, host=args.host, port=args.port, outputs=outputs, stop=stop)
+    if args.window:  # the page's frames in a local window too (e.g. for OBS's window capture)
+        server.add_output(_window(args, session, server.stats, stop))
     with server:
         print(f"enliven live: open {server.url} (the avatar alone for OBS: {server.url}avatar); Ctrl-C stops.")
         sys.stdout.flush()

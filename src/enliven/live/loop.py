@@ -35,7 +35,9 @@ class FrameSource(Protocol):
 
 class Output(Protocol):
     """Something that shows, records or sends live frames. ``show`` is called from the render thread, once per
-    frame; ``close`` once at the end (after an error too). A window may set the loop's stop event (quit key)."""
+    frame; ``close`` once at the end (after an error too), on that thread. An output may also have ``idle()``,
+    called on that thread every 0.1 s while no frame comes (a window handles its keys). A window may set the
+    loop's stop event (quit key)."""
 
     name: str
 
@@ -155,6 +157,10 @@ class LiveStats:
         )
 
 
+def _nothing() -> None:
+    pass
+
+
 def run_live(
     session: LiveSession,
     source: FrameSource | Camera,
@@ -211,6 +217,8 @@ def run_live(
             if tracked is None:
                 if tracked_slot.closed:
                     break
+                for output in outputs:  # a window stays responsive (keys, quit) while no frame comes
+                    getattr(output, "idle", _nothing)()
                 continue
             frame = session.render(tracked)
             latencies = {}

@@ -25,6 +25,15 @@ if TYPE_CHECKING:  # kept light: the CLI's parser reads KEYS_HELP from here
     from enliven.live.loop import LiveStats
     from enliven.live.session import LiveFrame, LiveSession
 
+
+def _gui_backend(cv2) -> str:
+    """OpenCV's window toolkit from its build information: ``QT5``, ``GTK3``, ``WIN32UI``, ``COCOA``, or ``NONE``."""
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GUI:"):
+            return line.split(":", 1)[1].strip() or "NONE"
+    return "UNKNOWN"
+
+
 KEYS_HELP = "c recalibrate | n/p avatar | o overlay | b paste-back | h readout | q quit"
 
 
@@ -53,19 +62,30 @@ class WindowOutput:
                 "--serve or --virtual-camera on a headless machine."
             )
         self._cv2 = import_cv2()
+        if _gui_backend(self._cv2) == "NONE":
+            raise EnlivenError(
+                "no window can be opened: this OpenCV has no window support (opencv-python-headless); reinstall it "
+                "with 'pip install --force-reinstall opencv-contrib-python==4.11.0.86', or use --record, --serve or "
+                "--virtual-camera instead of --window."
+            )
         self.session = session
         self.stats = stats
         self.stop = stop
         self.title = f"{title}  ({KEYS_HELP})"
+        self._opened = False
+
+    def _open(self) -> None:
+        """Create the window: on the first frame, in the thread that shows frames. OpenCV's Qt windows belong to the
+        thread that created them, and a call from another thread waits for that one to pump events (a deadlock
+        when it is busy joining the loop, as in ``--serve``), so every window call stays on the showing thread."""
         try:
             # Resizable, aspect kept, without the Qt toolbar (it would cover the readout on small frames).
             flags = self._cv2.WINDOW_NORMAL | self._cv2.WINDOW_KEEPRATIO | self._cv2.WINDOW_GUI_NORMAL
             self._cv2.namedWindow(self.title, flags)
         except self._cv2.error as err:
             raise EnlivenError(
-                "no window can be opened here: this OpenCV has no window support or there is no display; reinstall "
-                "it with 'pip install --force-reinstall opencv-contrib-python==4.11.0.86' on a desktop, or use "
-                "--record, --serve or --virtual-camera instead of --window."
+                f"no window can be opened on display {os.environ.get('DISPLAY', '')!r} ({err.err}); check the "
+                "display, or use --record, --serve or --virtual-camera instead of --window."
             ) from err
         self._opened = True
 
@@ -73,6 +93,8 @@ class WindowOutput:
         from enliven.live.overlay import draw_status
 
         cv2 = self._cv2
+        if not self._opened:
+            self._open()
         image = frame.image
         settings = self.session.settings
         warning = None if frame.face_found else "face lost - holding the last frame"
@@ -87,8 +109,14 @@ class WindowOutput:
                 ]
             draw_status(image, lines, warning=warning)
         cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        self.handle_key(cv2.waitKey(1) & 0xFF)
-        if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:  # closed with the mouse
+        self.idle()
+
+    def idle(self) -> None:
+        """Handle the window's events and keys (called after each frame, and while no frame comes)."""
+        if not self._opened:
+            return
+        self.handle_key(self._cv2.waitKey(1) & 0xFF)
+        if self._cv2.getWindowProperty(self.title, self._cv2.WND_PROP_VISIBLE) < 1:  # closed with the mouse
             self.stop.set()
 
     def handle_key(self, key: int) -> None:

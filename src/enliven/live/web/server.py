@@ -85,6 +85,12 @@ class LiveWebServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
+    def add_output(self, output: Output) -> None:
+        """Feed ``output`` the page's frames too (before :meth:`start`); e.g. a window that reads :attr:`stats`."""
+        if self._live is not None:
+            raise RuntimeError("add outputs before start()")
+        self._outputs.append(output)
+
     def start(self) -> LiveWebServer:
         """Bind and serve in the background.
 
