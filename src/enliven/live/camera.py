@@ -98,7 +98,29 @@ class Latest(Generic[T]):
         return self._closed
 
 
-class Camera:
+class NewestFrameSource:
+    """A :class:`~enliven.live.loop.FrameSource` over a :class:`Latest` slot that a producer thread fills: the
+    newest frame only, the count delivered, finished once the slot is closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def latest(self, timeout: float | None = None) -> CameraFrame | None:
+        """The newest frame not returned yet, waiting up to ``timeout`` seconds; ``None`` on timeout or at the end."""
+        return self._slot.get(timeout)
+
+    @property
+    def finished(self) -> bool:
+        """No more frames will come."""
+        return self._slot.closed
+
+    @property
+    def delivered(self) -> int:
+        """Frames delivered so far."""
+        return self._slot.put_count
+
+
+class Camera(NewestFrameSource):
     """Frames from a device, a URL or a file, captured on a thread of their own (see the module docstring).
 
     Use :meth:`Camera.open` to make one from what the user typed. ``frames()`` yields raw frames as fast as the
@@ -218,20 +240,10 @@ class Camera:
         Raises:
             CameraLost: the device stopped and could not be reopened.
         """
-        frame = self._slot.get(timeout)
+        frame = super().latest(timeout)
         if frame is None and self._error is not None:
             raise self._error
         return frame
-
-    @property
-    def finished(self) -> bool:
-        """The camera delivers no more frames (a file ended, or the device was lost, or :meth:`close`)."""
-        return self._slot.closed
-
-    @property
-    def delivered(self) -> int:
-        """Frames the camera delivered so far."""
-        return self._slot.put_count
 
     def close(self) -> None:
         self._stop.set()

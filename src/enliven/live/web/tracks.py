@@ -18,7 +18,7 @@ import numpy as np
 from aiortc import VideoStreamTrack
 from av import VideoFrame
 
-from enliven.live.camera import CameraFrame, Latest
+from enliven.live.camera import CameraFrame, Latest, NewestFrameSource
 from enliven.live.session import LiveFrame
 
 #: What a viewer receives: the frame as the main page shows it, or the avatar alone (the OBS page).
@@ -27,7 +27,7 @@ View = Literal["shown", "avatar"]
 VIDEO_CLOCK = 90_000
 
 
-class BrowserFeed:
+class BrowserFeed(NewestFrameSource):
     """The driving browser's webcam frames, newest only (a :class:`~enliven.live.loop.FrameSource`).
 
     ``captured_at`` is the frame's arrival here (decoded), so latency figures measured by the server leave out the
@@ -35,25 +35,12 @@ class BrowserFeed:
     """
 
     def __init__(self) -> None:
-        self._slot: Latest[CameraFrame] = Latest()
+        super().__init__()
         self._index = 0
-        self._closed = False
-        self.connected = False
 
     def push(self, image: np.ndarray) -> None:
         self._slot.put(CameraFrame(image, self._index, time.perf_counter()))
         self._index += 1
-
-    def latest(self, timeout: float | None = None) -> CameraFrame | None:
-        return self._slot.get(timeout)
-
-    @property
-    def finished(self) -> bool:
-        return self._slot.closed
-
-    @property
-    def delivered(self) -> int:
-        return self._slot.put_count
 
     def close(self) -> None:
         self._slot.close()
