@@ -234,7 +234,7 @@ def test_a_folder_with_an_unreadable_image(tmp_path, caplog):
     shutil.copy(PHOTO, folder / "1-astronaut.jpg")
     (folder / "2-broken.png").write_bytes(b"not a png at all")
     (folder / "notes.txt").write_text("ignored")
-    from enliven.live.session import read_avatars
+    from enliven.live.avatars import read_avatars
 
     images, names = read_avatars(folder)
     assert names == ["1-astronaut.jpg"] and "2-broken.png" in caplog.text

@@ -26,7 +26,7 @@ _LAZY = {
     "RecordOutput": "outputs",
     "StreamOutput": "outputs",
     "VirtualCameraOutput": "outputs",
-    "Avatar": "session",
+    "Avatar": "avatars",
     "LiveFrame": "session",
     "LiveSession": "session",
     "LiveSettings": "session",
@@ -54,11 +54,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from enliven.live.avatars import Avatar
     from enliven.live.camera import Camera, CameraFrame, CameraLost, Latest
     from enliven.live.loop import LiveReport, LiveStats, run_live
     from enliven.live.outputs import RecordOutput, StreamOutput, VirtualCameraOutput
     from enliven.live.overlay import Corner, Overlay
-    from enliven.live.session import Avatar, LiveFrame, LiveSession, LiveSettings
+    from enliven.live.session import LiveFrame, LiveSession, LiveSettings
     from enliven.live.window import WindowOutput
 
 
