@@ -103,7 +103,7 @@ class NewestFrameSource:
     newest frame only, the count delivered, finished once the slot is closed."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self._slot: Latest[CameraFrame] = Latest()
 
     def latest(self, timeout: float | None = None) -> CameraFrame | None:
         """The newest frame not returned yet, waiting up to ``timeout`` seconds; ``None`` on timeout or at the end."""
@@ -156,7 +156,7 @@ class Camera(NewestFrameSource):
         self.retries = retries
         self.audio = audio
         self._transform = transform
-        self._slot: Latest[CameraFrame] = Latest()
+        super().__init__()
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="enliven-camera", daemon=True)
