@@ -27,7 +27,7 @@ from enliven.errors import OutputError  # noqa: E402
 from enliven.io import read_frames  # noqa: E402
 from enliven.live import LiveSession  # noqa: E402
 from enliven.live.web import LiveWebServer  # noqa: E402
-from enliven.live.web.bench import CHROMIUM, chromium_page, write_camera_clip  # noqa: E402
+from enliven.live.web.bench import CAMERA_FPS, CHROMIUM, camera_clip, chromium_page, write_camera_clip  # noqa: E402
 from test_live import find_window, mouth_change  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def fresh(server):
 def cameras(clip, tmp_path_factory):
     """Fake-webcam files: the speaker (forth and back, so the loop has no jump) and the speaker's first frame held."""
     folder = tmp_path_factory.mktemp("cameras")
-    talking = write_camera_clip([*clip, *clip[::-1]], folder / "talking.y4m", stamp=False)
+    talking = camera_clip(folder / "talking.y4m", 2 * len(clip) / CAMERA_FPS, stamp=False)
     still = write_camera_clip([clip[0]] * 50, folder / "still.y4m", stamp=False)
     return {"talking": talking, "still": still}
 

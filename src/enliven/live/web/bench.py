@@ -1,6 +1,6 @@
 """The web page's figures, measured in a real browser: displayed fps, dropped share, round-trip latency.
 
-Chromium's fake webcam plays the bundled clip (25 fps) with each frame's index stamped into it
+Chromium's fake webcam plays the bundled clip (:data:`CAMERA_FPS`) with each frame's index stamped into it
 (:func:`~enliven.live.overlay.stamp_index`); the session copies the stamp of the camera frame it answers onto the
 frame it returns (``LiveSettings.stamp``). The page (``/?bench=1``) reads the stamp of every frame each track
 delivers to it (a ``MediaStreamTrackProcessor``: decoded frames, none skipped): the latency of frame *i* is the
@@ -31,6 +31,8 @@ from enliven.live.overlay import stamp_index
 from enliven.pipelines.bench.results import DEFAULT_DRIVING, DEFAULT_SOURCE
 
 CHROMIUM = "/usr/bin/chromium"
+#: The fake webcam's rate: the bundled clip's.
+CAMERA_FPS = 25.0
 #: Flags for a headless Chromium on a closed network whose webcam is a file (see the README's test notes).
 CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox", "--disable-gpu",
@@ -86,7 +88,7 @@ def figures(results: dict, start: float, seconds: float, server: list[str] = ())
     )
 
 
-def write_camera_clip(frames: list[np.ndarray], target: Path, fps: float = 25.0, *, stamp: bool = True) -> Path:
+def write_camera_clip(frames: list[np.ndarray], target: Path, fps: float = CAMERA_FPS, *, stamp: bool = True) -> Path:
     """A ``.y4m`` for Chromium's fake webcam from ``H x W x 3`` uint8 RGB frames (indices stamped when asked)."""
     height, width = frames[0].shape[:2]
     command = ["ffmpeg", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
@@ -107,7 +109,7 @@ def camera_clip(target: Path, seconds: float, *, stamp: bool) -> Path:
     from enliven.io import read_frames
 
     clip = list(read_frames(DEFAULT_DRIVING))
-    length = int(seconds * 25)
+    length = int(seconds * CAMERA_FPS)
     frames = (clip + clip[::-1]) * (length // (2 * len(clip)) + 1)
     return write_camera_clip(frames[:length], target, stamp=stamp)
 
