@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 from enliven.backends import get_backend  # noqa: E402
 from enliven.cli import main  # noqa: E402
 from enliven.config import config_from_dict  # noqa: E402
-from enliven.config.lite import LiteConfig  # noqa: E402
+from enliven.config.lite import LITE_2, LiteConfig  # noqa: E402
 from enliven.errors import InputError  # noqa: E402
 from enliven.export import (  # noqa: E402
     ExportCheckError,
@@ -49,6 +49,17 @@ TINY_CONFIGS = {
     "tpsmm": lambda: config_from_dict(tiny_tpsmm_document()),
     "lite": lambda: LiteConfig(
         image_size=TINY_SIDE, motion_size=16, channels=(8, 16), motion_expansion=8, num_bottleneck_blocks=1
+    ),
+    # enliven-lite 2's parts: the mouth's interior (a rasterised polygon), more refinement, bicubic sampling
+    "lite2": lambda: LiteConfig(
+        image_size=TINY_SIDE,
+        motion_size=16,
+        channels=(8, 16),
+        motion_expansion=8,
+        num_bottleneck_blocks=1,
+        num_refine_blocks=2,
+        mouth_interior=True,
+        image_warp="bicubic",
     ),
 }
 
@@ -128,7 +139,7 @@ def test_face_mesh_model_through_the_animator_on_a_real_face(tmp_path: Path) -> 
     from enliven.io import VideoSource, read_image
     from enliven.preprocess import FaceDetector, crop_and_resize, face_crop_box
 
-    model = build_model(LiteConfig())
+    model = build_model(LITE_2)
     export_onnx(model, tmp_path / "lite", check=False)
     onnx_model = OnnxMotionModel(tmp_path / "lite")
     images = [read_image(REPO / "assets" / "source-astronaut.jpg")]

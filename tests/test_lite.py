@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT, TINY_SIDE, write_square_clips
 from enliven.config import config_from_dict, load_model_config
-from enliven.config.lite import LiteConfig
+from enliven.config.lite import LITE_2, LiteConfig
 from enliven.errors import ConfigError
 from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS
 from enliven.geometry import make_coordinate_grid
@@ -54,7 +54,16 @@ def test_config_round_trips_and_is_checked() -> None:
     config = LiteConfig()
     assert config_from_dict(config.to_yaml_dict()) == config
     assert load_model_config(REPO_ROOT / "configs" / "lite-faces.yaml") == config
-    assert config_from_dict(PRESETS["enliven-lite"].config) == config
+    assert config_from_dict(PRESETS["enliven-lite-1"].config) == config
+    assert config_from_dict(PRESETS["enliven-lite"].config) == LITE_2
+    assert load_model_config(REPO_ROOT / "configs" / "lite2-faces.yaml") == LITE_2
+    assert config_from_dict(LITE_2.to_yaml_dict()) == LITE_2
+    with pytest.raises(ConfigError, match="mouth_interior"):
+        LiteConfig(keypoints="learned", mouth_interior=True)
+    with pytest.raises(ConfigError, match="image_warp"):
+        LiteConfig(image_warp="nearest")
+    with pytest.raises(ConfigError, match="num_refine_blocks"):
+        LiteConfig(num_refine_blocks=0)
     with pytest.raises(ConfigError, match="motion_params.size"):
         LiteConfig(image_size=256, motion_size=32)
     with pytest.raises(ConfigError, match="landmarks"):

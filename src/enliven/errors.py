@@ -22,6 +22,11 @@ class NoFaceError(InputError):
     """Face cropping was asked for, but no face was found."""
 
 
+class FaceTooSmallError(NoFaceError):
+    """A face model was given a body or a scene: its face is too small a part of the image (or too few pixels) to
+    animate; ``--force`` animates it anyway."""
+
+
 class CheckpointError(EnlivenError):
     """A checkpoint cannot be read, is truncated, or does not match its configuration."""
 

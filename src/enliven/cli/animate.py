@@ -80,6 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the model with PyTorch, or with onnxruntime on the CPU (exported and cached on first use; "
         "relative and absolute modes; needs the 'export' extra) (default torch)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="animate the source's face even when it is too small a part of the image (a body or a scene), "
+        "which a face model refuses by default",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run, before_torch=start_face_worker)
 
@@ -90,7 +96,9 @@ def start_face_worker(args: argparse.Namespace) -> contextlib.AbstractContextMan
 
     args.face_worker = None
     if worker_applies(args.source, args.driving, crop=args.crop, find_best_frame=args.find_best_frame):
-        args.face_worker = FaceWorker.start(args.source, args.driving, smooth_track=args.smooth_track)
+        args.face_worker = FaceWorker.start(
+            args.source, args.driving, smooth_track=args.smooth_track, any_face=args.force
+        )
         return args.face_worker
     return contextlib.nullcontext()
 
@@ -117,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         backend=args.backend,
         threads=args.threads,
+        force=args.force,
     )
     bar: tqdm | None = None  # made at the first frame, so that an error before it prints no empty bar
 

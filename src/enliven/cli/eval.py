@@ -22,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", default=None, help="model name (see 'enliven models') or checkpoint path")
     p.add_argument("--config", default=None, help="YAML config of an authors' FOMM/TPSMM checkpoint")
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="another model scored on the same clips in the same table (e.g. enliven-lite-1); repeatable",
+    )
     p.add_argument("--data", type=Path, required=True, metavar="DATASET", help="dataset folder (FOMM layout)")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument(
@@ -68,7 +75,16 @@ def run(args: argparse.Namespace) -> int:
         baselines=args.baselines,
     )
     model = args.model if args.model is not None else DEFAULT_MODEL
-    result = evaluate(model, args.data, args.split, args.protocol, options, config=args.config, progress=not args.quiet)
+    result = evaluate(
+        model,
+        args.data,
+        args.split,
+        args.protocol,
+        options,
+        config=args.config,
+        compare=args.compare,
+        progress=not args.quiet,
+    )
     if result.untrained:
         print("enliven: warning: the model has random weights; its scores are not a real model's.", file=sys.stderr)
     print(summary_table(result))

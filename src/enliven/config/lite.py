@@ -73,6 +73,13 @@ class LiteConfig:
             (``image_size / 2**len(channels) == motion_size``).
         num_bottleneck_blocks: depthwise-separable residual blocks at the lowest resolution (source side and
             driving side each).
+        num_refine_blocks: depthwise-separable residual blocks after each upsampling step of the decoder.
+        mouth_interior: mark what the driving frame's inner lip line uncovers (:mod:`enliven.models.lite.regions`;
+            the inside of the driving mouth minus the source's own open mouth moved there): the warped source is
+            hidden there (the decoder synthesises the mouth's interior instead of stretching the lips into the
+            gap), darkened by a learned shade, and the decoder is told where it is.
+        image_warp: ``bilinear`` or ``bicubic`` sampling of the source image by the final flow (the features are
+            always sampled bilinearly); bicubic keeps more of the photo's fine texture.
     """
 
     family: ClassVar[str] = "lite"
@@ -91,6 +98,9 @@ class LiteConfig:
     face_margin: float | None = 0.05
     channels: tuple[int, ...] = (32, 64)
     num_bottleneck_blocks: int = 2
+    num_refine_blocks: int = 1
+    mouth_interior: bool = False
+    image_warp: str = "bilinear"
 
     def __post_init__(self) -> None:
         if self.keypoints not in ("face_mesh", "learned"):
@@ -117,6 +127,17 @@ class LiteConfig:
             raise ConfigError(f"'kernel_sigmas' must be positive numbers, got {self.kernel_sigmas!r}.")
         if not self.channels or not all(is_int(c) and c > 0 for c in self.channels):
             raise ConfigError(f"'generator_params.channels' must be positive integers, not {self.channels}.")
+        if self.mouth_interior and self.keypoints != "face_mesh":
+            raise ConfigError("'model_params.generator_params.mouth_interior' needs keypoints: face_mesh (the lips).")
+        if self.image_warp not in ("bilinear", "bicubic"):
+            raise ConfigError(
+                f"'model_params.generator_params.image_warp' must be bilinear or bicubic, got {self.image_warp!r}."
+            )
+        if not is_int(self.num_refine_blocks) or self.num_refine_blocks < 1:
+            raise ConfigError(
+                "'model_params.generator_params.num_refine_blocks' must be an integer >= 1, "
+                f"got {self.num_refine_blocks!r}."
+            )
         levels = len(self.channels)
         if self.motion_size * 2**levels != self.image_size:
             raise ConfigError(
@@ -150,7 +171,9 @@ class LiteConfig:
         check_keys(motion, "model_params.motion_params",
                    optional=("size", "kernel_sigmas", "block_expansion", "piecewise", "piecewise_landmarks",
                              "piecewise_stride", "residual_flow", "face_margin"))  # fmt: skip
-        check_keys(gen, "model_params.generator_params", optional=("channels", "num_bottleneck_blocks"))
+        check_keys(gen, "model_params.generator_params",
+                   optional=("channels", "num_bottleneck_blocks", "num_refine_blocks", "mouth_interior",
+                             "image_warp"))  # fmt: skip
         positive = (lambda v: is_number(v) and v > 0), "positive numbers"
         return cls(
             image_size=image_size(data),
@@ -177,6 +200,11 @@ class LiteConfig:
             num_bottleneck_blocks=get_int(
                 gen, "num_bottleneck_blocks", "model_params.generator_params", d.num_bottleneck_blocks
             ),  # fmt: skip
+            num_refine_blocks=get_int(
+                gen, "num_refine_blocks", "model_params.generator_params", d.num_refine_blocks, minimum=1
+            ),  # fmt: skip
+            mouth_interior=get_bool(gen, "mouth_interior", "model_params.generator_params", d.mouth_interior),
+            image_warp=str(gen.get("image_warp", d.image_warp)),
         )
 
     def to_yaml_dict(self) -> dict[str, Any]:
@@ -203,6 +231,15 @@ class LiteConfig:
                 "generator_params": {
                     "channels": list(self.channels),
                     "num_bottleneck_blocks": self.num_bottleneck_blocks,
+                    "num_refine_blocks": self.num_refine_blocks,
+                    "mouth_interior": self.mouth_interior,
+                    "image_warp": self.image_warp,
                 },
             },
         }
+
+
+#: enliven-lite 2, the default model's architecture (``configs/lite2-faces.yaml``): the mouth's interior synthesised,
+#: a wider decoder with two refinement blocks per level, bicubic sampling of the source. ``LiteConfig()`` is
+#: enliven-lite 1's.
+LITE_2 = LiteConfig(channels=(48, 96), num_refine_blocks=2, mouth_interior=True, image_warp="bicubic")

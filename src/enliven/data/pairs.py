@@ -63,6 +63,28 @@ def choose_frames(candidates: np.ndarray, rng: np.random.Generator, max_gap: int
     return min(anchor, other), max(anchor, other)
 
 
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """``T`` inner-lip gaps (face-mesh points 13 and 14) over the eye-corner distance (33 and 263) of ``T x 468 x 2``
+    landmarks: 0 for a closed mouth, about 0.3-0.6 wide open; NaN where there is no face."""
+    gap = np.linalg.norm(landmarks[:, 13] - landmarks[:, 14], axis=-1)
+    eyes = np.linalg.norm(landmarks[:, 33] - landmarks[:, 263], axis=-1)
+    return gap / np.maximum(eyes, 1e-6)
+
+
+def choose_frames_by_mouth(
+    candidates: np.ndarray, opening: np.ndarray, rng: np.random.Generator, max_gap: int | None
+) -> tuple[int, int]:
+    """Like :func:`choose_frames`, but the second frame is drawn with probability growing with how much its mouth
+    opening (:func:`mouth_opening`, indexed by frame) differs from the first's: a talking face's pairs mostly show
+    the same mouth, and a model learns to open and close one only from pairs where it changes."""
+    anchor = int(candidates[rng.integers(len(candidates))])
+    near = candidates[(candidates != anchor) & (np.abs(candidates - anchor) <= (max_gap or len(opening)))]
+    near = near if len(near) else candidates[candidates != anchor]
+    weights = np.abs(opening[near] - opening[anchor]) + 0.02  # a floor keeps every frame possible
+    other = int(rng.choice(near, p=weights / weights.sum()))
+    return min(anchor, other), max(anchor, other)
+
+
 @dataclass(frozen=True)
 class PairDatasetConfig:
     """Settings of :class:`enliven.data.pairs.PairDataset`.
@@ -81,6 +103,8 @@ class PairDatasetConfig:
         max_frame_gap: at most this many frames between a pair's two frames (``None``: any two frames of the clip,
             as FOMM samples). Evaluation animates each frame from the clip's first one; a gap near that protocol's
             clip length trains on the motion it measures.
+        mouth_pairs: with this probability a pair's second frame is drawn by how much its mouth differs from the
+            first's (:func:`choose_frames_by_mouth`; needs ``landmarks``), else uniformly.
     """
 
     root: Path
@@ -93,6 +117,7 @@ class PairDatasetConfig:
     skip_corrupt: bool = True
     landmarks: bool = False
     max_frame_gap: int | None = None
+    mouth_pairs: float = 0.0
 
     def __post_init__(self) -> None:
         height, width = self.frame_size
@@ -108,6 +133,12 @@ class PairDatasetConfig:
         gap = self.max_frame_gap
         if gap is not None and (isinstance(gap, bool) or not isinstance(gap, int) or gap < 1):
             raise ConfigError(f"max_frame_gap must be a positive integer or null, got {gap!r}.")
+        if isinstance(self.mouth_pairs, bool) or not isinstance(self.mouth_pairs, int | float) or not (
+            0 <= self.mouth_pairs <= 1
+        ):
+            raise ConfigError(f"mouth_pairs must be a probability in [0, 1], got {self.mouth_pairs!r}.")
+        if self.mouth_pairs and not self.landmarks:
+            raise ConfigError("mouth_pairs needs the face-mesh landmarks: set 'landmarks: true' too.")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an integer or null, got {self.seed!r}.")
 
@@ -317,7 +348,12 @@ class PairDataset(Dataset[FramePair]):
             with_face = np.flatnonzero(~np.isnan(landmarks).any(axis=(1, 2)))
             if len(with_face) < 2:
                 raise InputError(f"The clip {clip.path} has fewer than 2 frames with a face; it is left out.")
-            first, second = choose_frames(with_face, rng, self.config.max_frame_gap)
+            if self.config.mouth_pairs and rng.random() < self.config.mouth_pairs:
+                first, second = choose_frames_by_mouth(
+                    with_face, mouth_opening(landmarks), rng, self.config.max_frame_gap
+                )
+            else:
+                first, second = choose_frames(with_face, rng, self.config.max_frame_gap)
         elif count >= 2:
             first, second = choose_frames(np.arange(count), rng, self.config.max_frame_gap)
         else:

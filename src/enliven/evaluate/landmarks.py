@@ -189,3 +189,26 @@ def motion_signals(points: np.ndarray, image_size: tuple[int, int]) -> MotionSig
     safe_width = np.where(np.abs(jaw_width) < 1e-6, np.nan, jaw_width)
     yaw = (points[:, 30, 0] - points[:, 0, 0]) / safe_width - 0.5
     return MotionSignals(mouth, (right_ear + left_ear) / 2, head_x, head_y, yaw)
+
+
+#: dlib's lip landmarks (outer 48-59, inner 60-67).
+DLIB_MOUTH = slice(48, 68)
+
+
+def region_box(
+    points: np.ndarray, image_size: tuple[int, int], grow: float = 0.0, square: bool = False
+) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` integer pixels around the found (finite) ``K x 2`` points, grown by ``grow`` of the box's
+    size on every side (``square``: around its centre, to a square of its longer side), clipped to the image of
+    ``(width, height)``; ``None`` when no point was found or the box is empty."""
+    found = points[np.isfinite(points).all(axis=1)]
+    if not len(found):
+        return None
+    (x0, y0), (x1, y1) = found.min(axis=0), found.max(axis=0)
+    if square:
+        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
+        x0, x1, y0, y1 = cx - half, cx + half, cy - half, cy + half
+    dx, dy = grow * (x1 - x0), grow * (y1 - y0)
+    width, height = image_size
+    box = (max(0, int(x0 - dx)), max(0, int(y0 - dy)), min(width, int(np.ceil(x1 + dx))), min(height, int(np.ceil(y1 + dy))))
+    return box if box[2] - box[0] >= 2 and box[3] - box[1] >= 2 else None

@@ -20,7 +20,14 @@ from enliven.errors import EnlivenError
 from enliven.evaluate import metrics
 from enliven.evaluate.baselines import Method
 from enliven.evaluate.identity import FaceIdentity, embedding_distances
-from enliven.evaluate.landmarks import KeypointDetector, MotionSignals, detect_all, motion_signals
+from enliven.evaluate.landmarks import (
+    DLIB_MOUTH,
+    KeypointDetector,
+    MotionSignals,
+    detect_all,
+    motion_signals,
+    region_box,
+)
 from enliven.evaluate.results import AnimationScores, ClipResult, Protocol, ReconstructionScores, SampleStrip, Scores
 from enliven.preprocess import resize_image
 
@@ -54,6 +61,8 @@ class ReconstructionFrames:
     missed: np.ndarray  # keypoints found in the real frame, missed in the output
     found: np.ndarray  # keypoints found in the real frame
     aed: np.ndarray
+    mouth_l1: np.ndarray  # L1 in the real frame's mouth box
+    sharpness: np.ndarray  # Laplacian energy of the output over the real frame's, in the real face's box
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class AnimationFrames:
     identity: np.ndarray
     output: MotionSignals | None
     driving: MotionSignals | None
+    sharpness: np.ndarray  # the output face's Laplacian energy over the source face's
 
 
 Frames = ReconstructionFrames | AnimationFrames
@@ -77,6 +87,7 @@ class Reference:
     keypoints: np.ndarray | None  # N x K x 2 of the driving (= real) frames
     embeddings: np.ndarray | None  # N x 128 (reconstruction: real frames) or 1 x 128 (animation: the source)
     signals: MotionSignals | None  # driving motion (animation)
+    source_energy: float = float("nan")  # the source face's Laplacian energy (animation)
 
 
 class Scorer:
@@ -107,7 +118,10 @@ class Scorer:
             embeddings = self._embed(driving)
             return Reference(source, driving, keypoints, embeddings, None)
         embeddings = None if self.identity is None else self.identity.embed(source)[None]
-        return Reference(source, driving, keypoints, embeddings, self._signals(keypoints, driving))
+        energy = float("nan")
+        if self.keypoints is not None:
+            energy = _face_energy(source, self.keypoints.detect(source))
+        return Reference(source, driving, keypoints, embeddings, self._signals(keypoints, driving), energy)
 
     def measure(self, reference: Reference, outputs: np.ndarray) -> Frames:
         """Per-frame measurements of ``outputs`` (``N x H x W x 3``) against the reference."""
@@ -117,16 +131,33 @@ class Scorer:
         embeddings = self._embed(outputs)
         distances = nan if embeddings is None else embedding_distances(embeddings, reference.embeddings)
         if self.protocol is Protocol.ANIMATION:
-            return AnimationFrames(distances, self._signals(keypoints, outputs), reference.signals)
+            sharpness = nan.copy()
+            if keypoints is not None:
+                sharpness = np.array([_face_energy(o, k) for o, k in zip(outputs, keypoints, strict=True)])
+                sharpness /= reference.source_energy
+            return AnimationFrames(distances, self._signals(keypoints, outputs), reference.signals, sharpness)
         akd, missed, found = nan.copy(), np.zeros(count, int), np.zeros(count, int)
         if keypoints is not None and reference.keypoints is not None:
             for i in range(count):
                 akd[i] = metrics.keypoint_distance(reference.keypoints[i], keypoints[i])
                 missed[i], found[i] = metrics.missing_keypoints(reference.keypoints[i], keypoints[i])
         truth = reference.driving
+        mouth_l1, sharpness = nan.copy(), nan.copy()
+        if reference.keypoints is not None and reference.keypoints.shape[1] == 68:
+            size = (truth.shape[2], truth.shape[1])
+            for i in range(count):
+                mouth = region_box(reference.keypoints[i, DLIB_MOUTH], size, grow=0.2)
+                if mouth is not None:
+                    x0, y0, x1, y1 = mouth
+                    mouth_l1[i] = metrics.l1_error(outputs[i, y0:y1, x0:x1], truth[i, y0:y1, x0:x1])[0]
+                face = region_box(reference.keypoints[i], size)
+                if face is not None:
+                    sharpness[i] = metrics.laplacian_energy(outputs[i], face)[0] / max(
+                        metrics.laplacian_energy(truth[i], face)[0], 1e-6
+                    )
         return ReconstructionFrames(
             metrics.l1_error(outputs, truth), metrics.mse(outputs, truth), metrics.ssim(outputs, truth),
-            akd, missed, found, distances,
+            akd, missed, found, distances, mouth_l1, sharpness,
         )  # fmt: skip
 
     def _embed(self, frames: np.ndarray) -> np.ndarray | None:
@@ -159,6 +190,8 @@ def summarise(items: Sequence[Frames]) -> Scores:
             akd=metrics.finite_mean(pooled("akd")),
             mkr=float(pooled("missed").sum() / found) if found else float("nan"),
             aed=metrics.finite_mean(pooled("aed")),
+            mouth_l1=metrics.finite_mean(pooled("mouth_l1")),
+            sharpness=metrics.finite_mean(pooled("sharpness")),
         )
     anim: list[AnimationFrames] = list(items)  # type: ignore[arg-type]
     correlations = {}
@@ -170,7 +203,32 @@ def summarise(items: Sequence[Frames]) -> Scores:
         ]
         correlations[name] = metrics.finite_mean(np.array(values, dtype=np.float64))
     identity = metrics.finite_mean(np.concatenate([item.identity for item in anim]))
-    return AnimationScores(identity=identity, **correlations)
+    ranges = [
+        _spread(item.output.mouth) / _spread(item.driving.mouth)
+        for item in anim
+        if item.driving is not None and item.output is not None
+    ]
+    return AnimationScores(
+        identity=identity,
+        **correlations,
+        mouth_range=metrics.finite_mean(np.array(ranges, dtype=np.float64)),
+        sharpness=metrics.finite_mean(np.concatenate([item.sharpness for item in anim])),
+    )
+
+
+def _spread(values: np.ndarray) -> float:
+    """5th to 95th percentile of the finite values (NaN with fewer than 3, or when they do not vary)."""
+    finite = values[np.isfinite(values)]
+    if len(finite) < 3:
+        return float("nan")
+    spread = float(np.percentile(finite, 95) - np.percentile(finite, 5))
+    return spread if spread > 1e-6 else float("nan")
+
+
+def _face_energy(image: np.ndarray, points: np.ndarray) -> float:
+    """Laplacian energy of ``image`` in the box of its face landmarks (NaN without a face)."""
+    box = region_box(points, (image.shape[1], image.shape[0]))
+    return float("nan") if box is None else float(metrics.laplacian_energy(image, box)[0])
 
 
 def read_frames(reader: ClipReader, clip: ClipRef, max_frames: int | None, size: int) -> np.ndarray:
@@ -208,17 +266,43 @@ def clip_result(task: Task, frames: Frames, count: int) -> ClipResult:
 
 
 def sample_strip(
-    task: Task, reference: Reference, outputs: Sequence[tuple[str, np.ndarray]], num_frames: int
+    task: Task,
+    reference: Reference,
+    outputs: Sequence[tuple[str, np.ndarray]],
+    num_frames: int,
+    detector: KeypointDetector | None = None,
 ) -> SampleStrip:
-    """A few evenly spaced frames of a task's driving frames and outputs."""
+    """A few evenly spaced frames of a task's driving frames and outputs; for cross-identity pairs (animation) and
+    dlib's 68 landmarks, also every image's mouth enlarged (:func:`mouth_zoom`), to see whether it opens."""
     indices = np.unique(np.linspace(0, len(reference.driving) - 1, num_frames).round().astype(int))
+    mouths: tuple[np.ndarray, ...] = ()
+    if reference.signals is not None and detector is not None and detector.num_keypoints == 68:
+        images = [np.repeat(reference.source[None], len(indices), 0), reference.driving[indices]]
+        images += [frames[indices] for _, frames in outputs]
+        mouths = tuple(np.stack([mouth_zoom(image, detector.detect(image)) for image in group]) for group in images)
     return SampleStrip(
         title=task.title,
         frame_indices=tuple(int(i) for i in indices),
         source=reference.source,
         driving=reference.driving[indices],
         outputs=tuple((name, frames[indices]) for name, frames in outputs),
+        mouths=mouths,
     )
+
+
+#: Side of an enlarged mouth in the sample strips.
+MOUTH_ZOOM_SIDE = 128
+
+
+def mouth_zoom(image: np.ndarray, points: np.ndarray, side: int = MOUTH_ZOOM_SIDE) -> np.ndarray:
+    """The mouth of ``image`` (a square around dlib's lip landmarks, half again their width) enlarged to
+    ``side x side``; without landmarks, the lower middle of the image, where a face crop's mouth is."""
+    height, width = image.shape[:2]
+    box = region_box(points[DLIB_MOUTH], (width, height), grow=0.25, square=True)
+    if box is None:
+        box = (int(0.3 * width), int(0.6 * height), int(0.7 * width), int(0.95 * height))
+    x0, y0, x1, y1 = box
+    return resize_image(np.ascontiguousarray(image[y0:y1, x0:x1]), (side, side))
 
 
 def make_tasks(clips: Sequence[ClipRef], protocol: Protocol) -> list[Task]:

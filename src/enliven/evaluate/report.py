@@ -130,7 +130,10 @@ def markdown(result: EvaluationResult, sample_files: list[tuple[str, str]]) -> s
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines += ["", f"{SCORE_INFO[main][0]} per clip ({SCORE_INFO[main][1]} is better).", "", "![clips](plots/clips.png)"]
     if sample_files:
-        lines += ["", "## Samples", "", "Columns: source | driving | " + " | ".join(m.name for m in result.methods)]
+        columns = "Columns: source | driving | " + " | ".join(m.name for m in result.methods)
+        if any(sample.mouths for sample in result.samples):
+            columns += ", then the same images' mouths, enlarged"
+        lines += ["", "## Samples", "", columns]
         for title, name in sample_files:
             lines += ["", f"**{title}**", "", f"![{title}]({name})"]
     return "\n".join(lines) + "\n"
@@ -193,7 +196,8 @@ def _finite(value: float) -> float:
 
 
 def sample_image(sample: SampleStrip, side: int = SAMPLE_SIDE) -> np.ndarray:
-    """One row per drawn frame: source | driving | each method's output, under a header naming the columns.
+    """One row per drawn frame: source | driving | each method's output (then, when the strip has them, the same
+    images' mouths enlarged), under a header naming the columns.
 
     Returns:
         ``H x W x 3`` uint8 image.
@@ -203,9 +207,11 @@ def sample_image(sample: SampleStrip, side: int = SAMPLE_SIDE) -> np.ndarray:
         return image if image.shape[:2] == (side, side) else resize_image(image, (side, side))
 
     titles = ["source", "driving", *(name for name, _ in sample.outputs)]
+    titles += [f"{t}: mouth" for t in titles[: len(sample.mouths)]]
     rows = []
     for r in range(len(sample.frame_indices)):
         cells = [sample.source, sample.driving[r], *(frames[r] for _, frames in sample.outputs)]
+        cells += [mouths[r] for mouths in sample.mouths]
         rows.append(np.concatenate([thumb(c) for c in cells], axis=1))
     grid = np.concatenate(rows, axis=0)
     header = Image.new("RGB", (grid.shape[1], _LABEL_HEIGHT), "white")

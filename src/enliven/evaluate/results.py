@@ -76,6 +76,8 @@ class ReconstructionScores:
         akd: average keypoint distance in pixels at the evaluation size (lower is better).
         mkr: fraction of keypoints found in the real frame and missed in the output (lower is better).
         aed: average Euclidean distance of dlib identity embeddings, output vs real frame (lower is better).
+        mouth_l1: L1 inside the real frame's mouth box (dlib's lip landmarks, grown by a fifth; lower is better).
+        sharpness: Laplacian energy of the output over the real frame's, in the real face's box (1 = as sharp).
     """
 
     l1: float
@@ -84,6 +86,8 @@ class ReconstructionScores:
     akd: float
     mkr: float
     aed: float
+    mouth_l1: float = float("nan")
+    sharpness: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,10 @@ class AnimationScores:
             "the same person" for dlib).
         mouth, eyes, head_x, head_y, yaw: Pearson correlation of that motion signal between output and driving
             frames (higher follows the motion; 0 for an output that does not move).
+        mouth_range: the output's range of mouth opening (inner-lip gap over the inter-ocular distance, 5th to 95th
+            percentile of a clip) over the driver's; 1 opens as wide as the driver, 0 not at all.
+        sharpness: Laplacian energy of the output's face over the source photo's face (each in its own dlib
+            landmark box); 1 = as sharp as the photo.
     """
 
     identity: float
@@ -103,6 +111,8 @@ class AnimationScores:
     head_x: float
     head_y: float
     yaw: float
+    mouth_range: float = float("nan")
+    sharpness: float = float("nan")
 
 
 Scores = ReconstructionScores | AnimationScores
@@ -121,6 +131,9 @@ SCORE_INFO: dict[str, tuple[str, str]] = {
     "head_x": ("corr. head x", "higher"),
     "head_y": ("corr. head y", "higher"),
     "yaw": ("corr. yaw", "higher"),
+    "mouth_l1": ("mouth L1", "lower"),
+    "sharpness": ("sharpness", "higher"),
+    "mouth_range": ("mouth range", "higher"),
 }
 
 
@@ -176,6 +189,8 @@ class SampleStrip:
         source: ``H x W x 3`` uint8.
         driving: ``F x H x W x 3`` uint8.
         outputs: ``(method name, F x H x W x 3 uint8)`` in method order.
+        mouths: the mouth of every drawn image, enlarged, in the same order (source, driving, each output), each
+            ``F x h x h x 3`` uint8; empty when not drawn (the reconstruction protocol).
     """
 
     title: str
@@ -183,6 +198,7 @@ class SampleStrip:
     source: np.ndarray
     driving: np.ndarray
     outputs: tuple[tuple[str, np.ndarray], ...]
+    mouths: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from contextlib import ExitStack
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ def evaluate(
     options: EvaluationOptions | None = None,
     *,
     config: str | Path | None = None,
+    compare: Sequence[str | Path | LoadedModel] = (),
     progress: bool = False,
 ) -> EvaluationResult:
     """Evaluate a model and the baselines on one split of a FOMM-layout dataset.
@@ -59,6 +61,8 @@ def evaluate(
             ``animation`` (cross-identity pairs, relative motion).
         options: see :class:`EvaluationOptions`.
         config: the YAML config of an authors' checkpoint given as ``model`` (detected when omitted).
+        compare: more models (names, checkpoints or loaded) scored on the same clips, after ``model`` and before
+            the baselines, e.g. the previous release; they must run at ``model``'s size.
         progress: show a progress bar over clips.
 
     Raises:
@@ -76,6 +80,11 @@ def evaluate(
     mode = MotionMode.ABSOLUTE if protocol is Protocol.RECONSTRUCTION else MotionMode.RELATIVE
     with ExitStack() as stack:
         methods: list[Method] = [ModelMethod(network, name, mode, options.device, options.batch_size)]
+        for other in compare:
+            other_name, other_network, _, _ = _resolve_model(other, None)
+            if other_name == name:
+                other_name = f"{other_name} ({len(methods) + 1})"
+            methods.append(ModelMethod(other_network, other_name, mode, options.device, options.batch_size))
         if options.baselines:
             methods += [StaticBaseline(), MeshWarpBaseline(mode)]
         for method in methods:
@@ -129,7 +138,7 @@ def _run(
             outputs.append((method.name, frames))
         frames_done += len(driving)
         if len(samples) < options.samples:
-            samples.append(sample_strip(task, reference, outputs, options.sample_frames))
+            samples.append(sample_strip(task, reference, outputs, options.sample_frames, scorer.keypoints))
     results = tuple(
         MethodResult(
             name=method.name,

@@ -35,7 +35,7 @@ from enliven.inference.pipeline import (
 )
 from enliven.io import check_output_path
 from enliven.models.base import MotionTransferModel
-from enliven.preprocess import Box, FaceLandmarker, best_matching_frame
+from enliven.preprocess import Box, FaceLandmarker, best_matching_frame, compensate_resampling, crop_and_resize
 from enliven.types import Keypoints, MotionMode
 from enliven.weights import LoadedModel
 
@@ -66,6 +66,8 @@ class AnimateOptions:
             that finds the faces and a face-mesh model's landmarks) when both inputs are files. It pays off when it
             starts before torch is imported, as the CLI does (which passes its own worker); once this process has
             torch and MediaPipe loaded, the worker's own imports (~1 s) cost more than they save.
+        force: animate a source face of any size; by default a face model refuses a body or a scene, whose face is
+            too small to animate (:func:`~enliven.inference.cropper.check_usable_face`).
     """
 
     model: str | None = None
@@ -83,6 +85,7 @@ class AnimateOptions:
     threads: int | None = None
     memory_budget_mb: int = 1024
     face_worker: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,11 @@ def animate_file(
         applies = worker_applies(source, driving, crop=options.crop, find_best_frame=options.find_best_frame)
         if worker is None and options.face_worker and applies:
             worker = FaceWorker.start(  # finds the faces while this process loads the model
-                source, driving, smooth_track=options.smooth_track, memory_budget_mb=options.memory_budget_mb
+                source,
+                driving,
+                smooth_track=options.smooth_track,
+                memory_budget_mb=options.memory_budget_mb,
+                any_face=options.force,
             )
         clip = DrivingClip(driving, options.memory_budget_mb)
         source_image = read_source(Path(source)) if isinstance(source, (str, Path)) else checked_image(source)
@@ -158,7 +165,13 @@ def animate_file(
             Animator(
                 loaded.model, device=device, mode=options.mode, adapt_scale=options.adapt_scale, size=options.size
             ) as animator,  # releases MediaPipe graphs of face-mesh models
-            FaceCropper(animator.size, content=content, crop=options.crop, fps=clip.fps) as cropper,  # type: ignore[arg-type]
+            FaceCropper(
+                animator.size,
+                content=content,  # type: ignore[arg-type]
+                crop=options.crop,
+                fps=clip.fps,
+                any_face=options.force,
+            ) as cropper,
         ):
             if worker is not None and not cropper.finds_faces:
                 worker.close()
@@ -204,6 +217,22 @@ class _Plan:
     best_frame: int | None = None
 
 
+#: Largest side of the photo's own crop that paste-back frames are composed at (a larger crop is shrunk to it).
+MAX_DETAIL_SIDE = 1024
+
+
+def detail_crop(image: np.ndarray, box: Box | None, animator: Animator, options: AnimateOptions) -> np.ndarray | None:
+    """For paste-back with a model that composes at the photo's resolution (enliven-lite): the source crop at the
+    photo's own resolution (at most :data:`MAX_DETAIL_SIDE`), so the pasted face keeps the photo's sharpness: the
+    photo's pixels are resampled once, by the motion, instead of to the model's 256 px, through it and back (which
+    alone halves a face's fine texture). ``None`` when it would not help."""
+    if not options.paste_back or box is None or not animator.composes_detail:
+        return None
+    side = min(MAX_DETAIL_SIDE, box.to_int().width)
+    # Sharpened a little first: the motion resamples it at sub-pixel positions, which softens fine texture.
+    return compensate_resampling(crop_and_resize(image, box, side)) if side != animator.size else None
+
+
 def _plan_here(
     clip: DrivingClip,
     source_image: np.ndarray,
@@ -214,7 +243,7 @@ def _plan_here(
 ) -> _Plan:
     """Find the faces and the driving keypoints in this process; the source is encoded."""
     source_crop = cropper.crop_source(source_image, what)
-    animator.set_source(source_crop.image)
+    animator.set_source(source_crop.image, detail=detail_crop(source_image, source_crop.box, animator, options))
     # Only a face search needs the whole clip before the first crop; otherwise the frames stream once.
     first = clip.first_pass() if cropper.finds_faces else clip.frames()
     boxes = cropper.clip_boxes(first, smooth_track=options.smooth_track, what=clip.what)
@@ -232,12 +261,13 @@ def _plan_with_worker(
     """Take the faces from the worker and, for a face-mesh model, the driving landmarks too; the source is encoded."""
     faces = worker.plan()
     source_crop = Crop(cropper.cut(source_image, faces.source_box), faces.source_box, True)
+    detail = detail_crop(source_image, source_crop.box, animator, options)
     if animator.uses_face_mesh and not options.find_best_frame:
         source_points, points = worker.landmarks(animator.size)
-        animator.set_source(source_crop.image, source_points)
+        animator.set_source(source_crop.image, source_points, detail=detail)
         return _Plan(source_crop, batched_points(points, options.batch_size))
     worker.close()  # a model with its own detector takes the boxes only
-    animator.set_source(source_crop.image)
+    animator.set_source(source_crop.image, detail=detail)
     return _plan_frames(clip, source_crop, faces.boxes, animator, cropper, options)
 
 

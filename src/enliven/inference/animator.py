@@ -176,7 +176,9 @@ class Animator:
 
     # -- state -----------------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def set_source(self, image: np.ndarray | Tensor, landmarks: np.ndarray | None = None) -> None:
+    def set_source(
+        self, image: np.ndarray | Tensor, landmarks: np.ndarray | None = None, *, detail: np.ndarray | None = None
+    ) -> None:
         """Encode the source once (``H x W x 3`` uint8 or ``1 x 3 x H x W`` float); forget the reference frame.
 
         Args:
@@ -184,6 +186,10 @@ class Animator:
             landmarks: for face-mesh models, the source's ``468 x 2`` (or ``1 x 468 x 2``) landmarks in ``[-1, 1]``
                 when found elsewhere (e.g. by :class:`~enliven.inference.face_worker.FaceWorker`); ``None``: found
                 here. Ignored by other models.
+            detail: the same crop at another resolution, ``D x D x 3`` uint8 (e.g. cut from the photo at its own
+                resolution, for paste-back): models that compose at that resolution
+                (:attr:`~enliven.models.base.MotionTransferModel.composes_detail`, enliven-lite) then return
+                ``D x D`` frames, the photo's own texture warped there; other models ignore it.
 
         Raises:
             NoFaceError: the model is driven by face landmarks and the source shows no face.
@@ -199,8 +205,18 @@ class Animator:
             if points.shape[1] != NUM_FACE_MESH_POINTS:
                 raise ValueError(f"expected {NUM_FACE_MESH_POINTS} source landmarks, got {points.shape[1]}")
             keypoints = self._on_device(points)
-        self._source = self.model.encode_source(source, keypoints)
+        if detail is not None and self.composes_detail and np.asarray(detail).shape[0] != self.size:
+            detail_tensor = torch.from_numpy(np.ascontiguousarray(detail)).to(self.device)
+            detail_tensor = detail_tensor.permute(2, 0, 1)[None].float().div_(255.0)
+            self._source = self.model.encode_source(source, keypoints, detail=detail_tensor)  # type: ignore[call-arg]
+        else:
+            self._source = self.model.encode_source(source, keypoints)
         self.reset_reference()
+
+    @property
+    def composes_detail(self) -> bool:
+        """Whether :meth:`set_source` takes ``detail`` (the model composes its frames at the detail's resolution)."""
+        return bool(getattr(self.model, "composes_detail", False))
 
     @torch.inference_mode()
     def set_reference(self, frame: np.ndarray | Tensor) -> None:

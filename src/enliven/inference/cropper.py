@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from enliven.errors import NoFaceError
+from enliven.errors import FaceTooSmallError, NoFaceError
 from enliven.preprocess import (
     Box,
     FaceDetection,
@@ -44,6 +44,29 @@ Content = Literal["face", "other"]
 REACQUIRE_AFTER = 15
 #: Least overlap of a face with the last tracked box to continue a stream's track.
 MIN_IOU = 0.2
+#: A source face smaller than this share of the image's shorter side is a body or a scene, not a portrait: every
+#: portrait in ../shared/data faces has at least 0.178, nearly every full-body photo at most 0.15.
+MIN_FACE_SHARE = 0.15
+#: A source face of fewer pixels (the detector's box side) would be upscaled past recognition into the model's crop.
+MIN_FACE_PIXELS = 64
+
+
+def check_usable_face(face: FaceDetection, width: int, height: int, what: str) -> None:
+    """Refuse a face a face model cannot animate well (a body photo, a scene, a face of a few dozen pixels).
+
+    Raises:
+        FaceTooSmallError: one sentence: what was found, and which model or option to use.
+    """
+    side = float(np.sqrt(face.box.area))
+    share = side / min(width, height)
+    if share >= MIN_FACE_SHARE and side >= MIN_FACE_PIXELS:
+        return
+    why = f"{share:.0%} of the image's shorter side" if share < MIN_FACE_SHARE else f"only {side:.0f} pixels"
+    raise FaceTooSmallError(
+        f"the face in {what} is {why}, which looks like a body or a scene, not a portrait: a face model would "
+        "animate a tiny blurred crop; use a model for bodies or whole images (see 'enliven models'), crop the photo "
+        "to the face, or pass --force to animate this face anyway."
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +98,8 @@ class FaceCropper:
         beta: One-Euro speed coefficient (higher: less lag in fast moves).
         feather: paste-back fade width as a fraction of the box side.
         detector: a face detector to use (and not close); by default one is made on first use.
+        any_face: take a source face of any size (``--force``); by default a face too small to animate raises
+            :class:`~enliven.errors.FaceTooSmallError` (:func:`check_usable_face`).
 
     Raises:
         MissingDependencyError: MediaPipe is missing (face content with ``crop``).
@@ -91,6 +116,7 @@ class FaceCropper:
         beta: float = 1.0,
         feather: float = 0.1,
         detector: FaceDetector | None = None,
+        any_face: bool = False,
     ) -> None:
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
@@ -100,6 +126,7 @@ class FaceCropper:
         self.content: Content = content
         self.crop = crop
         self.feather = feather
+        self.any_face = any_face
         self._detector = detector
         self._owns_detector = detector is None
         self._filter = OneEuroBoxFilter(fps=fps, min_cutoff=min_cutoff, beta=beta)
@@ -125,6 +152,7 @@ class FaceCropper:
 
         Raises:
             NoFaceError: face content and no face in the image.
+            FaceTooSmallError: the face is too small to animate (a body or a scene) and not ``any_face``.
         """
         if not self.crop:
             return None
@@ -134,6 +162,8 @@ class FaceCropper:
         faces = self.detector.detect(image)
         if not faces:
             raise NoFaceError(f"no face was found in {what}; use --no-crop to animate the whole image.")
+        if not self.any_face:
+            check_usable_face(faces[0], width, height, what)
         return face_crop_box(faces[0], width, height)
 
     def crop_source(self, image: np.ndarray, what: str = "the source") -> Crop:

@@ -31,14 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from enliven.errors import EnlivenError, InputError, NoFaceError
+from enliven.errors import EnlivenError, FaceTooSmallError, InputError, NoFaceError
 
 if TYPE_CHECKING:  # the main process starts the worker before anything heavy is imported
     import numpy as np
 
     from enliven.preprocess import Box
 
-_ERRORS: dict[str, type[EnlivenError]] = {"NoFaceError": NoFaceError, "InputError": InputError}
+_ERRORS: dict[str, type[EnlivenError]] = {
+    "NoFaceError": NoFaceError,
+    "FaceTooSmallError": FaceTooSmallError,
+    "InputError": InputError,
+}
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,14 @@ class FaceJob:
         driving: the driving clip.
         smooth_track: crop the clip along a smoothed face track instead of one stable box.
         memory_budget_mb: decoded driving frames kept in memory for the face search, at most this many MiB.
+        any_face: take a source face of any size (``--force``; see :func:`~enliven.inference.cropper.check_usable_face`).
     """
 
     source: str
     driving: str
     smooth_track: bool = False
     memory_budget_mb: int = 1024
+    any_face: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,16 @@ class FaceWorker:
 
     @classmethod
     def start(
-        cls, source: str | Path, driving: str | Path, *, smooth_track: bool = False, memory_budget_mb: int = 1024
+        cls,
+        source: str | Path,
+        driving: str | Path,
+        *,
+        smooth_track: bool = False,
+        memory_budget_mb: int = 1024,
+        any_face: bool = False,
     ) -> FaceWorker:
         """Start a worker on a source image and a driving clip; it begins finding faces at once."""
-        job = FaceJob(str(source), str(driving), smooth_track, memory_budget_mb)
+        job = FaceJob(str(source), str(driving), smooth_track, memory_budget_mb, any_face)
         errors = tempfile.TemporaryFile()  # its stderr: read only to explain a crash, so it never fills a pipe
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # the same enliven as ours
         process = subprocess.Popen(
@@ -193,7 +205,7 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
         _, job = pickle.load(requests)
         clip = DrivingClip(job.driving, job.memory_budget_mb)
         source = read_source(Path(job.source))
-        with FaceCropper(1) as finder:  # boxes do not depend on the crops' size
+        with FaceCropper(1, any_face=job.any_face) as finder:  # boxes do not depend on the crops' size
             source_box = finder.source_box(source, f"the source {job.source}")
             boxes = finder.clip_boxes(clip.first_pass(), smooth_track=job.smooth_track, what=clip.what)
             send(("plan", source_box, boxes))

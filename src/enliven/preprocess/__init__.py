@@ -32,7 +32,7 @@ from enliven.preprocess.face import (
     face_crop_boxes,
 )
 from enliven.preprocess.paste import feather_mask, paste_back
-from enliven.preprocess.resize import crop_and_resize, extract_region, resize_image
+from enliven.preprocess.resize import compensate_resampling, crop_and_resize, extract_region, resize_image
 from enliven.preprocess.track import FaceTrack, OneEuroBoxFilter, split_track, track_faces, track_faces_sampled
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "OneEuroBoxFilter",
     "best_matching_frame",
     "center_square_box",
+    "compensate_resampling",
     "crop_and_resize",
     "extract_region",
     "face_alignment_features",

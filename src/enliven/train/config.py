@@ -23,6 +23,7 @@ Read once by :func:`load_train_config` into a frozen :class:`TrainConfig`. Keys 
     seed: 0
     log_every: 10              # steps between TensorBoard scalars
     image_every: 500           # steps between TensorBoard image grids
+    init_from: null            # a model name or weights file: its tensors that fit this model start the run
     lr_gamma: 0.1
     weight_decay: 0
 
@@ -111,6 +112,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     image_every: int = 500
+    init_from: str | None = None
 
     @property
     def family(self) -> str:
@@ -150,6 +152,13 @@ class TrainConfig:
 
 # TrainConfig fields read from train_params (everything but model, loss, dataset, document).
 _TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("model", "loss", "dataset", "document"))
+
+
+def _text(params: Mapping[str, Any], key: str) -> str:
+    value = params[key]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"'{_WHERE}.{key}' must be a model name or a weights file, got {value!r}.")
+    return value
 
 
 def _optional(params: Mapping[str, Any], key: str, read: Any) -> Any:
@@ -211,6 +220,7 @@ def train_config_from_dict(document: Mapping[str, Any]) -> TrainConfig:
             params, "checkpoint_every", lambda: get_int(params, "checkpoint_every", _WHERE, minimum=1)
         ),
         keep_last=get_int(params, "keep_last", _WHERE, 3, minimum=1),
+        init_from=_optional(params, "init_from", lambda: _text(params, "init_from")),
         amp=get_bool(params, "amp", _WHERE, True),
         grad_clip=_optional(params, "grad_clip", lambda: get_number(params, "grad_clip", _WHERE, low=0)),
         ema_decay=_in_unit_range(params, "ema_decay", 0.999, upper=1.0),

@@ -19,12 +19,13 @@ from enliven.config import ModelConfig
 from enliven.config.fomm import FommConfig, FommDiscriminatorConfig
 from enliven.config.lite import LiteConfig
 from enliven.config.tpsmm import TpsmmConfig
-from enliven.face_mesh import NUM_FACE_MESH_POINTS
+from enliven.face_mesh import NUM_FACE_MESH_POINTS, OUTER_LIPS
 from enliven.families import family_of
 from enliven.models.factory import build_model
 from enliven.models.fomm import FommModel, MultiScaleDiscriminator
 from enliven.models.lite import LiteModel
 from enliven.models.lite.motion import sample_flow
+from enliven.models.lite.regions import polygon_mask
 from enliven.models.tpsmm import BgMotionPredictor, TpsmmModel, build_bg_predictor
 from enliven.models.tpsmm.keypoints import POINTS_PER_TPS
 from enliven.models.tpsmm.tps import resize_grid, resize_map, sample
@@ -194,12 +195,26 @@ class LiteObjective(GeneratorObjective):
         if self.config.landmark_flow and landmarks is not None:
             moved = sample_flow(output.motion.deformation, landmarks.driving)
             parts["landmark_flow"] = self.config.landmark_flow * (moved - landmarks.source).norm(dim=-1).mean()
+        if self.config.mouth_region and landmarks is not None:
+            parts["mouth_region"] = self.config.mouth_region * mouth_region_error(
+                output.prediction, driving, landmarks.driving
+            )
         return _Generated(output, kp_source, kp_driving, parts)
 
     def _equivariance(self, driving: Tensor, kp_driving: Keypoints) -> dict[str, Tensor]:
         if self.model.kp_detector is None:  # landmarks are given: nothing to make equivariant
             return {}
         return super()._equivariance(driving, kp_driving)
+
+
+def mouth_region_error(prediction: Tensor, target: Tensor, landmarks: Tensor) -> Tensor:
+    """Mean absolute error of ``B x 3 x H x W`` images inside the target's outer lip line (``B x 468 x 2``
+    face-mesh landmarks, normalised), grown by ``H / 32`` pixels; 0 for frames without landmarks."""
+    outline = landmarks.index_select(1, torch.tensor(OUTER_LIPS, device=landmarks.device))
+    region = polygon_mask(outline.float(), prediction.shape[-1], feather=max(1, prediction.shape[-1] // 32))
+    region = (region > 0).to(prediction.dtype)  # the feather grows the region; inside it every pixel counts fully
+    error = (prediction - target).abs().mean(1, keepdim=True) * region
+    return error.sum() / region.sum().clamp(min=1.0)
 
 
 def build_objectives(

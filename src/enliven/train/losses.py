@@ -36,7 +36,8 @@ PerceptualKind = Literal["vgg19", "offline"]
 GanKind = Literal["lsgan", "hinge"]
 
 _WEIGHT_KEYS = ("generator_gan", "discriminator_gan", "feature_matching", "perceptual", "equivariance_value",
-                "equivariance_jacobian", "warp_loss", "bg", "correction", "landmark_flow")  # fmt: skip
+                "equivariance_jacobian", "warp_loss", "bg", "correction", "landmark_flow",
+                "mouth_region")  # fmt: skip
 _EXTRA_KEYS = ("perceptual", "vgg19_weights", "gan", "l1", "ms_ssim", "discriminator")
 #: The discriminator trained with TPSMM (whose configs have none) when a GAN or feature matching is asked for.
 DEFAULT_DISCRIMINATOR = FommDiscriminatorConfig(
@@ -64,6 +65,9 @@ class LossConfig:
         landmark_flow: enliven-lite only: weight of the mean distance (normalised units) between where the motion
             sends each of the driving frame's 468 face-mesh landmarks and where that landmark is in the source
             (pixel losses barely see a lip edge off by a pixel; AKD does). ``loss_weights.landmark_flow``.
+        mouth_region: enliven-lite only: weight of the mean absolute error inside the driving frame's outer lip line
+            (grown by 1/32 of the side), on top of the whole-frame L1: the mouth is a few percent of the frame, and
+            what moves most when a face talks. ``loss_weights.mouth_region``.
         generator_gan, discriminator_gan: GAN weights of the generator and discriminator steps.
         feature_matching: weight of each discriminator block's features (empty: no feature matching).
         bg_start: first epoch of TPSMM's background motion (and its loss).
@@ -84,6 +88,7 @@ class LossConfig:
     bg: float = 10.0
     correction: float = 0.0
     landmark_flow: float = 0.0
+    mouth_region: float = 0.0
     generator_gan: float = 0.0
     discriminator_gan: float = 1.0
     feature_matching: tuple[float, ...] = ()
@@ -160,6 +165,7 @@ class LossConfig:
             bg=weight("bg", d.bg),
             correction=weight("correction", d.correction),
             landmark_flow=weight("landmark_flow", d.landmark_flow),
+            mouth_region=weight("mouth_region", d.mouth_region),
             generator_gan=weight("generator_gan", d.generator_gan),
             discriminator_gan=weight("discriminator_gan", d.discriminator_gan),
             feature_matching=weights("feature_matching", d.feature_matching),
@@ -198,6 +204,7 @@ class LossConfig:
                 "bg": self.bg,
                 "correction": self.correction,
                 "landmark_flow": self.landmark_flow,
+                "mouth_region": self.mouth_region,
             },
             **{k: getattr(self, k) for k in ("bg_start", "dropout_epoch", "dropout_maxp", "dropout_startp")},
             "dropout_inc_epoch": self.dropout_inc_epoch,

@@ -116,6 +116,10 @@ class Trainer:
         self.config, self.run_dir, self.device, self.info, self.progress = config, run_dir, device, info, progress
         ckpt.seed_everything(config.seed)  # identical initial weights on every rank
         generator, discriminator = build_objectives(config.model, config.loss)
+        if config.init_from:  # before the per-rank seed: loading may draw random initial weights
+            copied = ckpt.warm_start(generator.model, config.init_from)
+            if info.is_main:
+                print(f"init_from {config.init_from}: {len(copied)} tensors copied", flush=True)
         self.generator = generator.to(device).train()
         self.discriminator = None if discriminator is None else discriminator.to(device).train()
         ckpt.seed_everything(config.seed + 7919 * info.rank)  # then different random transforms per rank

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from enliven.config.fomm import FOMM_PRESETS
-from enliven.config.lite import LiteConfig
+from enliven.config.lite import LITE_2, LiteConfig
 from enliven.config.tpsmm import TPSMM_PRESETS
 
 Content = Literal["face", "other"]
@@ -110,10 +110,19 @@ def _build_presets() -> dict[str, Preset]:
     presets["enliven-lite"] = Preset(
         "enliven-lite",
         "lite",
-        LiteConfig().to_yaml_dict(),
+        LITE_2.to_yaml_dict(),
         "enliven-lite.safetensors",
         "face",
-        "enliven-lite: real-time faces on a CPU, driven by MediaPipe face-mesh landmarks, 256",
+        "enliven-lite 2: real-time faces on a CPU, driven by MediaPipe face-mesh landmarks, mouth synthesised, 256",
+        bundled=True,
+    )
+    presets["enliven-lite-1"] = Preset(
+        "enliven-lite-1",
+        "lite",
+        LiteConfig().to_yaml_dict(),
+        "enliven-lite-1.safetensors",
+        "face",
+        "enliven-lite 1 (the previous release): the mesh warp with a light correction, 256",
         bundled=True,
     )
     for name, (weights, content, description) in _FOMM_DATA.items():

@@ -14,6 +14,7 @@ Per 256 x 256 frame: 0.54 GFLOP, and 0.26 once per source (``enliven bench`` pri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enliven.config.lite import LiteConfig
-from enliven.face_mesh import NUM_FACE_MESH_POINTS
+from enliven.face_mesh import INNER_LIPS, NUM_FACE_MESH_POINTS
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.keypoint_detector import KeypointDetector
 from enliven.models.lite.motion import (
@@ -34,6 +35,7 @@ from enliven.models.lite.motion import (
     source_triangles,
     warp,
 )
+from enliven.models.lite.regions import polygon_mask
 from enliven.types import GeneratorOutput, Keypoints, MotionField
 
 
@@ -46,11 +48,17 @@ class LiteSourceEncoding(SourceEncoding):
         small: ``1 x 3 x m x m`` the source at the motion grid's size ``m``.
         triangles: ``1 x T x 3`` the source's mesh (:func:`~enliven.models.lite.motion.source_triangles`), or
             ``None`` for a model without the mesh warp.
+        mouth: ``1 x 1 x H/2 x W/2`` the inside of the source's inner lip line (models with ``mouth_interior``), or
+            ``None``.
+        detail: ``1 x 3 x D x D`` the source at another resolution than the model's (e.g. the photo's own), or
+            ``None``: the predictions are then composed at ``D`` (see :meth:`LiteModel.encode_source`).
     """
 
     features: tuple[Tensor, ...]
     small: Tensor
     triangles: Tensor | None = None
+    mouth: Tensor | None = None
+    detail: Tensor | None = None
 
 
 class SeparableResidual(nn.Module):
@@ -96,50 +104,118 @@ def pixel_shuffle_2x(x: Tensor) -> Tensor:
     return shuffled.reshape(batch, channels // 4, 2 * height, 2 * width)
 
 
+#: Initial shade of the warped source inside the driving mouth (a mouth's interior is dark); learned.
+MOUTH_SHADE = 0.3
+
+
 class LiteDecoder(nn.Module):
     """Warped source features -> a correction of the warped source, coarse to fine (pixel-shuffle upsampling).
 
     The last step is a convolution at half resolution whose channels a pixel shuffle turns into the full-resolution
     correction, applied where the occlusion map says the warped source is hidden; it starts at zero, so the
     untrained decoder returns the warped source unchanged.
+
+    Args:
+        num_channels: image channels.
+        channels: feature channels per level, half resolution first.
+        num_bottleneck_blocks: residual blocks at the lowest level.
+        num_refine_blocks: residual blocks after each upsampling step.
+        mouth_interior: the decoder takes the driving mouth's interior (a mask): hidden from the warped source, shaded
+            by a learned factor, and marked in the features by a learned vector per level.
+        image_warp: how the source image is sampled (``bilinear`` or ``bicubic``).
     """
 
-    def __init__(self, num_channels: int, channels: tuple[int, ...], num_bottleneck_blocks: int) -> None:
+    def __init__(
+        self,
+        num_channels: int,
+        channels: tuple[int, ...],
+        num_bottleneck_blocks: int,
+        num_refine_blocks: int = 1,
+        mouth_interior: bool = False,
+        image_warp: str = "bilinear",
+    ) -> None:
         super().__init__()
+        self.image_warp = image_warp
         self.bottleneck = nn.Sequential(*[SeparableResidual(channels[-1]) for _ in range(num_bottleneck_blocks)])
         # upsample[i] takes level i + 1 to level i.
         self.upsample = nn.ModuleList(
             [nn.Conv2d(channels[i + 1], 4 * channels[i], 1) for i in range(len(channels) - 1)]
         )
         self.refine = nn.ModuleList([SeparableResidual(c) for c in channels[:-1]])
+        # Kept apart from ``refine`` so that one-block models keep their parameter names.
+        self.refine_more = (
+            nn.ModuleList(
+                [nn.Sequential(*[SeparableResidual(c) for _ in range(num_refine_blocks - 1)]) for c in channels[:-1]]
+            )
+            if num_refine_blocks > 1
+            else None
+        )
+        self.mouth_embedding: nn.ParameterList | None = None
+        self.mouth_shade: nn.Parameter | None = None
+        if mouth_interior:
+            self.mouth_embedding = nn.ParameterList([nn.Parameter(torch.zeros(1, c, 1, 1)) for c in channels])
+            self.mouth_shade = nn.Parameter(torch.full((1, num_channels, 1, 1), math.log(MOUTH_SHADE)))
         self.head = nn.Conv2d(channels[0], 4 * num_channels, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, image: Tensor, features: tuple[Tensor, ...], motion: MotionField) -> tuple[Tensor, Tensor]:
-        """Returns the prediction (about ``[0, 1]``; not clamped, so the loss sees overshoot) and the full-resolution
-        warped source (in ``[0, 1]``), both ``B x 3 x H x W``."""
+    def forward(
+        self,
+        image: Tensor,
+        features: tuple[Tensor, ...],
+        motion: MotionField,
+        mouth: Tensor | None = None,
+        detail: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Returns the prediction (about ``[0, 1]``; not clamped, so the loss sees overshoot) and the warped source
+        (in ``[0, 1]``, shaded inside the mouth), both ``B x 3 x H x W``.
+
+        Args:
+            image: ``1 x 3 x H x W`` (or ``B x``) the source.
+            features: the source's encoder features.
+            motion: the dense motion.
+            mouth: ``B x 1 x h x w`` in ``[0, 1]``, the driving mouth's interior (models with ``mouth_interior``).
+            detail: ``1 x 3 x D x D`` the same source at another resolution: the prediction is composed at ``D``
+                (the source's own texture warped there, the decoder's correction resized to it) instead of ``H``.
+        """
         occlusion = motion.occlusion[0]
+        if (mouth is None) != (self.mouth_embedding is None):
+            raise ValueError("this decoder " + ("needs" if mouth is None else "takes no") + " a mouth mask")
+
+        def resized(mask: Tensor, size: int) -> Tensor:
+            if mask.shape[-1] == size:
+                return mask
+            return F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False)
 
         def warped(level: int) -> Tensor:
             size = features[level].shape[-1]
-            grid = resize_grid(motion.deformation, size)
-            occ = (
-                occlusion
-                if occlusion.shape[-1] == size
-                else F.interpolate(occlusion, size=(size, size), mode="bilinear", align_corners=False)
-            )
-            return warp(features[level], grid) * occ
+            visible = resized(occlusion, size)
+            if mouth is None or self.mouth_embedding is None:
+                return warp(features[level], resize_grid(motion.deformation, size)) * visible
+            inside = resized(mouth, size)
+            moved = warp(features[level], resize_grid(motion.deformation, size)) * (visible * (1 - inside))
+            return moved + inside * self.mouth_embedding[level]
 
         x = self.bottleneck(warped(len(features) - 1))
         for level in reversed(range(len(features) - 1)):
             x = pixel_shuffle_2x(self.upsample[level](x)) + warped(level)
             x = self.refine[level](x)
-        deformed = warp(image, resize_grid(motion.deformation, image.shape[-1]))
+            if self.refine_more is not None:
+                x = self.refine_more[level](x)
+        target = image if detail is None else detail
+        size = target.shape[-1]
+        deformed = warp(target, resize_grid(motion.deformation, size), self.image_warp)
+        correction = pixel_shuffle_2x(self.head(x))
+        if correction.shape[-1] != size:
+            correction = F.interpolate(correction, size=(size, size), mode="bilinear", align_corners=False)
         # The correction acts where the warped source cannot explain the frame (occlusion near 0): elsewhere the
         # source's own pixels are the best guess, and an imperfect decoder would only blur them.
-        hidden = 1 - F.interpolate(occlusion, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        return deformed + hidden * pixel_shuffle_2x(self.head(x)), deformed
+        hidden = 1 - resized(occlusion, size)
+        if mouth is not None and self.mouth_shade is not None:
+            inside = resized(mouth, size)
+            hidden = torch.maximum(hidden, inside)
+            deformed = deformed * (1 - inside * (1 - self.mouth_shade.exp()))
+        return deformed + hidden * correction, deformed
 
 
 #: Index of the piecewise-affine flow among the candidates of :func:`landmark_flows` (after identity and affine).
@@ -172,6 +248,7 @@ class LiteModel(MotionTransferModel):
     """
 
     family = "lite"
+    composes_detail = True
 
     def __init__(self, config: LiteConfig) -> None:
         super().__init__()
@@ -201,7 +278,15 @@ class LiteModel(MotionTransferModel):
             residual_flow=config.residual_flow,
         )
         self.encoder = LiteEncoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
-        self.decoder = LiteDecoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
+        self.decoder = LiteDecoder(
+            config.num_channels,
+            config.channels,
+            config.num_bottleneck_blocks,
+            config.num_refine_blocks,
+            config.mouth_interior,
+            config.image_warp,
+        )
+        self.register_buffer("inner_lips", torch.tensor(INNER_LIPS), persistent=False)
 
     @property  # type: ignore[override]
     def keypoint_source(self) -> KeypointSource:
@@ -218,11 +303,19 @@ class LiteModel(MotionTransferModel):
         return Keypoints(self.kp_detector(image).value)
 
     def encode_source(
-        self, source: Tensor, keypoints: Keypoints | None = None, triangles: Tensor | None = None
+        self,
+        source: Tensor,
+        keypoints: Keypoints | None = None,
+        triangles: Tensor | None = None,
+        detail: Tensor | None = None,
     ) -> LiteSourceEncoding:
         """Encode ``B x 3 x H x W`` sources in ``[0, 1]`` with their keypoints (face mesh: ``B x 468 x 2``, required;
         learned: detected when not given) and their meshes ``B x T x 3`` (computed when not given: see
-        :meth:`host_source_inputs`)."""
+        :meth:`host_source_inputs`).
+
+        ``detail``, ``1 x 3 x D x D`` in ``[0, 1]``: the same crop at another resolution (e.g. the photo's own
+        pixels). Predictions are then ``D x D``: the motion, occlusion and correction come from the ``H x H`` model,
+        the texture from ``detail`` warped at its own resolution, so a paste-back keeps the photo's sharpness."""
         if keypoints is None:
             if self.kp_detector is None:
                 raise ValueError("a lite model needs the source's face-mesh landmarks (B x 468 x 2) to encode it")
@@ -231,12 +324,18 @@ class LiteModel(MotionTransferModel):
         if self.piecewise and triangles is None:
             (triangles,) = self.host_source_inputs(keypoints).values()
         factor = self.config.image_size // self.config.motion_size
+        features = tuple(self.encoder(source))
+        mouth = None
+        if self.config.mouth_interior:
+            mouth = polygon_mask(keypoints.value.index_select(1, self.inner_lips), features[0].shape[-1])
         return LiteSourceEncoding(
             image=source,
             keypoints=keypoints,
-            features=tuple(self.encoder(source)),
+            features=features,
             small=F.avg_pool2d(source, factor) if factor > 1 else source,
             triangles=triangles if self.piecewise else None,
+            mouth=mouth,
+            detail=detail,
         )
 
     def host_source_inputs(self, keypoints: Keypoints) -> dict[str, Tensor]:
@@ -270,7 +369,17 @@ class LiteModel(MotionTransferModel):
         source = source.expand(driving.shape[0], -1, -1)
         grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas, piecewise)
         motion = self.dense_motion(encoding.small, grids, density, face)
-        prediction, deformed = self.decoder(encoding.image, encoding.features, motion)
+        mouth = None
+        if self.config.mouth_interior:
+            if encoding.mouth is None:
+                raise ValueError("this lite model synthesises the mouth: encode the source with this model")
+            # Only what the source does not show: inside the driving mouth, minus the source's own open mouth moved
+            # there (a grin's teeth stay teeth; a closed mouth that opens gets an interior, not stretched lips).
+            size = encoding.mouth.shape[-1]
+            lips = kp_driving.value.index_select(1, self.inner_lips)
+            shown = warp(encoding.mouth, resize_grid(motion.deformation, size))
+            mouth = (polygon_mask(lips, size) - shown).clamp(min=0)
+        prediction, deformed = self.decoder(encoding.image, encoding.features, motion, mouth, encoding.detail)
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
 
     def _check_keypoints(self, keypoints: Keypoints) -> None:

@@ -213,11 +213,12 @@ def face_region(face: Tensor, size: int, margin: float) -> Tensor:
     return F.max_pool2d(face, 2 * radius + 1, stride=1, padding=radius) if radius > 0 else face
 
 
-def warp(image: Tensor, grid: Tensor) -> Tensor:
-    """Sample ``B x C x H x W`` (or batch 1, broadcast) at a ``B x h x w x 2`` grid in our ``[-1, 1]`` convention."""
+def warp(image: Tensor, grid: Tensor, mode: str = "bilinear") -> Tensor:
+    """Sample ``B x C x H x W`` (or batch 1, broadcast) at a ``B x h x w x 2`` grid in our ``[-1, 1]`` convention,
+    ``bilinear`` or ``bicubic``."""
     if image.shape[0] != grid.shape[0]:
         image = image.expand(grid.shape[0], -1, -1, -1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
 def sample_flow(flow: Tensor, points: Tensor) -> Tensor:
