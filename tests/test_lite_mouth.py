@@ -156,9 +156,9 @@ def test_a_face_model_refuses_a_body_or_a_scene() -> None:
 
 def test_the_cli_says_so_and_force_animates_anyway(tmp_path: Path) -> None:
     pytest.importorskip("mediapipe")
-    from enliven.cli import main
     from PIL import Image
 
+    from enliven.cli import main
     from enliven.io import read_image
 
     photo = read_image(REPO_ROOT / "assets" / "source-astronaut.jpg")

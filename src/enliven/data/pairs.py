@@ -133,8 +133,10 @@ class PairDatasetConfig:
         gap = self.max_frame_gap
         if gap is not None and (isinstance(gap, bool) or not isinstance(gap, int) or gap < 1):
             raise ConfigError(f"max_frame_gap must be a positive integer or null, got {gap!r}.")
-        if isinstance(self.mouth_pairs, bool) or not isinstance(self.mouth_pairs, int | float) or not (
-            0 <= self.mouth_pairs <= 1
+        if (
+            isinstance(self.mouth_pairs, bool)
+            or not isinstance(self.mouth_pairs, int | float)
+            or not (0 <= self.mouth_pairs <= 1)
         ):
             raise ConfigError(f"mouth_pairs must be a probability in [0, 1], got {self.mouth_pairs!r}.")
         if self.mouth_pairs and not self.landmarks:

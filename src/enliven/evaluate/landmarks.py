@@ -210,5 +210,10 @@ def region_box(
         x0, x1, y0, y1 = cx - half, cx + half, cy - half, cy + half
     dx, dy = grow * (x1 - x0), grow * (y1 - y0)
     width, height = image_size
-    box = (max(0, int(x0 - dx)), max(0, int(y0 - dy)), min(width, int(np.ceil(x1 + dx))), min(height, int(np.ceil(y1 + dy))))
+    box = (
+        max(0, int(x0 - dx)),
+        max(0, int(y0 - dy)),
+        min(width, int(np.ceil(x1 + dx))),
+        min(height, int(np.ceil(y1 + dy))),
+    )
     return box if box[2] - box[0] >= 2 and box[3] - box[1] >= 2 else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import ExitStack
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np

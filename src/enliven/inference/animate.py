@@ -218,7 +218,7 @@ class _Plan:
 
 
 #: Largest side of the photo's own crop that paste-back frames are composed at (a larger crop is shrunk to it).
-MAX_DETAIL_SIDE = 1024
+MAX_DETAIL_SIDE = 2048
 
 
 def detail_crop(image: np.ndarray, box: Box | None, animator: Animator, options: AnimateOptions) -> np.ndarray | None:
@@ -229,8 +229,8 @@ def detail_crop(image: np.ndarray, box: Box | None, animator: Animator, options:
     if not options.paste_back or box is None or not animator.composes_detail:
         return None
     side = min(MAX_DETAIL_SIDE, box.to_int().width)
-    # Sharpened a little first: the motion resamples it at sub-pixel positions, which softens fine texture.
-    return compensate_resampling(crop_and_resize(image, box, side)) if side != animator.size else None
+    # Sharpened first, by what sub-pixel resampling takes from this photo: the motion resamples every pixel.
+    return compensate_resampling(crop_and_resize(image, box, side))
 
 
 def _plan_here(

@@ -205,7 +205,7 @@ class Animator:
             if points.shape[1] != NUM_FACE_MESH_POINTS:
                 raise ValueError(f"expected {NUM_FACE_MESH_POINTS} source landmarks, got {points.shape[1]}")
             keypoints = self._on_device(points)
-        if detail is not None and self.composes_detail and np.asarray(detail).shape[0] != self.size:
+        if detail is not None and self.composes_detail:
             detail_tensor = torch.from_numpy(np.ascontiguousarray(detail)).to(self.device)
             detail_tensor = detail_tensor.permute(2, 0, 1)[None].float().div_(255.0)
             self._source = self.model.encode_source(source, keypoints, detail=detail_tensor)  # type: ignore[call-arg]

@@ -54,7 +54,8 @@ class FaceJob:
         driving: the driving clip.
         smooth_track: crop the clip along a smoothed face track instead of one stable box.
         memory_budget_mb: decoded driving frames kept in memory for the face search, at most this many MiB.
-        any_face: take a source face of any size (``--force``; see :func:`~enliven.inference.cropper.check_usable_face`).
+        any_face: take a source face of any size (``--force``; see
+            :func:`~enliven.inference.cropper.check_usable_face`).
     """
 
     source: str

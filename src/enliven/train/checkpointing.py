@@ -120,7 +120,9 @@ def warm_start(model: torch.nn.Module, weights: str) -> list[str]:
     try:
         source = load_model(weights).model.state_dict()
     except Exception as err:  # noqa: BLE001 - any loading failure is the config's init_from
-        raise CheckpointError(f"train_params.init_from {weights!r} could not be loaded ({err}); fix the name or path.")
+        raise CheckpointError(
+            f"train_params.init_from {weights!r} could not be loaded ({err}); fix the name or path."
+        ) from err
     own = model.state_dict()
     matched = {name: value for name, value in source.items() if name in own and own[name].shape == value.shape}
     if not matched:

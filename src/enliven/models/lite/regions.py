@@ -44,4 +44,3 @@ def polygon_mask(polygon: Tensor, size: int, feather: int = 1) -> Tensor:
     if feather > 0:
         inside = F.avg_pool2d(inside, 2 * feather + 1, stride=1, padding=feather, count_include_pad=False)
     return inside
-
