@@ -185,6 +185,8 @@ def test_reconstruction_scores_model_and_baselines(reconstruction) -> None:
         assert 0 <= method.summary.l1 < 1 and -1 <= method.summary.ssim <= 1
     static = reconstruction.methods[1].summary
     assert 0 < static.l1 < 0.1 and static.mkr == 0.0 and static.akd < 5 and static.aed < 0.3
+    # The mouth moves more than the whole frame; the source repeated is as sharp as the real frames, about.
+    assert static.mouth_l1 > static.l1 and 0.5 < static.sharpness < 2
 
 
 def test_report_files(reconstruction, tmp_path: Path) -> None:
@@ -199,15 +201,29 @@ def test_report_files(reconstruction, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
 
-def test_animation_pairs_other_identities(tiny_model, dataset: Path) -> None:
-    options = EvaluationOptions(identity_every=1, samples=0, device="cpu", max_frames=FRAMES_PER_CLIP)
-    result = evaluate(tiny_model, dataset, "test", "animation", options)
+def test_animation_pairs_other_identities(tiny_model, dataset: Path, tmp_path: Path) -> None:
+    options = EvaluationOptions(identity_every=1, samples=1, sample_frames=2, device="cpu", max_frames=FRAMES_PER_CLIP)
+    result = evaluate(tiny_model, dataset, "test", "animation", options, compare=[tiny_model])
     clips = result.methods[0].clips
     assert [(c.source_clip, c.driving_clip) for c in clips] == [("bbaf2n-00", "swiz3n-00"), ("swiz3n-00", "bbaf2n-00")]
-    static = result.methods[1].summary
+    assert [m.kind for m in result.methods] == [
+        MethodKind.MODEL,
+        MethodKind.MODEL,
+        MethodKind.NO_MODEL,
+        MethodKind.NO_LEARNING,
+    ]
+    assert result.methods[1].name.endswith("(2)")  # the same model compared with itself keeps two rows
+    static = result.methods[2].summary
     assert isinstance(static, AnimationScores)
     assert static.identity == pytest.approx(0.0, abs=1e-9)  # the source itself
     assert static.mouth == 0.0 or math.isnan(static.mouth)  # a still output follows no motion
+    assert static.sharpness == pytest.approx(1.0)  # the photo itself
+    assert math.isnan(static.mouth_range) or static.mouth_range < 0.05  # its mouth never opens
+    # The strip shows every image's mouth enlarged beside the frames.
+    sample = result.samples[0]
+    assert len(sample.mouths) == 2 + len(result.methods) and sample.mouths[0].shape[1:] == (128, 128, 3)
+    out = write_report(result, tmp_path / "report")
+    assert "mouths, enlarged" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -195,3 +195,37 @@ def test_sharpness_and_mouth_helpers() -> None:
     zoom = mouth_zoom(image, points)
     assert zoom.shape == (MOUTH_ZOOM_SIDE, MOUTH_ZOOM_SIDE, 3)
     assert mouth_zoom(image, np.full((68, 2), np.nan)).shape == zoom.shape  # no face: the lower middle
+
+
+def test_compensation_is_measured_for_each_photo() -> None:
+    from enliven.preprocess.resize import MAX_COMPENSATION, resampling_loss
+
+    rng = np.random.default_rng(1)
+    smooth = np.repeat(np.repeat(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), 8, 0), 8, 1)
+    fine = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    for image in (smooth, fine):
+        c0, c1, c2 = resampling_loss(image)
+        assert c0 < 1 and c1 > 0  # a sub-pixel warp softens; sharpening first gives it back
+    # Noise loses more to resampling than blocky shapes, so it gets more sharpening (both below the cap).
+    gain = [
+        metrics.laplacian_energy(compensate_resampling(i))[0] / metrics.laplacian_energy(i)[0] for i in (smooth, fine)
+    ]
+    assert 1 < gain[0] < gain[1]
+    assert MAX_COMPENSATION >= 1
+
+
+def test_paste_back_composes_at_the_photos_resolution(tmp_path: Path) -> None:
+    from enliven.inference import AnimateOptions
+    from enliven.inference.animate import detail_crop
+    from enliven.inference.animator import Animator
+
+    model = build_model(TINY_MOUTH)
+    photo = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    box = Box(50, 20, 250, 220)
+    with Animator(model, device="cpu") as animator:
+        assert detail_crop(photo, box, animator, AnimateOptions()) is None  # no paste-back: the model's size
+        detail = detail_crop(photo, box, animator, AnimateOptions(paste_back=True))
+        assert detail is not None and detail.shape == (200, 200, 3)
+        points = face_with_mouth(0.0)[0].numpy()
+        animator.set_source(np.ascontiguousarray(photo[20:220, 50:250]), points, detail=detail)
+        assert animator.animate_keypoints(points).shape == (200, 200, 3)
