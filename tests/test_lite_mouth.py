@@ -229,3 +229,29 @@ def test_paste_back_composes_at_the_photos_resolution(tmp_path: Path) -> None:
         points = face_with_mouth(0.0)[0].numpy()
         animator.set_source(np.ascontiguousarray(photo[20:220, 50:250]), points, detail=detail)
         assert animator.animate_keypoints(points).shape == (200, 200, 3)
+
+
+def test_a_wider_mouth_moves_the_teeth_with_the_upper_lip_and_opens_below_them() -> None:
+    from enliven.face_mesh import UPPER_INNER_LIP_MIDDLE
+    from enliven.geometry import make_coordinate_grid
+    from enliven.models.lite.regions import mouth_motion
+
+    inner = list(INNER_LIPS)
+    upper = torch.tensor([INNER_LIPS.index(i) for i in UPPER_INNER_LIP_MIDDLE])
+    lips_source, lips_driving = face_with_mouth(0.1)[:, inner], face_with_mouth(0.3)[:, inner]
+    side = 65  # grid points every 1/32
+    source_mouth = polygon_mask(lips_source, side)
+    identity = make_coordinate_grid((side, side))[None]
+    flow, uncovered = mouth_motion(identity, source_mouth, lips_source, lips_driving, upper)
+    row = lambda y: round((y + 1) / 2 * (side - 1))  # noqa: E731
+    column = side // 2
+    # Inside the mouth the flow is the upper lip's shift (up in the output: down in the source)...
+    shift = (lips_source[0, upper] - lips_driving[0, upper]).mean(0)
+    assert 0.07 < float(shift[1]) < 0.1
+    torch.testing.assert_close(flow[0, row(0.4), column], identity[0, row(0.4), column] + shift)
+    # ...outside it the flow is left as it was.
+    torch.testing.assert_close(flow[0, row(-0.5), column], identity[0, row(-0.5), column])
+    # The source's opening (y 0.35-0.45) moves up with the upper lip to 0.25-0.35: those teeth are shown, not
+    # stretched; the driving mouth below them (to 0.55) is uncovered, where the interior is synthesised.
+    assert float(uncovered[0, 0, row(0.3), column]) < 0.1
+    assert float(uncovered[0, 0, row(0.47), column]) > 0.9

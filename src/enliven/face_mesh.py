@@ -34,6 +34,8 @@ CONTOUR_AND_NOSE = (
 #: The inner lip line as a closed loop (MediaPipe's FACEMESH_LIPS, inner ring): upper lip from the right mouth corner
 #: (78) to the left (308), then the lower lip back. Inside it, in a driving frame, is the mouth's interior.
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+#: The middle of the upper inner lip (in INNER_LIPS): the upper teeth move with it.
+UPPER_INNER_LIP_MIDDLE = (80, 81, 82, 13, 312, 311, 310)
 #: The outer lip line as a closed loop (FACEMESH_LIPS, outer ring): the region the mouth loss weights.
 OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 #: The eyes' lid lines as closed loops (FACEMESH_RIGHT_EYE / LEFT_EYE): upper lid, then lower lid back.

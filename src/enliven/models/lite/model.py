@@ -15,14 +15,14 @@ Per 256 x 256 frame: 0.54 GFLOP, and 0.26 once per source (``enliven bench`` pri
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enliven.config.lite import LiteConfig
-from enliven.face_mesh import INNER_LIPS, NUM_FACE_MESH_POINTS
+from enliven.face_mesh import INNER_LIPS, NUM_FACE_MESH_POINTS, UPPER_INNER_LIP_MIDDLE
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.keypoint_detector import KeypointDetector
 from enliven.models.lite.motion import (
@@ -35,7 +35,7 @@ from enliven.models.lite.motion import (
     source_triangles,
     warp,
 )
-from enliven.models.lite.regions import polygon_mask
+from enliven.models.lite.regions import mouth_motion, polygon_mask
 from enliven.types import GeneratorOutput, Keypoints, MotionField
 
 
@@ -287,6 +287,9 @@ class LiteModel(MotionTransferModel):
             config.image_warp,
         )
         self.register_buffer("inner_lips", torch.tensor(INNER_LIPS), persistent=False)
+        # The middle of the upper inner lip, as positions in INNER_LIPS: the mouth's inside moves with it.
+        upper = [INNER_LIPS.index(i) for i in UPPER_INNER_LIP_MIDDLE]
+        self.register_buffer("upper_lip", torch.tensor(upper), persistent=False)
 
     @property  # type: ignore[override]
     def keypoint_source(self) -> KeypointSource:
@@ -373,12 +376,17 @@ class LiteModel(MotionTransferModel):
         if self.config.mouth_interior:
             if encoding.mouth is None:
                 raise ValueError("this lite model synthesises the mouth: encode the source with this model")
-            # Only what the source does not show: inside the driving mouth, minus the source's own open mouth moved
-            # there (a grin's teeth stay teeth; a closed mouth that opens gets an interior, not stretched lips).
-            size = encoding.mouth.shape[-1]
-            lips = kp_driving.value.index_select(1, self.inner_lips)
-            shown = warp(encoding.mouth, resize_grid(motion.deformation, size))
-            mouth = (polygon_mask(lips, size) - shown).clamp(min=0)
+            # The mouth's inside moves with the upper lip (a grin's teeth keep their size); what the source's own
+            # mouth does not cover there is synthesised (a closed mouth that opens gets an interior, not stretched
+            # lips).
+            deformation, mouth = mouth_motion(
+                motion.deformation,
+                encoding.mouth,
+                encoding.keypoints.value.index_select(1, self.inner_lips),
+                kp_driving.value.index_select(1, self.inner_lips),
+                self.upper_lip,
+            )
+            motion = replace(motion, deformation=deformation)
         prediction, deformed = self.decoder(encoding.image, encoding.features, motion, mouth, encoding.detail)
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
 
