@@ -253,5 +253,5 @@ def test_a_wider_mouth_moves_the_teeth_with_the_upper_lip_and_opens_below_them()
     torch.testing.assert_close(flow[0, row(-0.5), column], identity[0, row(-0.5), column])
     # The source's opening (y 0.35-0.45) moves up with the upper lip to 0.25-0.35: those teeth are shown, not
     # stretched; the driving mouth below them (to 0.55) is uncovered, where the interior is synthesised.
-    assert float(uncovered[0, 0, row(0.3), column]) < 0.1
+    assert float(uncovered[0, 0, row(0.3), column]) < 0.2  # soft edges: mostly shown
     assert float(uncovered[0, 0, row(0.47), column]) > 0.9
