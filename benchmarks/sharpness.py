@@ -5,7 +5,7 @@ Sharpness is the variance of the Laplacian of the grey level in the photo's face
 frame over photo, averaged over the frames (:func:`enliven.evaluate.metrics.laplacian_energy`): 1 keeps all of it.
 The outputs are the MP4 files the command writes (H.264 at enliven's default quality), so the codec is included.
 
-    python benchmarks/sharpness.py --models enliven-lite,enliven-lite-1 --frames 25
+    python benchmarks/sharpness.py --models enliven-lite,enliven-lite-2 --frames 25
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def portraits(shared: Path) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="enliven-lite,enliven-lite-1")
+    parser.add_argument("--models", default="enliven-lite,enliven-lite-2")
     parser.add_argument("--frames", type=int, default=25, help="driving frames per photo (default 25)")
     parser.add_argument("--max-photos", type=int, default=None)
     parser.add_argument(

@@ -54,8 +54,8 @@ def test_config_round_trips_and_is_checked() -> None:
     config = LiteConfig()
     assert config_from_dict(config.to_yaml_dict()) == config
     assert load_model_config(REPO_ROOT / "configs" / "lite-faces.yaml") == config
-    assert config_from_dict(PRESETS["enliven-lite-1"].config) == config
-    assert config_from_dict(PRESETS["enliven-lite"].config) == LITE_2
+    assert config_from_dict(PRESETS["enliven-lite"].config) == config
+    assert config_from_dict(PRESETS["enliven-lite-2"].config) == LITE_2
     assert load_model_config(REPO_ROOT / "configs" / "lite2-faces.yaml") == LITE_2
     assert config_from_dict(LITE_2.to_yaml_dict()) == LITE_2
     with pytest.raises(ConfigError, match="mouth_interior"):

@@ -10,7 +10,7 @@ from pathlib import Path
 from enliven.backends import backend_names
 from enliven.cli.arguments import positive_int
 
-_DEFAULT_MODELS = "enliven-lite,enliven-lite-1,fomm-vox,tpsmm-vox"
+_DEFAULT_MODELS = "enliven-lite,enliven-lite-2,fomm-vox,tpsmm-vox"
 
 
 def _names(allowed: tuple[str, ...] | None = None) -> Callable[[str], tuple[str, ...]]:

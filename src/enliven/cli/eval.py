@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="MODEL",
-        help="another model scored on the same clips in the same table (e.g. enliven-lite-1); repeatable",
+        help="another model scored on the same clips in the same table (e.g. enliven-lite-2); repeatable",
     )
     p.add_argument("--data", type=Path, required=True, metavar="DATASET", help="dataset folder (FOMM layout)")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")

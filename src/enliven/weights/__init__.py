@@ -1,7 +1,7 @@
 """Model weights: named presets, the authors' checkpoints, enliven's release files and where they are found.
 
 Everything here reads files or the environment (``ENLIVEN_MODELS``); :mod:`enliven.models` holds the pure
-modules. The package's own trained weights (``enliven-lite.safetensors``, ``enliven-lite-1.safetensors`` and their
+modules. The package's own trained weights (``enliven-lite.safetensors``, ``enliven-lite-2.safetensors`` and their
 model cards) live in this folder.
 
     >>> loaded = load_model("enliven-lite")           # doctest: +SKIP
