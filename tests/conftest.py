@@ -94,6 +94,22 @@ def data_dir(shared_dir: Path) -> Path:
     return shared_dir / "data"
 
 
+def tiny_lite_2():
+    """enliven-lite 2's parts at a tiny size: the mouth's inside, two refinement blocks, bicubic sampling."""
+    from enliven.config.lite import LiteConfig
+
+    return LiteConfig(
+        image_size=TINY_SIDE,
+        motion_size=16,
+        channels=(8, 16),
+        motion_expansion=8,
+        num_bottleneck_blocks=1,
+        num_refine_blocks=2,
+        mouth_interior=True,
+        image_warp="bicubic",
+    )
+
+
 def tiny_fomm_document(
     *,
     scale_factor: float = 0.5,

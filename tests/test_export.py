@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_SIDE, square_frame, tiny_fomm_document, tiny_tpsmm_document
+from conftest import TINY_SIDE, square_frame, tiny_fomm_document, tiny_lite_2, tiny_tpsmm_document
 
 pytest.importorskip("onnxruntime")
 
@@ -50,17 +50,7 @@ TINY_CONFIGS = {
     "lite": lambda: LiteConfig(
         image_size=TINY_SIDE, motion_size=16, channels=(8, 16), motion_expansion=8, num_bottleneck_blocks=1
     ),
-    # enliven-lite 2's parts: the mouth's interior (a rasterised polygon), more refinement, bicubic sampling
-    "lite2": lambda: LiteConfig(
-        image_size=TINY_SIDE,
-        motion_size=16,
-        channels=(8, 16),
-        motion_expansion=8,
-        num_bottleneck_blocks=1,
-        num_refine_blocks=2,
-        mouth_interior=True,
-        image_warp="bicubic",
-    ),
+    "lite2": tiny_lite_2,  # the mouth's inside (rasterised polygons), more refinement, bicubic sampling
 }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT, TINY_SIDE
+from conftest import REPO_ROOT, TINY_SIDE, tiny_lite_2
 from enliven.config.lite import LiteConfig
 from enliven.data.pairs import PairDatasetConfig, choose_frames_by_mouth, mouth_opening
 from enliven.errors import CheckpointError, ConfigError, FaceTooSmallError
@@ -27,16 +27,7 @@ from enliven.types import Keypoints
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY_MOUTH = LiteConfig(
-    image_size=TINY_SIDE,
-    motion_size=16,
-    channels=(8, 16),
-    motion_expansion=8,
-    num_bottleneck_blocks=1,
-    num_refine_blocks=2,
-    mouth_interior=True,
-    image_warp="bicubic",
-)
+TINY_MOUTH = tiny_lite_2()
 
 
 def face_with_mouth(gap: float) -> torch.Tensor:
