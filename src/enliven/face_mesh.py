@@ -38,9 +38,6 @@ INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 3
 UPPER_INNER_LIP_MIDDLE = (80, 81, 82, 13, 312, 311, 310)
 #: The outer lip line as a closed loop (FACEMESH_LIPS, outer ring): the region the mouth loss weights.
 OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
-#: The eyes' lid lines as closed loops (FACEMESH_RIGHT_EYE / LEFT_EYE): upper lid, then lower lid back.
-RIGHT_EYE = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
-LEFT_EYE = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
 
 
 def pixels_to_normalized(points: np.ndarray, width: int, height: int) -> np.ndarray:

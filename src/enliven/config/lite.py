@@ -74,10 +74,10 @@ class LiteConfig:
         num_bottleneck_blocks: depthwise-separable residual blocks at the lowest resolution (source side and
             driving side each).
         num_refine_blocks: depthwise-separable residual blocks after each upsampling step of the decoder.
-        mouth_interior: mark what the driving frame's inner lip line uncovers (:mod:`enliven.models.lite.regions`;
-            the inside of the driving mouth minus the source's own open mouth moved there): the warped source is
-            hidden there (the decoder synthesises the mouth's interior instead of stretching the lips into the
-            gap), darkened by a learned shade, and the decoder is told where it is.
+        mouth_interior: inside the driving frame's inner lip line the source moves with its upper lip, and what its
+            own mouth does not cover there (:func:`enliven.models.lite.regions.mouth_motion`) is hidden from the
+            warped source, darkened by a learned shade and synthesised by the decoder, which is told where it is
+            (instead of lips or teeth stretched into the gap).
         image_warp: ``bilinear`` or ``bicubic`` sampling of the source image by the final flow (the features are
             always sampled bilinearly); bicubic keeps more of the photo's fine texture.
     """
@@ -239,7 +239,7 @@ class LiteConfig:
         }
 
 
-#: enliven-lite 2, the default model's architecture (``configs/lite2-faces.yaml``): the mouth's interior synthesised,
-#: a wider decoder with two refinement blocks per level, bicubic sampling of the source. ``LiteConfig()`` is
-#: enliven-lite 1's.
+#: enliven-lite 2's architecture (``--model enliven-lite-2``, ``configs/lite2-faces.yaml``): the mouth's inside
+#: synthesised, a wider decoder with two refinement blocks per level, bicubic sampling of the source. ``LiteConfig()``
+#: is the default enliven-lite's.
 LITE_2 = LiteConfig(channels=(48, 96), num_refine_blocks=2, mouth_interior=True, image_warp="bicubic")

@@ -277,9 +277,10 @@ def sample_strip(
     indices = np.unique(np.linspace(0, len(reference.driving) - 1, num_frames).round().astype(int))
     mouths: tuple[np.ndarray, ...] = ()
     if reference.signals is not None and detector is not None and detector.num_keypoints == 68:
-        images = [np.repeat(reference.source[None], len(indices), 0), reference.driving[indices]]
-        images += [frames[indices] for _, frames in outputs]
-        mouths = tuple(np.stack([mouth_zoom(image, detector.detect(image)) for image in group]) for group in images)
+        source = mouth_zoom(reference.source, detector.detect(reference.source))
+        groups = [reference.driving[indices], *(frames[indices] for _, frames in outputs)]
+        zoomed = [np.stack([mouth_zoom(image, detector.detect(image)) for image in group]) for group in groups]
+        mouths = (np.repeat(source[None], len(indices), 0), *zoomed)
     return SampleStrip(
         title=task.title,
         frame_indices=tuple(int(i) for i in indices),

@@ -53,8 +53,8 @@ class MotionTransferModel(nn.Module, ABC):
     family: ClassVar[str]
     keypoint_source: ClassVar[KeypointSource] = KeypointSource.LEARNED
     supported_modes: ClassVar[tuple[MotionMode, ...]] = (MotionMode.RELATIVE, MotionMode.ABSOLUTE)
-    #: ``encode_source`` takes ``detail=``, the source at a higher resolution, and predictions are then composed at
-    #: that resolution (the source's own texture warped there): paste-back into a large photo stays sharp.
+    #: ``encode_source`` takes ``detail=``, the source at another resolution (the photo's own), and predictions are
+    #: then composed at that resolution (the source's own texture warped there): paste-back stays sharp.
     composes_detail: ClassVar[bool] = False
 
     @property

@@ -189,12 +189,11 @@ class LiteDecoder(nn.Module):
 
         def warped(level: int) -> Tensor:
             size = features[level].shape[-1]
-            visible = resized(occlusion, size)
+            moved = warp(features[level], resize_grid(motion.deformation, size)) * resized(occlusion, size)
             if mouth is None or self.mouth_embedding is None:
-                return warp(features[level], resize_grid(motion.deformation, size)) * visible
+                return moved
             inside = resized(mouth, size)
-            moved = warp(features[level], resize_grid(motion.deformation, size)) * (visible * (1 - inside))
-            return moved + inside * self.mouth_embedding[level]
+            return moved * (1 - inside) + inside * self.mouth_embedding[level]
 
         x = self.bottleneck(warped(len(features) - 1))
         for level in reversed(range(len(features) - 1)):
