@@ -120,6 +120,7 @@ def animate_file(
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
     face_worker: FaceWorker | None = None,
+    source_box: Box | None = None,
 ) -> AnimateResult:
     """Animate ``source`` with the motion of ``driving`` and write ``output`` (see the module docstring).
 
@@ -136,6 +137,8 @@ def animate_file(
         face_worker: a worker the caller started on the same ``source`` and ``driving`` (the CLI does, before it
             imports torch); ``animate_file`` closes it. ``None``: one is started here when it helps
             (:func:`~enliven.inference.face_worker.worker_applies`, ``options.face_worker``).
+        source_box: where to cut the source, in its pixels (e.g. a box the user adjusted in the notebook);
+            ``None``: found by the face detector. Not together with ``face_worker``.
 
     Raises:
         InputError: missing/unreadable inputs, or no face where cropping needs one.
@@ -146,10 +149,12 @@ def animate_file(
     options = options or AnimateOptions()
     paths = [p for p in (source, driving) if isinstance(p, (str, Path))]
     worker = face_worker
+    if source_box is not None and worker is not None:
+        raise ValueError("source_box and face_worker exclude each other: the worker finds the source's face")
     try:
         output = check_output_path(output, inputs=paths)
         applies = worker_applies(source, driving, crop=options.crop, find_best_frame=options.find_best_frame)
-        if worker is None and options.face_worker and applies:
+        if worker is None and options.face_worker and applies and source_box is None:
             worker = FaceWorker.start(  # finds the faces while this process loads the model
                 source,
                 driving,
@@ -180,7 +185,7 @@ def animate_file(
             if worker is not None:
                 plan = _plan_with_worker(worker, clip, source_image, animator, cropper, options)
             else:
-                plan = _plan_here(clip, source_image, what, animator, cropper, options)
+                plan = _plan_here(clip, source_image, what, animator, cropper, options, source_box)
             written = animate_frames(
                 plan.keypoints,
                 animator=animator,
@@ -240,9 +245,14 @@ def _plan_here(
     animator: Animator,
     cropper: FaceCropper,
     options: AnimateOptions,
+    source_box: Box | None = None,
 ) -> _Plan:
-    """Find the faces and the driving keypoints in this process; the source is encoded."""
-    source_crop = cropper.crop_source(source_image, what)
+    """Find the faces (the source's unless ``source_box`` is given) and the driving keypoints in this process; the
+    source is encoded."""
+    if source_box is not None:
+        source_crop = Crop(cropper.cut(source_image, source_box), source_box, cropper.finds_faces)
+    else:
+        source_crop = cropper.crop_source(source_image, what)
     animator.set_source(source_crop.image, detail=detail_crop(source_image, source_crop.box, animator, options))
     # Only a face search needs the whole clip before the first crop; otherwise the frames stream once.
     first = clip.first_pass() if cropper.finds_faces else clip.frames()

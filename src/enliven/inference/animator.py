@@ -228,6 +228,16 @@ class Animator:
             keypoints = self._on_device(self._mesh().still(self.to_uint8(frame_tensor)[0]))
         self._set_reference_keypoints(keypoints)
 
+    def set_reference_keypoints(self, keypoints: Keypoints | np.ndarray) -> None:
+        """Measure relative motion against these driving keypoints (``1 x K x 2``, or ``K x 2``), e.g. a clip's
+        first tracked frame when frames are animated out of order (the notebook's frame slider)."""
+        if self._source is None:
+            raise RuntimeError("call set_source() before set_reference_keypoints()")
+        if not isinstance(keypoints, Keypoints):
+            points = np.asarray(keypoints, dtype=np.float32)
+            keypoints = self._on_device(points[None] if points.ndim == 2 else points)
+        self._set_reference_keypoints(keypoints.to(self.device))
+
     def restart_tracking(self) -> None:
         """Start a new driving clip (face-mesh models track the face from frame to frame; others: no effect)."""
         if self._tracker is not None:

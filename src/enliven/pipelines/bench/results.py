@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
+from enliven.examples import EXAMPLE_DRIVING, EXAMPLE_SOURCE
 from enliven.io import atomic_output
 
 BACKENDS = ("torch", "onnx")
 DEFAULT_MODELS = ("enliven-lite", "fomm-vox", "tpsmm-vox")
 #: The real-time goal: 30 frames per second, model plus pre- and post-processing.
 TARGET_MS = 1000.0 / 30.0
-_ASSETS = Path(__file__).resolve().parents[4] / "assets"  # the repository's bundled demo inputs
-DEFAULT_SOURCE = _ASSETS / "source-astronaut.jpg"
-DEFAULT_DRIVING = _ASSETS / "driving-grid-bbaf2n.mpg"
+DEFAULT_SOURCE = EXAMPLE_SOURCE
+DEFAULT_DRIVING = EXAMPLE_DRIVING
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,32 @@
+"""enliven in Jupyter: :class:`EnlivenApp`, an ipywidgets app (photo, driving clip, every ``enliven animate``
+option, a frame slider answered in one model call, render with progress and cancel, the browser's webcam), built
+on :class:`Studio`, its state and work without widgets. ``notebooks/enliven.ipynb`` shows it; ``voila
+notebooks/enliven.ipynb`` serves it as a page. Needs the ``notebook`` extra (``pip install "enliven[notebook]"``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "BoxAdjustment": "studio",
+    "Clip": "studio",
+    "Photo": "studio",
+    "Preview": "studio",
+    "Studio": "studio",
+    "EnlivenApp": "app",
+}
+
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:
+    from enliven.notebook.app import EnlivenApp
+    from enliven.notebook.studio import BoxAdjustment, Clip, Photo, Preview, Studio
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"enliven.notebook.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'enliven.notebook' has no attribute {name!r}")

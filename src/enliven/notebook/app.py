@@ -1,0 +1,417 @@
+"""``EnlivenApp``: the notebook's widget app (ipywidgets 8), a thin face over :class:`~enliven.notebook.Studio`.
+
+Layout, top to bottom: a message line; the photo (bundled or uploaded, its face box drawn, the crop the model
+sees, sliders that move and scale the box); the options of ``enliven animate``; then tabs, one per way of driving
+the photo: *Driving video* (a clip, a frame slider answered by one model call, render with progress, cancel, an
+inline player and a download link) and *Webcam* (the browser's webcam, :class:`WebcamAvatar`). Later ways of
+driving (generated motion, expression sliders) are added with :meth:`EnlivenApp.add_tab`.
+
+Every handler reports a problem in the message line in one sentence and leaves the app usable; unexpected errors
+are logged with their traceback (``logging``), not printed into the notebook.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import ipywidgets as w
+import numpy as np
+
+from enliven.errors import EnlivenError, InputError
+from enliven.examples import example_clips, example_photos
+from enliven.inference import AnimateOptions, Animator, Cancelled
+from enliven.notebook.studio import BoxAdjustment, Studio
+from enliven.notebook.upload import FilePicker
+from enliven.notebook.webcam import WebcamAvatar
+from enliven.types import MotionMode
+from enliven.weights import DEFAULT_MODEL, PRESETS
+
+logger = logging.getLogger(__name__)
+
+#: Uploads larger than these are refused in the browser, before anything is sent.
+MAX_PHOTO_BYTES = 25 * 2**20
+MAX_CLIP_BYTES = 100 * 2**20
+#: Model sizes offered besides the model's own.
+SIZES = (128, 192, 256, 384, 512)
+VIEW = "256px"
+
+
+def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """``H x W x 3`` uint8 RGB as JPEG bytes."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {image.shape} as JPEG")
+    return data.tobytes()
+
+
+def photo_with_box(image: np.ndarray, boxes: list[tuple[object, tuple[int, int, int]]], side: int = 384) -> np.ndarray:
+    """The photo shrunk to at most ``side`` with each ``(box, rgb colour)`` drawn (``None`` boxes skipped)."""
+    height, width = image.shape[:2]
+    factor = min(1.0, side / max(height, width))
+    shown = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
+    for box, colour in boxes:
+        if box is not None:
+            corners = [round(v * factor) for v in (box.x0, box.y0, box.x1, box.y1)]  # type: ignore[attr-defined]
+            cv2.rectangle(shown, tuple(corners[:2]), tuple(corners[2:]), colour, 2)
+    return shown
+
+
+def available_models(current: str | None = None) -> list[str]:
+    """Preset names whose weights are here (bundled, or in the models folder), plus ``current`` if it is another."""
+    names = [
+        name
+        for name, preset in PRESETS.items()
+        if preset.weights is not None and (preset.bundled or (path := preset.weights_path()) is not None and path.exists())
+    ]
+    if current and current not in names:
+        names.append(current)
+    return names
+
+
+def _titled(title: str, widget: w.Widget) -> w.VBox:
+    return w.VBox([w.HTML(f"<b>{html.escape(title)}</b>"), widget])
+
+
+class EnlivenApp(w.VBox):
+    """The notebook app (see the module docstring); display it as a cell's last expression.
+
+    Args:
+        photo: a path to start with (default: the bundled portrait).
+        clip: a driving clip path to start with (default: the bundled speaker).
+        options: ``enliven animate``'s options to start with.
+        studio: a studio to drive (default: a new one with ``options``).
+    """
+
+    def __init__(
+        self,
+        photo: str | Path | None = None,
+        clip: str | Path | None = None,
+        options: AnimateOptions | None = None,
+        *,
+        studio: Studio | None = None,
+    ) -> None:
+        self.studio = studio or Studio(options or AnimateOptions(paste_back=True))
+        opts = self.studio.options
+        self.message = w.HTML().add_class("enliven-message")
+        photos, clips = example_photos(), example_clips()
+
+        # the photo
+        self.photo_choice = w.Dropdown(options=list(photos), description="Photo", value=None)
+        self.photo_upload = FilePicker(description="Upload a photo", accept="image/*", max_bytes=MAX_PHOTO_BYTES)
+        self.photo_view = w.Image(format="jpeg", layout=w.Layout(max_width="384px")).add_class("enliven-photo")
+        self.crop_view = w.Image(format="jpeg", layout=w.Layout(width="160px")).add_class("enliven-crop")
+        slider = functools.partial(w.FloatSlider, step=0.01, continuous_update=False, readout_format=".2f")
+        self.box_x = slider(description="box x", min=-0.5, max=0.5, value=0.0)
+        self.box_y = slider(description="box y", min=-0.5, max=0.5, value=0.0)
+        self.box_scale = slider(description="box size", min=0.5, max=2.0, value=1.0)
+        self.box_reset = w.Button(description="Reset box")
+        box_controls = w.VBox([w.HTML("The crop the model sees (adjust its box):"), self.crop_view, self.box_x,
+                               self.box_y, self.box_scale, self.box_reset])  # fmt: skip
+        photo_row = w.HBox([self.photo_view, box_controls])
+
+        # the options
+        model_names = available_models(opts.model or DEFAULT_MODEL)
+        self.model = w.Dropdown(options=model_names, value=opts.model or DEFAULT_MODEL, description="Model")
+        self.backend = w.Dropdown(options=["torch", "onnx"], value=opts.backend, description="Backend")
+        self.mode = w.ToggleButtons(options=[m.value for m in MotionMode], value=MotionMode(opts.mode).value)
+        self.adapt_scale = w.Checkbox(value=opts.adapt_scale, description="adapt scale")
+        self.find_best_frame = w.Checkbox(value=opts.find_best_frame, description="find best frame")
+        self.crop = w.Checkbox(value=opts.crop, description="crop the face")
+        self.paste_back = w.Checkbox(value=opts.paste_back, description="paste back")
+        size_options = [("model's own", 0)] + [(f"{s} x {s}", s) for s in SIZES]
+        self.size = w.Dropdown(options=size_options, value=opts.size or 0, description="Size")
+        settings = w.VBox([
+            w.HBox([self.model, self.backend, self.size]),
+            w.HBox([w.Label("Motion"), self.mode]),
+            w.HBox([self.adapt_scale, self.find_best_frame, self.crop, self.paste_back]),
+        ])  # fmt: skip
+
+        # driving video
+        self.clip_choice = w.Dropdown(options=list(clips), description="Clip", value=None)
+        self.clip_upload = FilePicker(description="Upload a clip", accept="video/*,.gif", max_bytes=MAX_CLIP_BYTES)
+        self.frame = w.IntSlider(description="Frame", min=0, max=0, continuous_update=True).add_class("enliven-frame")
+        self.play = w.Play(interval=40, min=0, max=0, description="play")
+        w.jslink((self.play, "value"), (self.frame, "value"))
+        self.source_view = w.Image(format="jpeg", layout=w.Layout(width=VIEW)).add_class("enliven-source")
+        self.driving_view = w.Image(format="jpeg", layout=w.Layout(width=VIEW)).add_class("enliven-driving")
+        self.result_view = w.Image(format="jpeg", layout=w.Layout(width=VIEW)).add_class("enliven-result")
+        self.timing = w.Label().add_class("enliven-timing")
+        views = w.HBox([_titled("Source", self.source_view), _titled("Driving", self.driving_view),
+                        _titled("Result", self.result_view)])  # fmt: skip
+        self.render_button = w.Button(description="Render", button_style="primary").add_class("enliven-render")
+        self.cancel_button = w.Button(description="Cancel", disabled=True).add_class("enliven-cancel")
+        self.progress = w.IntProgress(min=0, max=1, value=0, description="")
+        self.render_state = w.Label().add_class("enliven-render-state")
+        self.video = w.Video(format="mp4", autoplay=False, controls=True, layout=w.Layout(max_width="512px"))
+        self.video.add_class("enliven-video")
+        self.download = w.HTML().add_class("enliven-download")
+        driving_tab = w.VBox([
+            w.HBox([self.clip_choice, self.clip_upload]),
+            w.HBox([self.play, self.frame, self.timing]),
+            views,
+            w.HBox([self.render_button, self.cancel_button, self.progress, self.render_state]),
+            self.video,
+            self.download,
+        ])  # fmt: skip
+        self.webcam = WebcamAvatar(self._live_session, on_error=self.show_error)
+        self.tabs = w.Tab(children=[driving_tab, self.webcam])
+        self.tabs.set_title(0, "Driving video")
+        self.tabs.set_title(1, "Webcam")
+
+        super().__init__([
+            w.HTML("<h3 style='margin:0'>enliven: bring a photo to life</h3>"),
+            self.message,
+            w.HBox([self.photo_choice, self.photo_upload]),
+            photo_row,
+            settings,
+            self.tabs,
+        ])  # fmt: skip
+        self.add_class("enliven-app")
+        self._syncing = False  # the box sliders are being set from the studio, not by the user
+        self._cancel: threading.Event | None = None
+        self._render_thread: threading.Thread | None = None
+        self._wire()
+        self._start(photo, clip, photos, clips)
+
+    # -- public ------------------------------------------------------------------------------------------------
+    def add_tab(self, title: str, widget: w.Widget) -> None:
+        """Add a way of driving the photo (e.g. generated motion) as a tab beside *Driving video* and *Webcam*."""
+        self.tabs.children = [*self.tabs.children, widget]
+        self.tabs.set_title(len(self.tabs.children) - 1, title)
+
+    def load_photo(self, path: str | Path) -> None:
+        """Use the photo at ``path`` (as if uploaded)."""
+        self._guarded(lambda: self._use_photo(path, Path(path).name))
+
+    def load_clip(self, path: str | Path) -> None:
+        """Use the driving clip at ``path``, of any size (uploads are limited to :data:`MAX_CLIP_BYTES`)."""
+        self._guarded(lambda: self._use_clip(path, Path(path).name))
+
+    def show_frame(self, position: int | None = None) -> None:
+        """Show the animated frame at slider ``position`` (default: the slider's)."""
+        if position is not None and position != self.frame.value:
+            self.frame.value = position  # the observer shows it
+            return
+        self._guarded(self._show_frame)
+
+    def render(self, wait: bool = False) -> None:
+        """Press *Render* (``wait``: return when the render has finished)."""
+        self._start_render()
+        if wait and self._render_thread is not None:
+            self._render_thread.join()
+
+    def cancel(self) -> None:
+        """Press *Cancel*."""
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def show_error(self, sentence: str) -> None:
+        self.message.value = f"<span style='color:#b00020'>{html.escape(sentence)}</span>"
+
+    def show_info(self, sentence: str) -> None:
+        self.message.value = f"<span style='color:#555'>{html.escape(sentence)}</span>"
+
+    # -- wiring ------------------------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        on = self._on_change
+        on(self.photo_choice, lambda v: self._use_photo(example_photos()[v], v) if v else None)
+        on(self.clip_choice, lambda v: self._use_clip(example_clips()[v], v) if v else None)
+        self.photo_upload.on_file(lambda name, data: self._guarded(lambda: self._upload_photo(name, data)))
+        self.clip_upload.on_file(lambda name, data: self._guarded(lambda: self._upload_clip(name, data)))
+        self.photo_upload.on_error(self.show_error)
+        self.clip_upload.on_error(self.show_error)
+        for slider in (self.box_x, self.box_y, self.box_scale):
+            on(slider, lambda _v: self._adjust_box())
+        self.box_reset.on_click(lambda _b: self._guarded(self._reset_box))
+        on(self.model, lambda v: self._set_option(model=v))
+        on(self.backend, lambda v: self._set_option(backend=v))
+        on(self.size, lambda v: self._set_option(size=v or None))
+        on(self.mode, lambda v: self._set_option(mode=MotionMode(v)))
+        on(self.adapt_scale, lambda v: self._set_option(adapt_scale=v))
+        on(self.find_best_frame, lambda v: self._set_option(find_best_frame=v))
+        on(self.crop, lambda v: self._set_option(crop=v))
+        on(self.paste_back, lambda v: self._set_option(paste_back=v))
+        on(self.frame, lambda _v: self._show_frame())
+        self.render_button.on_click(lambda _b: self._start_render())
+        self.cancel_button.on_click(lambda _b: self.cancel())
+
+    def _on_change(self, widget: w.Widget, action: Callable[[object], None]) -> None:
+        widget.observe(lambda change: self._guarded(lambda: action(change["new"])), names="value")
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except EnlivenError as error:
+            self.show_error(str(error))
+        except Exception as error:
+            logger.exception("the notebook app failed")
+            self.show_error(f"Something went wrong ({type(error).__name__}: {error}); the app is still usable.")
+
+    def _start(self, photo: str | Path | None, clip: str | Path | None, photos: dict, clips: dict) -> None:
+        photo_path = Path(photo) if photo else next(iter(photos.values()), None)
+        clip_path = Path(clip) if clip else next(iter(clips.values()), None)
+        if photo_path is not None:
+            self._guarded(lambda: self._use_photo(photo_path, photo_path.name))
+        if clip_path is not None:
+            self._guarded(lambda: self._use_clip(clip_path, clip_path.name))
+
+    # -- actions -----------------------------------------------------------------------------------------------
+    def _use_photo(self, path: str | Path, name: str) -> None:
+        self.show_info(f"Finding the face in {name}...")
+        self.studio.load_photo(path, name)
+        self._after_photo(f"{name}: the face is found; move the frame slider or press Render.")
+
+    def _upload_photo(self, name: str, data: bytes) -> None:
+        self._use_photo(self.studio.save_upload(name, data), name)
+        self.photo_upload.state = f"using {name}"
+
+    def _use_clip(self, path: str | Path, name: str) -> None:
+        self.show_info(f"Reading {name} and tracking its face...")
+        clip = self.studio.load_clip(path, name, on_progress=self._progress)
+        last = len(clip.frame_indices) - 1
+        self.frame.value = min(self.frame.value, last)
+        self.frame.max = self.play.max = last
+        self.play.interval = max(10, round(1000 / clip.fps * clip.length / len(clip.frame_indices)))
+        sampled = "" if len(clip.frame_indices) == clip.length else f" (the slider shows {last + 1} of them)"
+        self.show_info(f"{name}: {clip.length} frames at {clip.fps:g} fps{sampled}.")
+        self._show_frame()
+
+    def _upload_clip(self, name: str, data: bytes) -> None:
+        self._use_clip(self.studio.save_upload(name, data), name)
+        self.clip_upload.state = f"using {name}"
+
+    def _after_photo(self, sentence: str) -> None:
+        self._set_box_sliders(self.studio.adjustment)
+        self._show_photo()
+        self.webcam.restart()
+        self.show_info(sentence)
+        if self.studio.clip is not None:
+            self._show_frame()
+
+    def _set_box_sliders(self, adjustment: BoxAdjustment) -> None:
+        self._syncing = True
+        try:
+            self.box_x.value, self.box_y.value, self.box_scale.value = (
+                adjustment.shift_x, adjustment.shift_y, adjustment.scale
+            )
+        finally:
+            self._syncing = False
+
+    def _adjust_box(self) -> None:
+        if self._syncing or self.studio.photo is None:
+            return
+        self.studio.adjust_box(BoxAdjustment(self.box_x.value, self.box_y.value, self.box_scale.value))
+        self._show_photo()
+        self.webcam.restart()
+        if self.studio.clip is not None:
+            self._show_frame()
+
+    def _reset_box(self) -> None:
+        self._set_box_sliders(BoxAdjustment())
+        self._adjust_box()
+
+    def _set_option(self, **change: object) -> None:
+        try:
+            self.studio.update(**change)
+        except Exception:
+            self._show_options()  # back to what the studio still uses
+            raise
+        self._show_options()
+        self._show_photo()
+        self.webcam.restart()
+        if self.studio.clip is not None:
+            last = len(self.studio.clip.frame_indices) - 1
+            self.frame.max = self.play.max = last
+            self._show_frame()
+        self.show_info("Options applied.")
+
+    def _show_options(self) -> None:
+        opts = self.studio.options
+        modes = [m.value for m in self.studio.loaded_model.model.supported_modes]
+        if list(self.mode.options) != modes:
+            self.mode.options = modes
+        for widget, value in ((self.model, opts.model or DEFAULT_MODEL), (self.backend, opts.backend),
+                              (self.size, opts.size or 0), (self.mode, MotionMode(opts.mode).value),
+                              (self.adapt_scale, opts.adapt_scale), (self.find_best_frame, opts.find_best_frame),
+                              (self.crop, opts.crop), (self.paste_back, opts.paste_back)):  # fmt: skip
+            if widget.value != value:
+                widget.value = value
+
+    def _show_photo(self) -> None:
+        photo = self.studio.photo
+        if photo is None:
+            return
+        drawn = [(photo.detected, (120, 120, 120)), (photo.box, (0, 200, 80))]
+        self.photo_view.value = jpeg(photo_with_box(photo.image, drawn))
+        self.crop_view.value = jpeg(photo.crop)
+
+    def _show_frame(self) -> None:
+        if self.studio.photo is None or self.studio.clip is None:
+            return
+        preview = self.studio.preview(self.frame.value)
+        self.source_view.value = jpeg(preview.source)
+        self.driving_view.value = jpeg(preview.driving)
+        self.result_view.value = jpeg(preview.result)
+        clip = self.studio.clip
+        self.timing.value = f"frame {preview.frame + 1} of {clip.length}: {preview.seconds * 1000:.0f} ms"
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.max = max(1, total)
+        self.progress.value = min(done, total)
+
+    # -- render ------------------------------------------------------------------------------------------------
+    def _start_render(self) -> None:
+        if self._render_thread is not None and self._render_thread.is_alive():
+            return
+        if self.studio.photo is None or self.studio.clip is None:
+            self.show_error("Pick a photo and a driving clip before rendering.")
+            return
+        self._cancel = threading.Event()
+        self.render_button.disabled, self.cancel_button.disabled = True, False
+        self.render_state.value = "rendering..."
+        self.progress.value = 0
+        self._render_thread = threading.Thread(target=self._render, args=(self._cancel,), daemon=True)
+        self._render_thread.start()
+
+    def _render(self, cancel: threading.Event) -> None:
+        try:
+            result = self.studio.render(on_progress=self._progress, cancel=cancel)
+            data = result.output.read_bytes()
+            self.video.value = data
+            link = base64.b64encode(data).decode("ascii")
+            self.download.value = (
+                f"<a download='{html.escape(result.output.name)}' href='data:video/mp4;base64,{link}'>"
+                f"Download {html.escape(result.output.name)}</a> ({len(data) / 2**20:.1f} MB; also at "
+                f"{html.escape(str(result.output))})"
+            )
+            self.render_state.value = f"{result.frames} frames in {result.seconds:.1f} s"
+        except Cancelled:
+            self.render_state.value = "cancelled: nothing was written"
+        except EnlivenError as error:
+            self.render_state.value = "failed"
+            self.show_error(str(error))
+        except Exception as error:
+            logger.exception("the render failed")
+            self.render_state.value = "failed"
+            self.show_error(f"The render failed ({type(error).__name__}: {error}).")
+        finally:
+            self.render_button.disabled, self.cancel_button.disabled = False, True
+
+    # -- webcam ------------------------------------------------------------------------------------------------
+    def _live_session(self):
+        from enliven.live import LiveSession, LiveSettings
+
+        photo = self.studio.photo
+        if photo is None:
+            raise InputError("pick a photo before starting the webcam.")
+        loaded, opts = self.studio.loaded_model, self.studio.options
+        animator = Animator(loaded.model, mode=MotionMode.RELATIVE, adapt_scale=opts.adapt_scale, size=opts.size)
+        settings = LiveSettings(paste_back=opts.paste_back)
+        return LiveSession(animator, [photo.image], content=self.studio.content, settings=settings, names=[photo.name])

@@ -1,0 +1,493 @@
+"""``Studio``: the notebook app's state and work, without widgets (unit-tested on its own).
+
+A studio holds one photo, one driving clip and the :class:`~enliven.inference.AnimateOptions` a user picks, and
+answers two questions: *what does driving frame i make of the photo* (:meth:`Studio.preview`, one model call, the
+source encoded once) and *the whole clip, please* (:meth:`Studio.render`, :func:`~enliven.inference.animate_file`
+with the same model, crop box and options).
+
+A preview is the frame the render writes: the clip's frames are cut with the box a render uses, their keypoints
+are tracked once in clip order (as a render tracks them) when the clip is loaded, and relative motion is measured
+against the render's reference frame (the first frame with a face, or the best-matching one). Clips longer than
+the preview's memory budget are previewed at evenly spaced frames (tracked in that order).
+
+Everything that costs time is cached and redone only when an option it depends on changes: the model (name,
+backend, size), the animator (motion mode, adapt scale), the source encoding (photo, box, paste-back), the clip's
+crops and keypoints (clip, model, crop), the reference frame.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from enliven.errors import InputError
+from enliven.inference import AnimateOptions, AnimateResult, Animator, FaceCropper, animate_file, load_for_options
+from enliven.inference.animate import detail_crop, find_best_frame
+from enliven.inference.driving import DrivingClip, box_at, read_source
+from enliven.inference.pipeline import CancelFlag, ProgressCallback
+from enliven.preprocess import Box, resize_image
+from enliven.types import Keypoints
+from enliven.weights import LoadedModel
+
+#: Options that change which model runs (reloaded) or its input size.
+_MODEL_OPTIONS = {"model", "config", "backend", "size", "device", "threads"}
+#: Options that change how the photo and the clip are cut.
+_CROP_OPTIONS = {"crop", "smooth_track", "force"}
+
+
+@dataclass(frozen=True)
+class BoxAdjustment:
+    """The user's change to the detected crop box.
+
+    Attributes:
+        shift_x: move right by this fraction of the box's side (``-0.5 .. 0.5``).
+        shift_y: move down by this fraction of the box's side (``-0.5 .. 0.5``).
+        scale: the side multiplied by this (``0.5 .. 2``; larger shows more around the face).
+    """
+
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (-0.5 <= self.shift_x <= 0.5 and -0.5 <= self.shift_y <= 0.5):
+            raise ValueError(f"box shifts must be between -0.5 and 0.5, got {self.shift_x}, {self.shift_y}")
+        if not 0.5 <= self.scale <= 2.0:
+            raise ValueError(f"the box scale must be between 0.5 and 2, got {self.scale}")
+
+    def apply(self, box: Box) -> Box:
+        """``box`` moved and scaled (it may reach outside the image: the crop pads there, as paste-back allows)."""
+        side_x, side_y = box.x1 - box.x0, box.y1 - box.y0
+        cx = (box.x0 + box.x1) / 2 + self.shift_x * side_x
+        cy = (box.y0 + box.y1) / 2 + self.shift_y * side_y
+        return Box.from_center(cx, cy, side_x * self.scale, side_y * self.scale)
+
+
+@dataclass(frozen=True, eq=False)
+class Photo:
+    """The source photo as the model sees it.
+
+    Attributes:
+        name: what to call it (the file name).
+        image: the whole photo, ``H x W x 3`` uint8 RGB.
+        detected: the crop box found around the face (``None``: the photo is taken whole).
+        box: the box used: ``detected`` after the user's :class:`BoxAdjustment`.
+        crop: the model's input, ``size x size x 3`` uint8.
+    """
+
+    name: str
+    image: np.ndarray
+    detected: Box | None
+    box: Box | None
+    crop: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """The driving clip, cut and tracked for previews.
+
+    Attributes:
+        name: what to call it (the file name).
+        path: the video file (a render reads it again, with its sound).
+        fps: frames per second.
+        length: frames in the clip.
+        frame_indices: the clip frames the preview holds: all of them, or evenly spaced ones for a long clip.
+        crops: those frames as the model sees them, ``N x size x size x 3`` uint8.
+        keypoints: their driving keypoints (``N x K x 2``; face-mesh rows are NaN before the first face).
+        boxes: the crop boxes in the clip's pixels (one stable box, one per frame, or ``None``: whole frames).
+    """
+
+    name: str
+    path: Path
+    fps: float
+    length: int
+    frame_indices: tuple[int, ...]
+    crops: np.ndarray
+    keypoints: Keypoints
+    boxes: list[Box] | None
+
+
+@dataclass(frozen=True, eq=False)
+class Preview:
+    """One animated frame and what made it.
+
+    Attributes:
+        position: the slider position (an index into :attr:`Clip.frame_indices`).
+        frame: the clip's frame number.
+        source: the photo's crop, ``size x size x 3``.
+        driving: the driving frame's crop, ``size x size x 3``.
+        result: the animated crop, or with paste-back the photo (at most ``max_preview_side``) with it pasted in.
+        seconds: time taken by the model and paste-back (not by the caches rebuilt first).
+    """
+
+    position: int
+    frame: int
+    source: np.ndarray
+    driving: np.ndarray
+    result: np.ndarray
+    seconds: float
+
+
+class Studio:
+    """One photo, one clip, the options, and the model loaded once (see the module docstring).
+
+    Args:
+        options: the starting options (``enliven animate``'s flags).
+        preview_memory_mb: the clip's preview crops take at most this many MiB (longer clips are sampled).
+        max_preview_side: paste-back previews are composed in the photo shrunk to at most this side (renders use the
+            photo's full resolution).
+        work_dir: where uploads and renders go (default: a new temporary folder).
+    """
+
+    def __init__(
+        self,
+        options: AnimateOptions | None = None,
+        *,
+        preview_memory_mb: int = 256,
+        max_preview_side: int = 1024,
+        work_dir: str | Path | None = None,
+    ) -> None:
+        self._options = options or AnimateOptions()
+        self.preview_memory_mb = preview_memory_mb
+        self.max_preview_side = max_preview_side
+        self.work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="enliven-notebook-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._loaded: LoadedModel | None = None
+        self._device = "cpu"
+        self._animator: Animator | None = None
+        self._encoded = False
+        self._reference_set = False
+        self._photo_source: tuple[np.ndarray, str] | None = None
+        self._adjustment = BoxAdjustment()
+        self._photo: Photo | None = None
+        self._clip_path: tuple[Path, str] | None = None
+        self._clip: Clip | None = None
+        self._best_frame: int | None = None
+
+    # -- what is loaded ----------------------------------------------------------------------------------------
+    @property
+    def options(self) -> AnimateOptions:
+        return self._options
+
+    @property
+    def photo(self) -> Photo | None:
+        return self._photo
+
+    @property
+    def clip(self) -> Clip | None:
+        return self._clip
+
+    @property
+    def adjustment(self) -> BoxAdjustment:
+        return self._adjustment
+
+    @property
+    def loaded_model(self) -> LoadedModel:
+        """The model the options name, loaded on first use (and again after a model option changes)."""
+        if self._loaded is None:
+            self._loaded, self._device = load_for_options(self._options)
+        return self._loaded
+
+    @property
+    def content(self) -> str:
+        return str(self.loaded_model.metadata.get("content", "face"))
+
+    @property
+    def size(self) -> int:
+        return self._get_animator().size
+
+    @property
+    def best_frame(self) -> int | None:
+        """The clip frame used as the reference when ``find_best_frame`` is on (found on first use)."""
+        return self._best_frame
+
+    # -- inputs ------------------------------------------------------------------------------------------------
+    def save_upload(self, name: str, data: bytes) -> Path:
+        """Write uploaded bytes to a new file in :attr:`work_dir` (a safe version of ``name``) and return it."""
+        stem, suffix = _safe_name(name)
+        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.work_dir))
+        path = folder / f"{stem}{suffix}"
+        path.write_bytes(data)
+        return path
+
+    def load_photo(self, source: str | Path | np.ndarray, name: str | None = None) -> Photo:
+        """Read and cut a photo (its face found, the box adjustment reset). On error the previous photo stays.
+
+        Raises:
+            InputError: unreadable, or no usable face (:class:`~enliven.errors.NoFaceError`,
+                :class:`~enliven.errors.FaceTooSmallError`, with what to do).
+        """
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise InputError(f"the photo {path} does not exist; pick a bundled photo or upload one.")
+            image, name = read_source(path), name or path.name
+        else:
+            image, name = np.ascontiguousarray(source), name or "photo"
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise InputError(f"a photo must be an H x W x 3 uint8 RGB array, got {image.dtype} {image.shape}.")
+        photo = self._cut_photo(image, name, BoxAdjustment())
+        self._photo_source, self._adjustment, self._photo = (image, name), BoxAdjustment(), photo
+        self._forget_encoding()
+        self._best_frame = None
+        return photo
+
+    def adjust_box(self, adjustment: BoxAdjustment) -> Photo:
+        """Move or scale the photo's crop box (relative to the detected one)."""
+        photo = self._need_photo()
+        if photo.detected is None:
+            raise InputError("the photo is taken whole (crop is off), so there is no box to adjust.")
+        self._adjustment = adjustment
+        box = adjustment.apply(photo.detected)
+        cropper = FaceCropper(self.size, content=self.content, crop=True, detector=None)  # type: ignore[arg-type]
+        self._photo = replace(photo, box=box, crop=cropper.cut(photo.image, box))
+        self._forget_encoding()
+        self._best_frame = None
+        return self._photo
+
+    def load_clip(self, source: str | Path, name: str | None = None, on_progress: ProgressCallback | None = None) -> Clip:
+        """Decode a driving clip, cut its frames and track their keypoints (``on_progress(done, total)``).
+
+        Raises:
+            InputError: unreadable, empty, or no face in it (face models with crop).
+        """
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"the driving clip {path} does not exist; pick a bundled clip or upload one.")
+        clip = self._cut_clip(path, name or path.name, on_progress)
+        self._clip_path, self._clip = (path, clip.name), clip
+        self._reference_set = False
+        self._best_frame = None
+        return clip
+
+    # -- options -----------------------------------------------------------------------------------------------
+    def update(self, **changes: object) -> AnimateOptions:
+        """Change options (the names of :class:`~enliven.inference.AnimateOptions`) and drop what they invalidate;
+        the work is redone on the next preview. If the new model cannot be loaded or does not take the photo, the
+        old options stay and the error is raised.
+
+        Raises:
+            ValueError: an unknown option. InputError / CheckpointError: the model or the inputs do not fit.
+        """
+        known = {f.name for f in fields(AnimateOptions)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown options {sorted(unknown)}; the options are {sorted(known)}")
+        new = replace(self._options, **changes)  # type: ignore[arg-type]
+        changed = {name for name in changes if getattr(new, name) != getattr(self._options, name)}
+        if not changed:
+            return self._options
+        old_state = (self._options, self._loaded, self._device, self._animator, self._photo, self._clip)
+        self._options = new
+        try:
+            if changed & _MODEL_OPTIONS:
+                self._loaded = None
+                self.loaded_model  # noqa: B018 - load now: a bad name or file is reported by this call
+            if changed & (_MODEL_OPTIONS | {"mode", "adapt_scale"}):
+                self._animator = None
+            if changed & (_MODEL_OPTIONS | _CROP_OPTIONS):
+                self._recut()
+        except Exception:
+            if self._animator is not None and self._animator is not old_state[3]:
+                self._animator.close()
+            self._options, self._loaded, self._device, self._animator, self._photo, self._clip = old_state
+            raise
+        if old_state[3] is not None and self._animator is not old_state[3]:
+            old_state[3].close()
+        self._forget_encoding()
+        if changed & {"find_best_frame"} or changed & (_MODEL_OPTIONS | _CROP_OPTIONS):
+            self._best_frame = None
+        return self._options
+
+    # -- work --------------------------------------------------------------------------------------------------
+    def preview(self, position: int) -> Preview:
+        """The animated frame for slider ``position`` (``0 .. len(clip.frame_indices) - 1``), exactly what a
+        render writes for that frame (same crop, keypoints and reference).
+
+        Raises:
+            InputError: no photo or no clip yet. IndexError: ``position`` outside the clip.
+        """
+        photo, clip = self._need_photo(), self._need_clip()
+        if not 0 <= position < len(clip.frame_indices):
+            raise IndexError(f"frame position {position} is outside 0..{len(clip.frame_indices) - 1}")
+        animator = self._ready()
+        started = time.perf_counter()
+        animated = animator.animate_keypoints(clip.keypoints.index(position))[0]
+        result = self._paste(animated) if self._options.paste_back else animated
+        return Preview(
+            position,
+            clip.frame_indices[position],
+            photo.crop,
+            clip.crops[position],
+            result,
+            time.perf_counter() - started,
+        )
+
+    def render(
+        self, output: str | Path | None = None, *, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None
+    ) -> AnimateResult:
+        """Animate the whole clip into ``output`` (default: ``<photo>-<clip>.mp4`` in :attr:`work_dir`), with the
+        clip's sound, the loaded model and the preview's crop box.
+
+        Raises:
+            InputError: no photo or clip. Cancelled: ``cancel`` was set (nothing is written).
+        """
+        photo, clip = self._need_photo(), self._need_clip()
+        if output is None:
+            output = self.work_dir / f"{Path(photo.name).stem}-{Path(clip.name).stem}.mp4"
+        return animate_file(
+            photo.image,
+            clip.path,
+            output,
+            replace(self._options, face_worker=False),
+            model=self.loaded_model,
+            on_progress=on_progress,
+            cancel=cancel,
+            source_box=photo.box,
+        )
+
+    def close(self) -> None:
+        """Release MediaPipe's graphs."""
+        if self._animator is not None:
+            self._animator.close()
+            self._animator = None
+
+    def __enter__(self) -> Studio:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _need_photo(self) -> Photo:
+        if self._photo is None:
+            raise InputError("no photo yet: pick a bundled photo or upload one.")
+        return self._photo
+
+    def _need_clip(self) -> Clip:
+        if self._clip is None:
+            raise InputError("no driving clip yet: pick a bundled clip or upload one.")
+        return self._clip
+
+    def _get_animator(self) -> Animator:
+        if self._animator is None:
+            loaded = self.loaded_model
+            options = self._options
+            self._animator = Animator(
+                loaded.model, device=self._device, mode=options.mode, adapt_scale=options.adapt_scale, size=options.size
+            )
+            self._forget_encoding()
+        return self._animator
+
+    def _cropper(self) -> FaceCropper:
+        options = self._options
+        return FaceCropper(self.size, content=self.content, crop=options.crop, any_face=options.force)  # type: ignore[arg-type]
+
+    def _cut_photo(self, image: np.ndarray, name: str, adjustment: BoxAdjustment) -> Photo:
+        with self._cropper() as cropper:
+            detected = cropper.source_box(image, f"the photo {name}")
+            box = adjustment.apply(detected) if detected is not None and cropper.finds_faces else detected
+            return Photo(name, image, detected, box, cropper.cut(image, box))
+
+    def _cut_clip(self, path: Path, name: str, on_progress: ProgressCallback | None) -> Clip:
+        options = self._options
+        animator = self._get_animator()
+        drive = DrivingClip(path, options.memory_budget_mb)
+        with self._cropper() as cropper:
+            boxes = cropper.clip_boxes(drive.first_pass(), smooth_track=options.smooth_track, what=f"the clip {name}")
+            length = drive.length if drive.length is not None else sum(1 for _ in drive.frames())
+            if length == 0:
+                raise InputError(f"the clip {name} has no frames; pick another clip.")
+            frame_bytes = animator.size * animator.size * 3
+            most = max(2, self.preview_memory_mb * 2**20 // frame_bytes)
+            indices = tuple(int(i) for i in np.unique(np.linspace(0, length - 1, min(length, most)).round()))
+            wanted = set(indices)
+            crops: list[np.ndarray] = []
+            for index, frame in enumerate(drive.frames()):
+                if index in wanted:
+                    crops.append(cropper.cut(frame, box_at(boxes, index)))
+                    if on_progress is not None:
+                        on_progress(len(crops), 2 * len(indices))
+        if not crops:
+            raise InputError(f"the clip {name} could not be read again; is it still being written?")
+        indices = indices[: len(crops)]
+        stack = np.stack(crops)
+        animator.restart_tracking()  # the clip is tracked from its first frame, in order, as a render tracks it
+        parts = []
+        batch = 16
+        for start in range(0, len(stack), batch):
+            parts.append(animator.driving_keypoints(stack[start : start + batch]))
+            if on_progress is not None:
+                on_progress(len(indices) + min(start + batch, len(stack)), 2 * len(indices))
+        jacobians = [p.jacobian for p in parts if p.jacobian is not None]
+        keypoints = Keypoints(torch.cat([p.value for p in parts]), torch.cat(jacobians) if jacobians else None)
+        self._reference_set = False
+        return Clip(name, path, float(drive.fps), length, indices, stack, keypoints, boxes)
+
+    def _recut(self) -> None:
+        """Cut the photo and the clip again for new model or crop options (the adjustment kept where it can be)."""
+        if self._photo_source is not None:
+            image, name = self._photo_source
+            self._photo = self._cut_photo(image, name, self._adjustment)
+        if self._clip_path is not None:
+            path, name = self._clip_path
+            self._clip = self._cut_clip(path, name, None)
+
+    def _forget_encoding(self) -> None:
+        self._encoded = False
+        self._reference_set = False
+
+    def _ready(self) -> Animator:
+        """The animator with the photo encoded and the render's reference frame set."""
+        animator = self._get_animator()
+        photo, clip = self._need_photo(), self._need_clip()
+        if not self._encoded:
+            image, box = self._preview_photo()
+            animator.set_source(photo.crop, detail=detail_crop(image, box, animator, self._options))
+            self._encoded, self._reference_set = True, False
+        if not self._reference_set:
+            if self._options.find_best_frame:
+                if self._best_frame is None:
+                    self._best_frame = find_best_frame(
+                        DrivingClip(clip.path, self._options.memory_budget_mb).frames(), photo.crop, clip.boxes
+                    )
+                frame = DrivingClip(clip.path, self._options.memory_budget_mb).frame_at(self._best_frame)
+                with self._cropper() as cropper:
+                    animator.set_reference(cropper.cut(frame, box_at(clip.boxes, self._best_frame)))
+            else:
+                found = ~np.isnan(clip.keypoints.value.flatten(1).cpu().numpy()).any(axis=1)
+                first = int(found.argmax()) if found.any() else 0
+                animator.set_reference_keypoints(clip.keypoints.index(first))
+            self._reference_set = True
+        return animator
+
+    def _preview_photo(self) -> tuple[np.ndarray, Box | None]:
+        """The photo (and box) that paste-back previews compose in: shrunk to at most ``max_preview_side``."""
+        photo = self._need_photo()
+        height, width = photo.image.shape[:2]
+        factor = min(1.0, self.max_preview_side / max(height, width))
+        if factor == 1.0:
+            return photo.image, photo.box
+        image = resize_image(photo.image, (round(width * factor), round(height * factor)))
+        box = None if photo.box is None else Box(*(v * factor for v in (photo.box.x0, photo.box.y0, photo.box.x1, photo.box.y1)))
+        return image, box
+
+    def _paste(self, animated: np.ndarray) -> np.ndarray:
+        image, box = self._preview_photo()
+        with self._cropper() as cropper:
+            return cropper.paste(image, animated, box)
+
+
+def _safe_name(name: str) -> tuple[str, str]:
+    """A file stem and suffix safe to write (no folders, no odd characters) from an uploaded file's name."""
+    base = Path(name.replace("\\", "/")).name
+    stem, suffix = Path(base).stem, Path(base).suffix.lower()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
+    return stem[:80], suffix
