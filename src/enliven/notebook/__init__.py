@@ -17,7 +17,7 @@ _LAZY = {
     "EnlivenApp": "app",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["BoxAdjustment", "Clip", "EnlivenApp", "Photo", "Preview", "Studio"]
 
 if TYPE_CHECKING:
     from enliven.notebook.app import EnlivenApp

@@ -13,11 +13,13 @@ are logged with their traceback (``logging``), not printed into the notebook.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import html
 import logging
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -27,6 +29,7 @@ import numpy as np
 from enliven.errors import EnlivenError, InputError
 from enliven.examples import example_clips, example_photos
 from enliven.inference import AnimateOptions, Animator, Cancelled
+from enliven.live.overlay import Overlay
 from enliven.notebook.studio import BoxAdjustment, Studio
 from enliven.notebook.upload import FilePicker
 from enliven.notebook.webcam import WebcamAvatar
@@ -41,6 +44,13 @@ MAX_CLIP_BYTES = 100 * 2**20
 #: Model sizes offered besides the model's own.
 SIZES = (128, 192, 256, 384, 512)
 VIEW = "256px"
+#: What the library's messages call command-line flags, in the app's words.
+_FLAG_CONTROLS = {
+    "use --no-crop to": "untick “crop the face” to",
+    "pass --force to": "tick “any face size” to",
+    "with --model": "from the Model menu",
+    "(see 'enliven models')": "(the Model menu)",
+}
 
 
 def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -65,11 +75,11 @@ def photo_with_box(image: np.ndarray, boxes: list[tuple[object, tuple[int, int, 
 
 def available_models(current: str | None = None) -> list[str]:
     """Preset names whose weights are here (bundled, or in the models folder), plus ``current`` if it is another."""
-    names = [
-        name
-        for name, preset in PRESETS.items()
-        if preset.weights is not None and (preset.bundled or (path := preset.weights_path()) is not None and path.exists())
-    ]
+    names = []
+    for name, preset in PRESETS.items():
+        path = preset.weights_path()
+        if path is not None and (preset.bundled or path.exists()):
+            names.append(name)
     if current and current not in names:
         names.append(current)
     return names
@@ -105,32 +115,40 @@ class EnlivenApp(w.VBox):
         # the photo
         self.photo_choice = w.Dropdown(options=list(photos), description="Photo", value=None)
         self.photo_upload = FilePicker(description="Upload a photo", accept="image/*", max_bytes=MAX_PHOTO_BYTES)
-        self.photo_view = w.Image(format="jpeg", layout=w.Layout(max_width="384px")).add_class("enliven-photo")
-        self.crop_view = w.Image(format="jpeg", layout=w.Layout(width="160px")).add_class("enliven-crop")
-        slider = functools.partial(w.FloatSlider, step=0.01, continuous_update=False, readout_format=".2f")
+        self.photo_view = w.Image(format="jpeg", layout=w.Layout(max_width="320px")).add_class("enliven-photo")
+        self.crop_view = w.Image(format="jpeg", layout=w.Layout(width="128px")).add_class("enliven-crop")
+        slider = functools.partial(w.FloatSlider, step=0.01, continuous_update=False, readout_format=".2f",
+                                   layout=w.Layout(width="260px"), style={"description_width": "60px"})  # fmt: skip
         self.box_x = slider(description="box x", min=-0.5, max=0.5, value=0.0)
         self.box_y = slider(description="box y", min=-0.5, max=0.5, value=0.0)
         self.box_scale = slider(description="box size", min=0.5, max=2.0, value=1.0)
-        self.box_reset = w.Button(description="Reset box")
-        box_controls = w.VBox([w.HTML("The crop the model sees (adjust its box):"), self.crop_view, self.box_x,
-                               self.box_y, self.box_scale, self.box_reset])  # fmt: skip
-        photo_row = w.HBox([self.photo_view, box_controls])
+        self.box_reset = w.Button(description="Reset box", layout=w.Layout(width="120px"))
+        photo_column = w.VBox(
+            [self.photo_choice, self.photo_upload, self.photo_view], layout=w.Layout(margin="0 16px 0 0")
+        )
+        box_column = w.VBox([w.HTML("The crop the model sees:"), self.crop_view, self.box_x, self.box_y,
+                             self.box_scale, self.box_reset], layout=w.Layout(margin="0 16px 0 0"))  # fmt: skip
 
         # the options
         model_names = available_models(opts.model or DEFAULT_MODEL)
-        self.model = w.Dropdown(options=model_names, value=opts.model or DEFAULT_MODEL, description="Model")
-        self.backend = w.Dropdown(options=["torch", "onnx"], value=opts.backend, description="Backend")
-        self.mode = w.ToggleButtons(options=[m.value for m in MotionMode], value=MotionMode(opts.mode).value)
-        self.adapt_scale = w.Checkbox(value=opts.adapt_scale, description="adapt scale")
-        self.find_best_frame = w.Checkbox(value=opts.find_best_frame, description="find best frame")
-        self.crop = w.Checkbox(value=opts.crop, description="crop the face")
-        self.paste_back = w.Checkbox(value=opts.paste_back, description="paste back")
+        narrow = {"layout": w.Layout(width="280px"), "style": {"description_width": "70px"}}
+        self.model = w.Dropdown(options=model_names, value=opts.model or DEFAULT_MODEL, description="Model", **narrow)
+        self.backend = w.Dropdown(options=["torch", "onnx"], value=opts.backend, description="Backend", **narrow)
         size_options = [("model's own", 0)] + [(f"{s} x {s}", s) for s in SIZES]
-        self.size = w.Dropdown(options=size_options, value=opts.size or 0, description="Size")
+        self.size = w.Dropdown(options=size_options, value=opts.size or 0, description="Size", **narrow)
+        self.mode = w.ToggleButtons(options=[m.value for m in MotionMode], value=MotionMode(opts.mode).value,
+                                    style={"button_width": "80px"})  # fmt: skip
+        check = functools.partial(w.Checkbox, indent=False)
+        self.adapt_scale = check(value=opts.adapt_scale, description="adapt the movement's scale")
+        self.find_best_frame = check(value=opts.find_best_frame, description="find the best reference frame")
+        self.crop = check(value=opts.crop, description="crop the face")
+        self.smooth_track = check(value=opts.smooth_track, description="follow the face (smoothed track)")
+        self.force = check(value=opts.force, description="any face size (a body or a scene)")
+        self.paste_back = check(value=opts.paste_back, description="paste back into the photo")
         settings = w.VBox([
-            w.HBox([self.model, self.backend, self.size]),
-            w.HBox([w.Label("Motion"), self.mode]),
-            w.HBox([self.adapt_scale, self.find_best_frame, self.crop, self.paste_back]),
+            w.HTML("<b>Options</b> (those of <code>enliven animate</code>)"),
+            self.model, self.backend, self.size, w.HTML("Motion:"), self.mode,
+            self.adapt_scale, self.find_best_frame, self.crop, self.smooth_track, self.force, self.paste_back,
         ])  # fmt: skip
 
         # driving video
@@ -161,16 +179,22 @@ class EnlivenApp(w.VBox):
             self.download,
         ])  # fmt: skip
         self.webcam = WebcamAvatar(self._live_session, on_error=self.show_error)
-        self.tabs = w.Tab(children=[driving_tab, self.webcam])
+        self.overlay = w.ToggleButtons(options=[o.value for o in Overlay], value=Overlay.NONE.value)
+        webcam_tab = w.VBox([
+            w.HTML("Your browser's webcam drives the photo (the first frame with a face is the neutral pose: "
+                   "<i>Recalibrate</i> takes it again). Overlay: the avatar alone, picture-in-picture on the camera "
+                   "frame, or pasted over your face."),
+            self.overlay,
+            self.webcam,
+        ])  # fmt: skip
+        self.tabs = w.Tab(children=[driving_tab, webcam_tab])
         self.tabs.set_title(0, "Driving video")
         self.tabs.set_title(1, "Webcam")
 
         super().__init__([
             w.HTML("<h3 style='margin:0'>enliven: bring a photo to life</h3>"),
             self.message,
-            w.HBox([self.photo_choice, self.photo_upload]),
-            photo_row,
-            settings,
+            w.HBox([photo_column, box_column, settings]),
             self.tabs,
         ])  # fmt: skip
         self.add_class("enliven-app")
@@ -212,6 +236,13 @@ class EnlivenApp(w.VBox):
         if self._cancel is not None:
             self._cancel.set()
 
+    def in_app_words(self, sentence: str) -> str:
+        """A library message as the app says it: uploads by their names, command-line flags by their controls."""
+        sentence = re.sub(re.escape(str(self.studio.work_dir)) + r"/upload-[^/]+/", "", sentence)
+        for flag, control in _FLAG_CONTROLS.items():
+            sentence = sentence.replace(flag, control)
+        return sentence
+
     def show_error(self, sentence: str) -> None:
         self.message.value = f"<span style='color:#b00020'>{html.escape(sentence)}</span>"
 
@@ -237,19 +268,26 @@ class EnlivenApp(w.VBox):
         on(self.adapt_scale, lambda v: self._set_option(adapt_scale=v))
         on(self.find_best_frame, lambda v: self._set_option(find_best_frame=v))
         on(self.crop, lambda v: self._set_option(crop=v))
+        on(self.smooth_track, lambda v: self._set_option(smooth_track=v))
+        on(self.force, lambda v: self._set_option(force=v))
         on(self.paste_back, lambda v: self._set_option(paste_back=v))
         on(self.frame, lambda _v: self._show_frame())
+        on(self.overlay, lambda v: self.webcam.session.update(overlay=v) if self.webcam.session else None)
         self.render_button.on_click(lambda _b: self._start_render())
         self.cancel_button.on_click(lambda _b: self.cancel())
 
     def _on_change(self, widget: w.Widget, action: Callable[[object], None]) -> None:
-        widget.observe(lambda change: self._guarded(lambda: action(change["new"])), names="value")
+        def observer(change: dict) -> None:
+            if not self._syncing:  # not a user's change: the app is showing the studio's state
+                self._guarded(lambda: action(change["new"]))
+
+        widget.observe(observer, names="value")
 
     def _guarded(self, action: Callable[[], None]) -> None:
         try:
             action()
         except EnlivenError as error:
-            self.show_error(str(error))
+            self.show_error(self.in_app_words(str(error)))
         except Exception as error:
             logger.exception("the notebook app failed")
             self.show_error(f"Something went wrong ({type(error).__name__}: {error}); the app is still usable.")
@@ -266,6 +304,8 @@ class EnlivenApp(w.VBox):
     def _use_photo(self, path: str | Path, name: str) -> None:
         self.show_info(f"Finding the face in {name}...")
         self.studio.load_photo(path, name)
+        with self._showing():
+            self.photo_choice.value = name if name in self.photo_choice.options else None
         self._after_photo(f"{name}: the face is found; move the frame slider or press Render.")
 
     def _upload_photo(self, name: str, data: bytes) -> None:
@@ -275,6 +315,8 @@ class EnlivenApp(w.VBox):
     def _use_clip(self, path: str | Path, name: str) -> None:
         self.show_info(f"Reading {name} and tracking its face...")
         clip = self.studio.load_clip(path, name, on_progress=self._progress)
+        with self._showing():
+            self.clip_choice.value = name if name in self.clip_choice.options else None
         last = len(clip.frame_indices) - 1
         self.frame.value = min(self.frame.value, last)
         self.frame.max = self.play.max = last
@@ -296,16 +338,24 @@ class EnlivenApp(w.VBox):
             self._show_frame()
 
     def _set_box_sliders(self, adjustment: BoxAdjustment) -> None:
-        self._syncing = True
-        try:
+        with self._showing():
             self.box_x.value, self.box_y.value, self.box_scale.value = (
-                adjustment.shift_x, adjustment.shift_y, adjustment.scale
+                adjustment.shift_x,
+                adjustment.shift_y,
+                adjustment.scale,
             )
+
+    @contextlib.contextmanager
+    def _showing(self) -> Iterator[None]:
+        """Set widgets to the studio's state without their observers acting on it."""
+        self._syncing, before = True, self._syncing
+        try:
+            yield
         finally:
-            self._syncing = False
+            self._syncing = before
 
     def _adjust_box(self) -> None:
-        if self._syncing or self.studio.photo is None:
+        if self.studio.photo is None:
             return
         self.studio.adjust_box(BoxAdjustment(self.box_x.value, self.box_y.value, self.box_scale.value))
         self._show_photo()
@@ -335,12 +385,17 @@ class EnlivenApp(w.VBox):
     def _show_options(self) -> None:
         opts = self.studio.options
         modes = [m.value for m in self.studio.loaded_model.model.supported_modes]
+        with self._showing():
+            self._set_values(modes, opts)
+
+    def _set_values(self, modes: list[str], opts: AnimateOptions) -> None:
         if list(self.mode.options) != modes:
             self.mode.options = modes
         for widget, value in ((self.model, opts.model or DEFAULT_MODEL), (self.backend, opts.backend),
                               (self.size, opts.size or 0), (self.mode, MotionMode(opts.mode).value),
                               (self.adapt_scale, opts.adapt_scale), (self.find_best_frame, opts.find_best_frame),
-                              (self.crop, opts.crop), (self.paste_back, opts.paste_back)):  # fmt: skip
+                              (self.crop, opts.crop), (self.smooth_track, opts.smooth_track),
+                              (self.force, opts.force), (self.paste_back, opts.paste_back)):  # fmt: skip
             if widget.value != value:
                 widget.value = value
 
@@ -413,5 +468,5 @@ class EnlivenApp(w.VBox):
             raise InputError("pick a photo before starting the webcam.")
         loaded, opts = self.studio.loaded_model, self.studio.options
         animator = Animator(loaded.model, mode=MotionMode.RELATIVE, adapt_scale=opts.adapt_scale, size=opts.size)
-        settings = LiveSettings(paste_back=opts.paste_back)
+        settings = LiveSettings(paste_back=opts.paste_back, overlay=Overlay(self.overlay.value))
         return LiveSession(animator, [photo.image], content=self.studio.content, settings=settings, names=[photo.name])

@@ -2,11 +2,11 @@
 driven by Playwright, the bundled clip as the browser's webcam. The browser tests and the benchmark use it.
 
 Measured in the page (``performance.now()``): the time from opening the notebook to the first animated frame shown
-(cold: a new server and kernel), and, for slider moves by the keyboard, the time from the key press to the result
-image showing the new frame.
+(cold: a new server and kernel), and, for slider moves (clicks on its track), the time from the press to the
+result image showing the new frame.
 
-    python -m enliven.notebook.bench                        # JupyterLab: figures, screenshots to docs/images
-    python -m enliven.notebook.bench --frontend notebook    # Notebook 7 (or voila)
+    python -m enliven.notebook.bench                              # JupyterLab, Notebook 7 and Voila: figures
+    python -m enliven.notebook.bench --frontend lab --screenshots docs/images
 """
 
 from __future__ import annotations
@@ -67,7 +67,11 @@ def jupyter_server(frontend: str = "lab", notebook: Path = NOTEBOOK, timeout: fl
         shutil.copy(notebook, root / "enliven.ipynb")
         port = _free_port()
         env = dict(os.environ, JUPYTER_CONFIG_DIR=f"{work}/config", JUPYTER_RUNTIME_DIR=f"{work}/runtime",
-                   JUPYTERLAB_WORKSPACES_DIR=f"{work}/workspaces", IPYTHONDIR=f"{work}/ipython")  # fmt: skip
+                   JUPYTERLAB_WORKSPACES_DIR=f"{work}/workspaces", IPYTHONDIR=f"{work}/ipython",
+                   JUPYTERLAB_SETTINGS_DIR=f"{work}/settings")  # fmt: skip
+        news = Path(work) / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        news.parent.mkdir(parents=True)
+        news.write_text('{"fetchNews": "false", "checkForUpdates": false}')  # no pop-up over the app
         common = [f"--port={port}", "--ip=127.0.0.1", "--no-browser"]
         if frontend == "voila":
             command = [sys.executable, "-m", "voila", str(root / "enliven.ipynb"), *common]
@@ -104,3 +108,184 @@ def _wait_until_up(port: int, process: subprocess.Popen, timeout: float, log) ->
             time.sleep(0.3)
     log.seek(0)
     raise RuntimeError(f"the server did not start in {timeout:.0f} s:\n{log.read()[-3000:]}")
+
+
+# -- driving the page -----------------------------------------------------------------------------------------------
+_FIRST_FRAME = "() => { const i = document.querySelector('img.enliven-result'); return !!i && i.naturalWidth > 0; }"
+_WATCH_RESULT = """() => {
+  window.enlivenKeyAt = 0;
+  const mark = () => { window.enlivenKeyAt = performance.now(); };
+  document.addEventListener("keydown", mark, true);
+  document.addEventListener("pointerdown", mark, true);
+  window.enlivenLatencies = [];
+  document.querySelector("img.enliven-result").addEventListener("load", () => {
+    if (window.enlivenKeyAt) window.enlivenLatencies.push(performance.now() - window.enlivenKeyAt);
+    window.enlivenKeyAt = 0;
+  });
+}"""
+
+
+@dataclass(frozen=True)
+class NotebookFigures:
+    """What :func:`drive_app` measured in the browser.
+
+    Attributes:
+        frontend: ``lab``, ``notebook`` or ``voila``.
+        first_frame_s: from opening the page (and, in Jupyter, running all cells) to the first animated frame shown.
+        slider_ms: for each slider move (a click on its track), the press to the new result frame loaded in the page.
+        frames_seen: the timing line's frame numbers before and after the moves (the slider changed the frame).
+        video_s: the rendered video's duration as the page's player reports it.
+        played_s: how far it had played when checked.
+        webcam_frames: animated webcam frames the page received (``-1``: not checked).
+    """
+
+    frontend: str
+    first_frame_s: float
+    slider_ms: tuple[float, ...]
+    frames_seen: tuple[str, str]
+    video_s: float
+    played_s: float
+    webcam_frames: int
+
+    def lines(self) -> list[str]:
+        slider = sorted(self.slider_ms)
+        return [
+            f"{self.frontend}: first animated frame {self.first_frame_s:.1f} s after opening (cold kernel)",
+            f"{self.frontend}: slider move -> new frame shown: median {statistics.median(slider):.0f} ms, "
+            f"max {slider[-1]:.0f} ms over {len(slider)} moves ({self.frames_seen[0]} -> {self.frames_seen[1]})",
+            f"{self.frontend}: rendered video {self.video_s:.1f} s long, played to {self.played_s:.1f} s in the page",
+            *([f"{self.frontend}: webcam frames animated: {self.webcam_frames}"] if self.webcam_frames >= 0 else []),
+        ]
+
+
+def open_app(page, server: Server, timeout_ms: int = 120_000) -> float:
+    """Open the notebook, run all its cells from the Run menu (Voila runs them itself) and wait for the first
+    animated frame; seconds from opening."""
+    started = time.perf_counter()
+    page.goto(server.url)
+    if server.frontend != "voila":
+        page.wait_for_selector(".jp-Notebook", timeout=timeout_ms)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_ms)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    page.wait_for_function(_FIRST_FRAME, timeout=timeout_ms)
+    seconds = time.perf_counter() - started
+    # the last cell ran (the kernel is free for the slider)
+    page.wait_for_selector(".jp-OutputArea-output:has-text('driving frame')", timeout=timeout_ms)
+    return seconds
+
+
+def move_slider(page, moves: int = 10, pause_s: float = 0.4) -> tuple[list[float], tuple[str, str]]:
+    """Click the frame slider's track at ``moves`` places, left to right (Notebook 7 takes the arrow keys for its
+    own shortcuts, so the mouse, as most users move it); the latencies from the press to the new result frame
+    loaded in the page (ms), and the timing line before and after."""
+    timing = page.locator(".enliven-timing")
+    before = timing.inner_text()
+    page.evaluate(_WATCH_RESULT)
+    track = page.locator(".enliven-frame .noUi-base").first
+    track.scroll_into_view_if_needed()
+    box = track.bounding_box()
+    for step in range(moves):
+        count = page.evaluate("window.enlivenLatencies.length")
+        page.mouse.click(box["x"] + box["width"] * (step + 1) / (moves + 1), box["y"] + box["height"] / 2)
+        page.wait_for_function(f"window.enlivenLatencies.length > {count}", timeout=30_000)
+        time.sleep(pause_s)
+    return list(page.evaluate("window.enlivenLatencies")), (before, timing.inner_text())
+
+
+def render_and_play(page, timeout_ms: int = 180_000) -> tuple[float, float]:
+    """Press Render, wait for the inline player, play it; its duration and how far it played (seconds)."""
+    page.locator("button.enliven-render").click()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video.enliven-video'); return !!v && v.readyState >= 2 && "
+        "v.duration > 0; }",
+        timeout=timeout_ms,
+    )
+    page.evaluate("() => { const v = document.querySelector('video.enliven-video'); v.muted = true; v.play(); }")
+    page.wait_for_function("document.querySelector('video.enliven-video').currentTime > 1.0", timeout=30_000)
+    return page.evaluate(
+        "() => { const v = document.querySelector('video.enliven-video'); return [v.duration, v.currentTime]; }"
+    )
+
+
+def run_webcam(page, frames: int = 20, timeout_ms: int = 60_000) -> int:
+    """Open the Webcam tab, start the (fake) webcam, wait for ``frames`` animated answers; how many arrived."""
+    page.locator(".lm-TabBar-tabLabel", has_text="Webcam").first.click()
+    page.locator("button.enliven-webcam-start").click()
+    page.wait_for_function(
+        f"Number(document.querySelector('.enliven-webcam').dataset.answered || 0) >= {frames}", timeout=timeout_ms
+    )
+    return int(page.evaluate("Number(document.querySelector('.enliven-webcam').dataset.answered)"))
+
+
+def upload(page, which: int, path: Path, timeout_ms: int = 60_000) -> str:
+    """Upload ``path`` through picker ``which`` (0: photo, 1: clip); the app's message line afterwards."""
+    message = page.locator(".enliven-message")
+    before = message.inner_text()
+    page.locator("input.enliven-file-input").nth(which).set_input_files(str(path))
+    page.wait_for_function(
+        "before => { const text = document.querySelector('.enliven-message').innerText; "
+        "return text !== before && !text.endsWith('...'); }",
+        arg=before,
+        timeout=timeout_ms,
+    )
+    return message.inner_text()
+
+
+@contextlib.contextmanager
+def chromium(camera: Path | None = None, viewport: tuple[int, int] = (1400, 1000)) -> Iterator:
+    """A page in Debian's headless Chromium (Playwright), its webcam playing ``camera`` (a ``.y4m``) if given."""
+    from playwright.sync_api import sync_playwright
+
+    from enliven.live.web.bench import CHROMIUM, CHROMIUM_ARGS
+
+    args = [*CHROMIUM_ARGS, *([f"--use-file-for-fake-video-capture={camera}"] if camera else [])]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            yield browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        finally:
+            browser.close()
+
+
+def drive_app(frontend: str, *, webcam: bool = True, screenshots: Path | None = None) -> NotebookFigures:
+    """Open the notebook in ``frontend``, move the slider, render and play, drive it by the webcam; the figures.
+    With ``screenshots`` (a folder), ``notebook-<frontend>.jpg`` (and ``notebook-webcam.jpg``) are saved there."""
+    from enliven.live.web.bench import camera_clip
+
+    with tempfile.TemporaryDirectory() as work:
+        camera = camera_clip(Path(work) / "camera.y4m", 20, stamp=False) if webcam else None
+        with jupyter_server(frontend) as server, chromium(camera, viewport=(1400, 2000)) as page:
+            first = open_app(page, server)
+            latencies, seen = move_slider(page)
+            video, played = render_and_play(page)
+            if screenshots is not None:
+                _save_screenshot(page, screenshots / f"notebook-{frontend}.jpg")
+            frames = run_webcam(page) if webcam else -1
+            if screenshots is not None and webcam:
+                time.sleep(1.0)
+                _save_screenshot(page, screenshots / "notebook-webcam.jpg", ".enliven-webcam")
+    return NotebookFigures(frontend, first, tuple(latencies), seen, video, played, frames)
+
+
+def _save_screenshot(page, target: Path, selector: str = ".enliven-app") -> None:
+    from enliven.io import atomic_output
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(target) as temporary:
+        page.locator(selector).first.screenshot(path=str(temporary), type="jpeg", quality=85)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m enliven.notebook.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frontend", choices=FRONTENDS, action="append", help="default: all three")
+    parser.add_argument("--screenshots", type=Path, default=None, help="save the app's screenshots in this folder")
+    args = parser.parse_args(argv)
+    for frontend in args.frontend or FRONTENDS:
+        figures = drive_app(frontend, webcam=frontend == "lab", screenshots=args.screenshots)
+        print("\n".join(figures.lines()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -251,7 +251,9 @@ class Studio:
         self._best_frame = None
         return self._photo
 
-    def load_clip(self, source: str | Path, name: str | None = None, on_progress: ProgressCallback | None = None) -> Clip:
+    def load_clip(
+        self, source: str | Path, name: str | None = None, on_progress: ProgressCallback | None = None
+    ) -> Clip:
         """Decode a driving clip, cut its frames and track their keypoints (``on_progress(done, total)``).
 
         Raises:
@@ -330,7 +332,11 @@ class Studio:
         )
 
     def render(
-        self, output: str | Path | None = None, *, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None
+        self,
+        output: str | Path | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelFlag | None = None,
     ) -> AnimateResult:
         """Animate the whole clip into ``output`` (default: ``<photo>-<clip>.mp4`` in :attr:`work_dir`), with the
         clip's sound, the loaded model and the preview's crop box.
@@ -475,7 +481,7 @@ class Studio:
         if factor == 1.0:
             return photo.image, photo.box
         image = resize_image(photo.image, (round(width * factor), round(height * factor)))
-        box = None if photo.box is None else Box(*(v * factor for v in (photo.box.x0, photo.box.y0, photo.box.x1, photo.box.y1)))
+        box = None if photo.box is None else Box(*(v * factor for v in photo.box.as_array()))
         return image, box
 
     def _paste(self, animated: np.ndarray) -> np.ndarray:

@@ -3,8 +3,8 @@
 The browser opens the webcam (``getUserMedia``), draws each frame into a canvas and sends it to the kernel as a
 JPEG; the kernel animates it with a :class:`~enliven.live.LiveSession` (the live command's session: smoothed face
 box, neutral-pose calibration, overlays) and answers with the animated frame as a JPEG, which the page shows. One
-frame is in flight at a time, so a slow kernel lowers the frame rate instead of building a queue (the newest camera
-frame is always the one sent).
+or two frames are in flight at a time (the second arrives while the first is animated), so a slow kernel lowers the
+frame rate instead of building a queue: the frame sent is always the camera's newest.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from enliven.live.camera import CameraFrame
 logger = logging.getLogger(__name__)
 
 _ESM = r"""
+const IN_FLIGHT = 2;  // frames sent and not yet answered: the kernel decodes the next while it animates one
+
 function render({ model, el }) {
+  el.classList.add("enliven-webcam");
   const bar = document.createElement("div");
   const start = document.createElement("button");
   start.className = "jupyter-widgets jupyter-button widget-button enliven-webcam-start";
@@ -50,16 +53,16 @@ function render({ model, el }) {
   row.append(video, shown);
   el.append(bar, row);
   const canvas = document.createElement("canvas");
-  let stream = null, waiting = false, sent = 0, answered = 0, firstAnswer = 0, url = null;
+  let stream = null, inFlight = 0, sent = 0, answered = 0, firstAnswer = 0, url = null;
 
   function sendFrame() {
-    if (!stream || waiting || video.videoWidth === 0) return;
+    if (!stream || inFlight >= IN_FLIGHT || video.videoWidth === 0) return;
     const width = model.get("width");
     const height = Math.round((width * video.videoHeight) / video.videoWidth);
     canvas.width = width;
     canvas.height = height;
     canvas.getContext("2d").drawImage(video, 0, 0, width, height);
-    waiting = true;
+    inFlight += 1;
     canvas.toBlob(async (blob) => {
       const buffer = await blob.arrayBuffer();
       sent += 1;
@@ -68,7 +71,7 @@ function render({ model, el }) {
   }
   model.on("msg:custom", (content, buffers) => {
     if (content.kind !== "frame") return;
-    waiting = false;
+    inFlight = Math.max(0, inFlight - 1);
     if (buffers.length > 0) {
       if (url) URL.revokeObjectURL(url);
       url = URL.createObjectURL(new Blob([buffers[0]], { type: "image/jpeg" }));
@@ -101,7 +104,8 @@ function render({ model, el }) {
     await video.play();
     start.textContent = "Stop webcam";
     model.send({ kind: "start" });
-    waiting = false;
+    inFlight = 0;
+    sendFrame();
     sendFrame();
   };
   calibrate.onclick = () => model.send({ kind: "recalibrate" });
