@@ -19,6 +19,7 @@ RANKS = {
     "geometry": 0,
     "polygons": 0,
     "face_mesh": 0,
+    "examples": 0,  # paths of the bundled example inputs
     "families": 0,  # the registry names its families' parts as strings, imported on use
     "config": 1,
     "models": 2,
@@ -35,6 +36,7 @@ RANKS = {
     "pipelines": 7,
     "live": 7,
     "tuning": 8,
+    "notebook": 8,  # the Jupyter app: an interface beside the CLI, on inference and live
     "cli": 9,
     "__main__": 9,
 }

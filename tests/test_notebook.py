@@ -17,7 +17,7 @@ from enliven.examples import EXAMPLE_DRIVING, EXAMPLE_SOURCE  # noqa: E402
 from enliven.inference import AnimateOptions  # noqa: E402
 from enliven.io import read_frames, read_image  # noqa: E402
 from enliven.notebook import BoxAdjustment, EnlivenApp, Studio  # noqa: E402
-from enliven.notebook.studio import _safe_name  # noqa: E402
+from enliven.notebook.inputs import safe_name  # noqa: E402
 from enliven.notebook.upload import FilePicker  # noqa: E402
 
 
@@ -130,9 +130,9 @@ def test_a_long_clip_is_previewed_at_evenly_spaced_frames(tmp_path):
 
 
 def test_uploads_get_safe_names():
-    assert _safe_name("../../etc/passwd") == ("passwd", "")
-    assert _safe_name("my photo (1).JPG") == ("my_photo_1", ".jpg")
-    assert _safe_name("C:\\Users\\me\\clip.mp4") == ("clip", ".mp4")
+    assert safe_name("../../etc/passwd") == ("passwd", "")
+    assert safe_name("my photo (1).JPG") == ("my_photo_1", ".jpg")
+    assert safe_name("C:\\Users\\me\\clip.mp4") == ("clip", ".mp4")
 
 
 # -- the widgets -------------------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 _LAZY = {
-    "BoxAdjustment": "studio",
-    "Clip": "studio",
-    "Photo": "studio",
-    "Preview": "studio",
+    "BoxAdjustment": "inputs",
+    "Clip": "inputs",
+    "Photo": "inputs",
+    "Preview": "inputs",
     "Studio": "studio",
     "EnlivenApp": "app",
 }
@@ -21,7 +21,8 @@ __all__ = ["BoxAdjustment", "Clip", "EnlivenApp", "Photo", "Preview", "Studio"]
 
 if TYPE_CHECKING:
     from enliven.notebook.app import EnlivenApp
-    from enliven.notebook.studio import BoxAdjustment, Clip, Photo, Preview, Studio
+    from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview
+    from enliven.notebook.studio import Studio
 
 
 def __getattr__(name: str) -> Any:

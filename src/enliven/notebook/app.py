@@ -12,17 +12,14 @@ are logged with their traceback (``logging``), not printed into the notebook.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import html
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
 import ipywidgets as w
 import numpy as np
 
@@ -30,11 +27,13 @@ from enliven.errors import EnlivenError, InputError
 from enliven.examples import example_clips, example_photos
 from enliven.inference import AnimateOptions, Animator, Cancelled
 from enliven.live.overlay import Overlay
-from enliven.notebook.studio import BoxAdjustment, Studio
+from enliven.notebook.inputs import BoxAdjustment
+from enliven.notebook.studio import Studio
 from enliven.notebook.upload import FilePicker
+from enliven.notebook.views import available_models, download_link, in_app_words, jpeg, photo_with_box, titled
 from enliven.notebook.webcam import WebcamAvatar
 from enliven.types import MotionMode
-from enliven.weights import DEFAULT_MODEL, PRESETS
+from enliven.weights import DEFAULT_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -44,49 +43,6 @@ MAX_CLIP_BYTES = 100 * 2**20
 #: Model sizes offered besides the model's own.
 SIZES = (128, 192, 256, 384, 512)
 VIEW = "256px"
-#: What the library's messages call command-line flags, in the app's words.
-_FLAG_CONTROLS = {
-    "use --no-crop to": "untick “crop the face” to",
-    "pass --force to": "tick “any face size” to",
-    "with --model": "from the Model menu",
-    "(see 'enliven models')": "(the Model menu)",
-}
-
-
-def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    """``H x W x 3`` uint8 RGB as JPEG bytes."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"could not encode an image of shape {image.shape} as JPEG")
-    return data.tobytes()
-
-
-def photo_with_box(image: np.ndarray, boxes: list[tuple[object, tuple[int, int, int]]], side: int = 384) -> np.ndarray:
-    """The photo shrunk to at most ``side`` with each ``(box, rgb colour)`` drawn (``None`` boxes skipped)."""
-    height, width = image.shape[:2]
-    factor = min(1.0, side / max(height, width))
-    shown = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
-    for box, colour in boxes:
-        if box is not None:
-            corners = [round(v * factor) for v in (box.x0, box.y0, box.x1, box.y1)]  # type: ignore[attr-defined]
-            cv2.rectangle(shown, tuple(corners[:2]), tuple(corners[2:]), colour, 2)
-    return shown
-
-
-def available_models(current: str | None = None) -> list[str]:
-    """Preset names whose weights are here (bundled, or in the models folder), plus ``current`` if it is another."""
-    names = []
-    for name, preset in PRESETS.items():
-        path = preset.weights_path()
-        if path is not None and (preset.bundled or path.exists()):
-            names.append(name)
-    if current and current not in names:
-        names.append(current)
-    return names
-
-
-def _titled(title: str, widget: w.Widget) -> w.VBox:
-    return w.VBox([w.HTML(f"<b>{html.escape(title)}</b>"), widget])
 
 
 class EnlivenApp(w.VBox):
@@ -161,8 +117,8 @@ class EnlivenApp(w.VBox):
         self.driving_view = w.Image(format="jpeg", layout=w.Layout(width=VIEW)).add_class("enliven-driving")
         self.result_view = w.Image(format="jpeg", layout=w.Layout(width=VIEW)).add_class("enliven-result")
         self.timing = w.Label().add_class("enliven-timing")
-        views = w.HBox([_titled("Source", self.source_view), _titled("Driving", self.driving_view),
-                        _titled("Result", self.result_view)])  # fmt: skip
+        views = w.HBox([titled("Source", self.source_view), titled("Driving", self.driving_view),
+                        titled("Result", self.result_view)])  # fmt: skip
         self.render_button = w.Button(description="Render", button_style="primary").add_class("enliven-render")
         self.cancel_button = w.Button(description="Cancel", disabled=True).add_class("enliven-cancel")
         self.progress = w.IntProgress(min=0, max=1, value=0, description="")
@@ -198,6 +154,7 @@ class EnlivenApp(w.VBox):
             self.tabs,
         ])  # fmt: skip
         self.add_class("enliven-app")
+        self._shown_source: np.ndarray | None = None
         self._syncing = False  # the box sliders are being set from the studio, not by the user
         self._cancel: threading.Event | None = None
         self._render_thread: threading.Thread | None = None
@@ -235,13 +192,6 @@ class EnlivenApp(w.VBox):
         """Press *Cancel*."""
         if self._cancel is not None:
             self._cancel.set()
-
-    def in_app_words(self, sentence: str) -> str:
-        """A library message as the app says it: uploads by their names, command-line flags by their controls."""
-        sentence = re.sub(re.escape(str(self.studio.work_dir)) + r"/upload-[^/]+/", "", sentence)
-        for flag, control in _FLAG_CONTROLS.items():
-            sentence = sentence.replace(flag, control)
-        return sentence
 
     def show_error(self, sentence: str) -> None:
         self.message.value = f"<span style='color:#b00020'>{html.escape(sentence)}</span>"
@@ -287,7 +237,7 @@ class EnlivenApp(w.VBox):
         try:
             action()
         except EnlivenError as error:
-            self.show_error(self.in_app_words(str(error)))
+            self.show_error(in_app_words(str(error), self.studio.work_dir))
         except Exception as error:
             logger.exception("the notebook app failed")
             self.show_error(f"Something went wrong ({type(error).__name__}: {error}); the app is still usable.")
@@ -411,7 +361,9 @@ class EnlivenApp(w.VBox):
         if self.studio.photo is None or self.studio.clip is None:
             return
         preview = self.studio.preview(self.frame.value)
-        self.source_view.value = jpeg(preview.source)
+        if preview.source is not self._shown_source:  # the same photo crop is not sent again with every frame
+            self.source_view.value = jpeg(preview.source)
+            self._shown_source = preview.source
         self.driving_view.value = jpeg(preview.driving)
         self.result_view.value = jpeg(preview.result)
         clip = self.studio.clip
@@ -440,12 +392,7 @@ class EnlivenApp(w.VBox):
             result = self.studio.render(on_progress=self._progress, cancel=cancel)
             data = result.output.read_bytes()
             self.video.value = data
-            link = base64.b64encode(data).decode("ascii")
-            self.download.value = (
-                f"<a download='{html.escape(result.output.name)}' href='data:video/mp4;base64,{link}'>"
-                f"Download {html.escape(result.output.name)}</a> ({len(data) / 2**20:.1f} MB; also at "
-                f"{html.escape(str(result.output))})"
-            )
+            self.download.value = download_link(result.output, data)
             self.render_state.value = f"{result.frames} frames in {result.seconds:.1f} s"
         except Cancelled:
             self.render_state.value = "cancelled: nothing was written"

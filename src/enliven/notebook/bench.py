@@ -137,6 +137,7 @@ class NotebookFigures:
         video_s: the rendered video's duration as the page's player reports it.
         played_s: how far it had played when checked.
         webcam_frames: animated webcam frames the page received (``-1``: not checked).
+        webcam_fps: animated webcam frames the page received per second, after the first 20.
     """
 
     frontend: str
@@ -146,6 +147,7 @@ class NotebookFigures:
     video_s: float
     played_s: float
     webcam_frames: int
+    webcam_fps: float
 
     def lines(self) -> list[str]:
         slider = sorted(self.slider_ms)
@@ -154,7 +156,11 @@ class NotebookFigures:
             f"{self.frontend}: slider move -> new frame shown: median {statistics.median(slider):.0f} ms, "
             f"max {slider[-1]:.0f} ms over {len(slider)} moves ({self.frames_seen[0]} -> {self.frames_seen[1]})",
             f"{self.frontend}: rendered video {self.video_s:.1f} s long, played to {self.played_s:.1f} s in the page",
-            *([f"{self.frontend}: webcam frames animated: {self.webcam_frames}"] if self.webcam_frames >= 0 else []),
+            *(
+                [f"{self.frontend}: webcam: {self.webcam_frames} frames animated, {self.webcam_fps:.1f} fps"]
+                if self.webcam_frames >= 0
+                else []
+            ),
         ]
 
 
@@ -208,14 +214,17 @@ def render_and_play(page, timeout_ms: int = 180_000) -> tuple[float, float]:
     )
 
 
-def run_webcam(page, frames: int = 20, timeout_ms: int = 60_000) -> int:
-    """Open the Webcam tab, start the (fake) webcam, wait for ``frames`` animated answers; how many arrived."""
+def run_webcam(page, frames: int = 20, seconds: float = 5.0, timeout_ms: int = 60_000) -> tuple[int, float]:
+    """Open the Webcam tab, start the (fake) webcam, wait for ``frames`` animated answers, then count them for
+    ``seconds``; the answers in all and the rate over those seconds."""
+    answered = "Number(document.querySelector('.enliven-webcam').dataset.answered || 0)"
     page.locator(".lm-TabBar-tabLabel", has_text="Webcam").first.click()
     page.locator("button.enliven-webcam-start").click()
-    page.wait_for_function(
-        f"Number(document.querySelector('.enliven-webcam').dataset.answered || 0) >= {frames}", timeout=timeout_ms
-    )
-    return int(page.evaluate("Number(document.querySelector('.enliven-webcam').dataset.answered)"))
+    page.wait_for_function(f"{answered} >= {frames}", timeout=timeout_ms)
+    start, first = time.perf_counter(), page.evaluate(answered)
+    time.sleep(seconds)
+    last = page.evaluate(answered)
+    return int(last), (last - first) / (time.perf_counter() - start)
 
 
 def upload(page, which: int, path: Path, timeout_ms: int = 60_000) -> str:
@@ -261,11 +270,11 @@ def drive_app(frontend: str, *, webcam: bool = True, screenshots: Path | None = 
             video, played = render_and_play(page)
             if screenshots is not None:
                 _save_screenshot(page, screenshots / f"notebook-{frontend}.jpg")
-            frames = run_webcam(page) if webcam else -1
+            frames, rate = run_webcam(page) if webcam else (-1, 0.0)
             if screenshots is not None and webcam:
                 time.sleep(1.0)
                 _save_screenshot(page, screenshots / "notebook-webcam.jpg", ".enliven-webcam")
-    return NotebookFigures(frontend, first, tuple(latencies), seen, video, played, frames)
+    return NotebookFigures(frontend, first, tuple(latencies), seen, video, played, frames, rate)
 
 
 def _save_screenshot(page, target: Path, selector: str = ".enliven-app") -> None:

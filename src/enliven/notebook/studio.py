@@ -17,121 +17,26 @@ crops and keypoints (clip, model, crop), the reference frame.
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from enliven.errors import InputError
 from enliven.inference import AnimateOptions, AnimateResult, Animator, FaceCropper, animate_file, load_for_options
 from enliven.inference.animate import detail_crop, find_best_frame
 from enliven.inference.driving import DrivingClip, box_at, read_source
 from enliven.inference.pipeline import CancelFlag, ProgressCallback
+from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name
 from enliven.preprocess import Box, resize_image
-from enliven.types import Keypoints
 from enliven.weights import LoadedModel
 
 #: Options that change which model runs (reloaded) or its input size.
 _MODEL_OPTIONS = {"model", "config", "backend", "size", "device", "threads"}
 #: Options that change how the photo and the clip are cut.
 _CROP_OPTIONS = {"crop", "smooth_track", "force"}
-
-
-@dataclass(frozen=True)
-class BoxAdjustment:
-    """The user's change to the detected crop box.
-
-    Attributes:
-        shift_x: move right by this fraction of the box's side (``-0.5 .. 0.5``).
-        shift_y: move down by this fraction of the box's side (``-0.5 .. 0.5``).
-        scale: the side multiplied by this (``0.5 .. 2``; larger shows more around the face).
-    """
-
-    shift_x: float = 0.0
-    shift_y: float = 0.0
-    scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (-0.5 <= self.shift_x <= 0.5 and -0.5 <= self.shift_y <= 0.5):
-            raise ValueError(f"box shifts must be between -0.5 and 0.5, got {self.shift_x}, {self.shift_y}")
-        if not 0.5 <= self.scale <= 2.0:
-            raise ValueError(f"the box scale must be between 0.5 and 2, got {self.scale}")
-
-    def apply(self, box: Box) -> Box:
-        """``box`` moved and scaled (it may reach outside the image: the crop pads there, as paste-back allows)."""
-        side_x, side_y = box.x1 - box.x0, box.y1 - box.y0
-        cx = (box.x0 + box.x1) / 2 + self.shift_x * side_x
-        cy = (box.y0 + box.y1) / 2 + self.shift_y * side_y
-        return Box.from_center(cx, cy, side_x * self.scale, side_y * self.scale)
-
-
-@dataclass(frozen=True, eq=False)
-class Photo:
-    """The source photo as the model sees it.
-
-    Attributes:
-        name: what to call it (the file name).
-        image: the whole photo, ``H x W x 3`` uint8 RGB.
-        detected: the crop box found around the face (``None``: the photo is taken whole).
-        box: the box used: ``detected`` after the user's :class:`BoxAdjustment`.
-        crop: the model's input, ``size x size x 3`` uint8.
-    """
-
-    name: str
-    image: np.ndarray
-    detected: Box | None
-    box: Box | None
-    crop: np.ndarray
-
-
-@dataclass(frozen=True, eq=False)
-class Clip:
-    """The driving clip, cut and tracked for previews.
-
-    Attributes:
-        name: what to call it (the file name).
-        path: the video file (a render reads it again, with its sound).
-        fps: frames per second.
-        length: frames in the clip.
-        frame_indices: the clip frames the preview holds: all of them, or evenly spaced ones for a long clip.
-        crops: those frames as the model sees them, ``N x size x size x 3`` uint8.
-        keypoints: their driving keypoints (``N x K x 2``; face-mesh rows are NaN before the first face).
-        boxes: the crop boxes in the clip's pixels (one stable box, one per frame, or ``None``: whole frames).
-    """
-
-    name: str
-    path: Path
-    fps: float
-    length: int
-    frame_indices: tuple[int, ...]
-    crops: np.ndarray
-    keypoints: Keypoints
-    boxes: list[Box] | None
-
-
-@dataclass(frozen=True, eq=False)
-class Preview:
-    """One animated frame and what made it.
-
-    Attributes:
-        position: the slider position (an index into :attr:`Clip.frame_indices`).
-        frame: the clip's frame number.
-        source: the photo's crop, ``size x size x 3``.
-        driving: the driving frame's crop, ``size x size x 3``.
-        result: the animated crop, or with paste-back the photo (at most ``max_preview_side``) with it pasted in.
-        seconds: time taken by the model and paste-back (not by the caches rebuilt first).
-    """
-
-    position: int
-    frame: int
-    source: np.ndarray
-    driving: np.ndarray
-    result: np.ndarray
-    seconds: float
 
 
 class Studio:
@@ -210,7 +115,7 @@ class Studio:
     # -- inputs ------------------------------------------------------------------------------------------------
     def save_upload(self, name: str, data: bytes) -> Path:
         """Write uploaded bytes to a new file in :attr:`work_dir` (a safe version of ``name``) and return it."""
-        stem, suffix = _safe_name(name)
+        stem, suffix = safe_name(name)
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.work_dir))
         path = folder / f"{stem}{suffix}"
         path.write_bytes(data)
@@ -397,44 +302,22 @@ class Studio:
 
     def _cut_photo(self, image: np.ndarray, name: str, adjustment: BoxAdjustment) -> Photo:
         with self._cropper() as cropper:
-            detected = cropper.source_box(image, f"the photo {name}")
-            box = adjustment.apply(detected) if detected is not None and cropper.finds_faces else detected
-            return Photo(name, image, detected, box, cropper.cut(image, box))
+            return cut_photo(image, name, cropper, adjustment)
 
     def _cut_clip(self, path: Path, name: str, on_progress: ProgressCallback | None) -> Clip:
-        options = self._options
-        animator = self._get_animator()
-        drive = DrivingClip(path, options.memory_budget_mb)
-        with self._cropper() as cropper:
-            boxes = cropper.clip_boxes(drive.first_pass(), smooth_track=options.smooth_track, what=f"the clip {name}")
-            length = drive.length if drive.length is not None else sum(1 for _ in drive.frames())
-            if length == 0:
-                raise InputError(f"the clip {name} has no frames; pick another clip.")
-            frame_bytes = animator.size * animator.size * 3
-            most = max(2, self.preview_memory_mb * 2**20 // frame_bytes)
-            indices = tuple(int(i) for i in np.unique(np.linspace(0, length - 1, min(length, most)).round()))
-            wanted = set(indices)
-            crops: list[np.ndarray] = []
-            for index, frame in enumerate(drive.frames()):
-                if index in wanted:
-                    crops.append(cropper.cut(frame, box_at(boxes, index)))
-                    if on_progress is not None:
-                        on_progress(len(crops), 2 * len(indices))
-        if not crops:
-            raise InputError(f"the clip {name} could not be read again; is it still being written?")
-        indices = indices[: len(crops)]
-        stack = np.stack(crops)
-        animator.restart_tracking()  # the clip is tracked from its first frame, in order, as a render tracks it
-        parts = []
-        batch = 16
-        for start in range(0, len(stack), batch):
-            parts.append(animator.driving_keypoints(stack[start : start + batch]))
-            if on_progress is not None:
-                on_progress(len(indices) + min(start + batch, len(stack)), 2 * len(indices))
-        jacobians = [p.jacobian for p in parts if p.jacobian is not None]
-        keypoints = Keypoints(torch.cat([p.value for p in parts]), torch.cat(jacobians) if jacobians else None)
         self._reference_set = False
-        return Clip(name, path, float(drive.fps), length, indices, stack, keypoints, boxes)
+        options = self._options
+        with self._cropper() as cropper:
+            return cut_clip(
+                path,
+                name,
+                self._get_animator(),
+                cropper,
+                smooth_track=options.smooth_track,
+                memory_budget_mb=options.memory_budget_mb,
+                preview_memory_mb=self.preview_memory_mb,
+                on_progress=on_progress,
+            )
 
     def _recut(self) -> None:
         """Cut the photo and the clip again for new model or crop options (the adjustment kept where it can be)."""
@@ -488,12 +371,3 @@ class Studio:
         image, box = self._preview_photo()
         with self._cropper() as cropper:
             return cropper.paste(image, animated, box)
-
-
-def _safe_name(name: str) -> tuple[str, str]:
-    """A file stem and suffix safe to write (no folders, no odd characters) from an uploaded file's name."""
-    base = Path(name.replace("\\", "/")).name
-    stem, suffix = Path(base).stem, Path(base).suffix.lower()
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
-    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
-    return stem[:80], suffix
