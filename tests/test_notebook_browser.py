@@ -48,7 +48,7 @@ def test_the_app_in_a_browser(frontend, capsys):
     assert figures.first_frame_s < 120 and len(figures.slider_ms) == 10
     before, after = figures.frames_seen
     assert before.startswith("frame 1 of 75") and not after.startswith("frame 1 of 75")
-    assert figures.video_s == pytest.approx(3.0, abs=0.2) and figures.played_s > 1.0
+    assert figures.video_s == pytest.approx(3.0, abs=0.2) and figures.played_s > 1.0 and figures.audio_bytes > 0
     if frontend == "lab":
         assert figures.webcam_frames >= 20
 

@@ -136,6 +136,7 @@ class NotebookFigures:
         frames_seen: the timing line's frame numbers before and after the moves (the slider changed the frame).
         video_s: the rendered video's duration as the page's player reports it.
         played_s: how far it had played when checked.
+        audio_bytes: sound decoded by then (Chromium's ``webkitAudioDecodedByteCount``; 0: no sound track).
         webcam_frames: animated webcam frames the page received (``-1``: not checked).
         webcam_fps: animated webcam frames the page received per second, after the first 20.
     """
@@ -146,6 +147,7 @@ class NotebookFigures:
     frames_seen: tuple[str, str]
     video_s: float
     played_s: float
+    audio_bytes: int
     webcam_frames: int
     webcam_fps: float
 
@@ -154,8 +156,10 @@ class NotebookFigures:
         return [
             f"{self.frontend}: first animated frame {self.first_frame_s:.1f} s after opening (cold kernel)",
             f"{self.frontend}: slider move -> new frame shown: median {statistics.median(slider):.0f} ms, "
-            f"max {slider[-1]:.0f} ms over {len(slider)} moves ({self.frames_seen[0]} -> {self.frames_seen[1]})",
-            f"{self.frontend}: rendered video {self.video_s:.1f} s long, played to {self.played_s:.1f} s in the page",
+            f"max {slider[-1]:.0f} ms over {len(slider)} moves ({self.frames_seen[0]} -> {self.frames_seen[1]}; "
+            f"in order: {', '.join(f'{ms:.0f}' for ms in self.slider_ms)})",
+            f"{self.frontend}: rendered video {self.video_s:.1f} s long, played to {self.played_s:.1f} s in the page "
+            f"({self.audio_bytes} bytes of sound decoded)",
             *(
                 [f"{self.frontend}: webcam: {self.webcam_frames} frames animated, {self.webcam_fps:.1f} fps"]
                 if self.webcam_frames >= 0
@@ -199,8 +203,9 @@ def move_slider(page, moves: int = 10, pause_s: float = 0.4) -> tuple[list[float
     return list(page.evaluate("window.enlivenLatencies")), (before, timing.inner_text())
 
 
-def render_and_play(page, timeout_ms: int = 180_000) -> tuple[float, float]:
-    """Press Render, wait for the inline player, play it; its duration and how far it played (seconds)."""
+def render_and_play(page, timeout_ms: int = 180_000) -> tuple[float, float, int]:
+    """Press Render, wait for the inline player, play it; its duration and how far it played (seconds), and the
+    bytes of sound Chromium decoded meanwhile (the clip's audio is in the video)."""
     page.locator("button.enliven-render").click()
     page.wait_for_function(
         "() => { const v = document.querySelector('video.enliven-video'); return !!v && v.readyState >= 2 && "
@@ -210,7 +215,8 @@ def render_and_play(page, timeout_ms: int = 180_000) -> tuple[float, float]:
     page.evaluate("() => { const v = document.querySelector('video.enliven-video'); v.muted = true; v.play(); }")
     page.wait_for_function("document.querySelector('video.enliven-video').currentTime > 1.0", timeout=30_000)
     return page.evaluate(
-        "() => { const v = document.querySelector('video.enliven-video'); return [v.duration, v.currentTime]; }"
+        "() => { const v = document.querySelector('video.enliven-video'); "
+        "return [v.duration, v.currentTime, v.webkitAudioDecodedByteCount || 0]; }"
     )
 
 
@@ -267,14 +273,14 @@ def drive_app(frontend: str, *, webcam: bool = True, screenshots: Path | None = 
         with jupyter_server(frontend) as server, chromium(camera, viewport=(1400, 2000)) as page:
             first = open_app(page, server)
             latencies, seen = move_slider(page)
-            video, played = render_and_play(page)
+            video, played, sound = render_and_play(page)
             if screenshots is not None:
                 _save_screenshot(page, screenshots / f"notebook-{frontend}.jpg")
             frames, rate = run_webcam(page) if webcam else (-1, 0.0)
             if screenshots is not None and webcam:
                 time.sleep(1.0)
                 _save_screenshot(page, screenshots / "notebook-webcam.jpg", ".enliven-webcam")
-    return NotebookFigures(frontend, first, tuple(latencies), seen, video, played, frames, rate)
+    return NotebookFigures(frontend, first, tuple(latencies), seen, video, played, sound, frames, rate)
 
 
 def _save_screenshot(page, target: Path, selector: str = ".enliven-app") -> None:
