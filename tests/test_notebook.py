@@ -79,6 +79,10 @@ def test_options_change_the_preview_and_a_bad_model_changes_nothing(studio):
     np.testing.assert_array_equal(studio.preview(40).result, relative)
     with pytest.raises(ValueError, match="unknown options"):
         studio.update(colour="blue")
+    with pytest.raises(InputError, match="not avd"):
+        studio.update(mode="avd")  # TPSMM's mode: enliven-lite animates in relative and absolute only
+    assert studio.options.mode == "relative"
+    np.testing.assert_array_equal(studio.preview(40).result, relative)
 
 
 def test_the_best_frame_is_the_renders(studio, tmp_path):

@@ -318,6 +318,8 @@ class EnlivenApp(w.VBox):
         self._adjust_box()
 
     def _set_option(self, **change: object) -> None:
+        if change.keys() & {"model", "backend", "size"}:
+            self.show_info("Loading the model (an ONNX export on first use takes a while)...")
         try:
             self.studio.update(**change)
         except Exception:

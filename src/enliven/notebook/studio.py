@@ -31,6 +31,7 @@ from enliven.inference.driving import DrivingClip, box_at, read_source
 from enliven.inference.pipeline import CancelFlag, ProgressCallback
 from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name
 from enliven.preprocess import Box, resize_image
+from enliven.types import MotionMode
 from enliven.weights import LoadedModel
 
 #: Options that change which model runs (reloaded) or its input size.
@@ -197,7 +198,9 @@ class Studio:
                 self._loaded = None
                 self.loaded_model  # noqa: B018 - load now: a bad name or file is reported by this call
             if changed & (_MODEL_OPTIONS | {"mode", "adapt_scale"}):
+                self._check_mode(explicit="mode" in changed)
                 self._animator = None
+                self._get_animator()  # now: what does not fit this model is reported by this call
             if changed & (_MODEL_OPTIONS | _CROP_OPTIONS):
                 self._recut()
         except Exception:
@@ -276,6 +279,17 @@ class Studio:
         self.close()
 
     # -- internals ---------------------------------------------------------------------------------------------
+    def _check_mode(self, *, explicit: bool) -> None:
+        """A motion mode the model does not support is refused when asked for, else (a new model) set to relative."""
+        model = self.loaded_model.model
+        mode = MotionMode(self._options.mode)
+        if mode in model.supported_modes:
+            return
+        if explicit:
+            names = " or ".join(m.value for m in model.supported_modes)
+            raise InputError(f"{model.family} models animate in {names} mode, not {mode.value}; pick one of those.")
+        self._options = replace(self._options, mode=MotionMode.RELATIVE)
+
     def _need_photo(self) -> Photo:
         if self._photo is None:
             raise InputError("no photo yet: pick a bundled photo or upload one.")
