@@ -249,3 +249,19 @@ def test_a_tab_can_be_added(app):
 
     app.add_tab("Generated motion", w.Label("soon"))
     assert app.tabs.get_title(2) == "Generated motion" and len(app.tabs.children) == 3
+
+
+def test_a_box_dragged_on_the_photo_moves_the_crop(app):
+    found, crop = app.studio.photo.detected, app.studio.photo.crop
+    height, width = app.studio.photo.image.shape[:2]
+    assert app.photo_view.box == pytest.approx(
+        [found.x0 / width, found.y0 / height, found.x1 / width, found.y1 / height]
+    )
+    side = (found.x1 - found.x0) / width
+    try:
+        app.photo_view.box = [v + side * 0.2 if i % 2 == 0 else v for i, v in enumerate(app.photo_view.box)]
+        assert app.box_x.value == pytest.approx(0.2, abs=0.01) and app.box_scale.value == pytest.approx(1.0)
+        assert not np.array_equal(app.studio.photo.crop, crop)
+    finally:
+        app.box_reset.click()
+    np.testing.assert_array_equal(app.studio.photo.crop, crop)

@@ -13,7 +13,7 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("nbclient")
 pytest.importorskip("mediapipe")
 
-from enliven.notebook.bench import NOTEBOOK, chromium, jupyter_server, open_app, upload  # noqa: E402
+from enliven.notebook.bench import NOTEBOOK, chromium, drag_box, jupyter_server, open_app, upload  # noqa: E402
 
 
 def test_the_notebook_runs_headless_without_errors(tmp_path):
@@ -54,7 +54,7 @@ def test_the_app_in_a_browser(frontend, capsys):
 
 
 @browser
-def test_bad_uploads_are_refused_in_the_page_and_the_app_goes_on(tmp_path):
+def test_the_box_is_dragged_and_bad_uploads_are_refused_in_the_page(tmp_path):
     corrupt = tmp_path / "holiday.jpg"
     corrupt.write_bytes(b"not an image" * 100)
     huge = tmp_path / "huge.mp4"
@@ -67,6 +67,8 @@ def test_bad_uploads_are_refused_in_the_page_and_the_app_goes_on(tmp_path):
     cv2.imwrite(str(wall), np.full((300, 300, 3), 90, np.uint8))
     with jupyter_server("lab") as server, chromium() as page:
         open_app(page, server)
+        drag_box(page, right=0.2)
+        assert page.locator(".enliven-app .widget-readout").first.inner_text() in {"0.19", "0.20", "0.21"}  # box x
         assert "Cannot read the image holiday.jpg" in upload(page, 0, corrupt)
         assert "huge.mp4 is 200 MB" in upload(page, 1, huge)
         assert "no face was found in the photo wall.png" in upload(page, 0, wall)

@@ -27,10 +27,11 @@ from enliven.errors import EnlivenError, InputError
 from enliven.examples import example_clips, example_photos
 from enliven.inference import AnimateOptions, Animator, Cancelled
 from enliven.live.overlay import Overlay
+from enliven.notebook.box_editor import BoxEditor
 from enliven.notebook.inputs import BoxAdjustment
 from enliven.notebook.studio import Studio
 from enliven.notebook.upload import FilePicker
-from enliven.notebook.views import available_models, download_link, in_app_words, jpeg, photo_with_box, titled
+from enliven.notebook.views import available_models, download_link, fractions, in_app_words, jpeg, shrunk, titled
 from enliven.notebook.webcam import WebcamAvatar
 from enliven.types import MotionMode
 from enliven.weights import DEFAULT_MODEL
@@ -71,7 +72,7 @@ class EnlivenApp(w.VBox):
         # the photo
         self.photo_choice = w.Dropdown(options=list(photos), description="Photo", value=None)
         self.photo_upload = FilePicker(description="Upload a photo", accept="image/*", max_bytes=MAX_PHOTO_BYTES)
-        self.photo_view = w.Image(format="jpeg", layout=w.Layout(max_width="320px")).add_class("enliven-photo")
+        self.photo_view = BoxEditor(layout=w.Layout(max_width="320px"))
         self.crop_view = w.Image(format="jpeg", layout=w.Layout(width="128px")).add_class("enliven-crop")
         slider = functools.partial(w.FloatSlider, step=0.01, continuous_update=False, readout_format=".2f",
                                    layout=w.Layout(width="260px"), style={"description_width": "60px"})  # fmt: skip
@@ -154,7 +155,8 @@ class EnlivenApp(w.VBox):
             self.tabs,
         ])  # fmt: skip
         self.add_class("enliven-app")
-        self._shown_source: np.ndarray | None = None
+        self._shown_source: np.ndarray | None = None  # what the views show already (not sent again)
+        self._shown_photo: np.ndarray | None = None
         self._syncing = False  # the box sliders are being set from the studio, not by the user
         self._cancel: threading.Event | None = None
         self._render_thread: threading.Thread | None = None
@@ -211,6 +213,7 @@ class EnlivenApp(w.VBox):
         for slider in (self.box_x, self.box_y, self.box_scale):
             on(slider, lambda _v: self._adjust_box())
         self.box_reset.on_click(lambda _b: self._guarded(self._reset_box))
+        on(self.photo_view, lambda v: self._box_dragged(v), name="box")
         on(self.model, lambda v: self._set_option(model=v))
         on(self.backend, lambda v: self._set_option(backend=v))
         on(self.size, lambda v: self._set_option(size=v or None))
@@ -226,12 +229,12 @@ class EnlivenApp(w.VBox):
         self.render_button.on_click(lambda _b: self._start_render())
         self.cancel_button.on_click(lambda _b: self.cancel())
 
-    def _on_change(self, widget: w.Widget, action: Callable[[object], None]) -> None:
+    def _on_change(self, widget: w.Widget, action: Callable[[object], None], name: str = "value") -> None:
         def observer(change: dict) -> None:
             if not self._syncing:  # not a user's change: the app is showing the studio's state
                 self._guarded(lambda: action(change["new"]))
 
-        widget.observe(observer, names="value")
+        widget.observe(observer, names=name)
 
     def _guarded(self, action: Callable[[], None]) -> None:
         try:
@@ -313,6 +316,21 @@ class EnlivenApp(w.VBox):
         if self.studio.clip is not None:
             self._show_frame()
 
+    def _box_dragged(self, box: list[float]) -> None:
+        """The user let go of the box on the photo: the sliders follow it (within their ranges), then the crop."""
+        photo = self.studio.photo
+        if photo is None or photo.detected is None or len(box) != 4:
+            return
+        height, width = photo.image.shape[:2]
+        found = photo.detected
+        side_x, side_y = found.x1 - found.x0, found.y1 - found.y0
+        shift_x = ((box[0] + box[2]) / 2 * width - (found.x0 + found.x1) / 2) / side_x
+        shift_y = ((box[1] + box[3]) / 2 * height - (found.y0 + found.y1) / 2) / side_y
+        scale = (box[2] - box[0]) * width / side_x
+        clamp = lambda value, low, high: min(high, max(low, value))  # noqa: E731
+        self._set_box_sliders(BoxAdjustment(clamp(shift_x, -0.5, 0.5), clamp(shift_y, -0.5, 0.5), clamp(scale, 0.5, 2)))
+        self._adjust_box()
+
     def _reset_box(self) -> None:
         self._set_box_sliders(BoxAdjustment())
         self._adjust_box()
@@ -355,8 +373,13 @@ class EnlivenApp(w.VBox):
         photo = self.studio.photo
         if photo is None:
             return
-        drawn = [(photo.detected, (120, 120, 120)), (photo.box, (0, 200, 80))]
-        self.photo_view.value = jpeg(photo_with_box(photo.image, drawn))
+        height, width = photo.image.shape[:2]
+        with self._showing():
+            if photo.image is not self._shown_photo:
+                self.photo_view.image = jpeg(shrunk(photo.image, 384))
+                self._shown_photo = photo.image
+            self.photo_view.detected = fractions(photo.detected, width, height)
+            self.photo_view.box = fractions(photo.box, width, height)
         self.crop_view.value = jpeg(photo.crop)
 
     def _show_frame(self) -> None:

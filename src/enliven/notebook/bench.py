@@ -247,6 +247,27 @@ def upload(page, which: int, path: Path, timeout_ms: int = 60_000) -> str:
     return message.inner_text()
 
 
+def drag_box(page, right: float = 0.2, timeout_ms: int = 30_000) -> str:
+    """Drag the green box on the photo right by ``right`` of its width, with the mouse; the crop image's new
+    address once the kernel sent the new crop."""
+    editor = page.locator(".enliven-box-editor").first
+    editor.scroll_into_view_if_needed()
+    canvas = editor.locator("canvas").bounding_box()
+    x0, y0, x1, y1 = page.evaluate("JSON.parse(document.querySelector('.enliven-box-editor').dataset.box)")
+    crop = page.locator("img.enliven-crop")
+    before = crop.get_attribute("src")
+    start_x, start_y = canvas["x"] + (x0 + x1) / 2 * canvas["width"], canvas["y"] + (y0 + y1) / 2 * canvas["height"]
+    page.mouse.move(start_x, start_y)
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(start_x + step / 5 * right * (x1 - x0) * canvas["width"], start_y)
+    page.mouse.up()
+    page.wait_for_function(
+        "before => document.querySelector('img.enliven-crop').src !== before", arg=before, timeout=timeout_ms
+    )
+    return crop.get_attribute("src")
+
+
 @contextlib.contextmanager
 def chromium(camera: Path | None = None, viewport: tuple[int, int] = (1400, 1000)) -> Iterator:
     """A page in Debian's headless Chromium (Playwright), its webcam playing ``camera`` (a ``.y4m``) if given."""

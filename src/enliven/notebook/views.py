@@ -1,4 +1,4 @@
-"""What the notebook app shows, as plain functions: images as JPEG, the photo with its boxes, the models to offer,
+"""What the notebook app shows, as plain functions: images as JPEG, the photo's boxes, the models to offer,
 library messages in the app's words, a download link."""
 
 from __future__ import annotations
@@ -32,18 +32,20 @@ def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     return data.tobytes()
 
 
-def photo_with_box(
-    image: np.ndarray, boxes: list[tuple[Box | None, tuple[int, int, int]]], side: int = 384
-) -> np.ndarray:
-    """The photo shrunk to at most ``side`` with each ``(box, rgb colour)`` drawn (``None`` boxes skipped)."""
+def shrunk(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` shrunk (area-averaged) to at most ``side`` pixels on its longer side."""
     height, width = image.shape[:2]
     factor = min(1.0, side / max(height, width))
-    shown = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
-    for box, colour in boxes:
-        if box is not None:
-            corners = [round(v * factor) for v in (box.x0, box.y0, box.x1, box.y1)]
-            cv2.rectangle(shown, tuple(corners[:2]), tuple(corners[2:]), colour, 2)
-    return shown
+    if factor == 1.0:
+        return image
+    return cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
+
+
+def fractions(box: Box | None, width: int, height: int) -> list[float]:
+    """``box`` as ``[x0, y0, x1, y1]`` fractions of the image's width and height (``[]`` for ``None``)."""
+    if box is None:
+        return []
+    return [box.x0 / width, box.y0 / height, box.x1 / width, box.y1 / height]
 
 
 def available_models(current: str | None = None) -> list[str]:
