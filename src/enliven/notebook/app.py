@@ -1,10 +1,10 @@
 """``EnlivenApp``: the notebook's widget app (ipywidgets 8), a thin face over :class:`~enliven.notebook.Studio`.
 
-Layout, top to bottom: a message line; the photo (bundled or uploaded, its face box drawn, the crop the model
-sees, sliders that move and scale the box); the options of ``enliven animate``; then tabs, one per way of driving
-the photo: *Driving video* (a clip, a frame slider answered by one model call, render with progress, cancel, an
-inline player and a download link) and *Webcam* (the browser's webcam, :class:`WebcamAvatar`). Later ways of
-driving (generated motion, expression sliders) are added with :meth:`EnlivenApp.add_tab`.
+Layout, top to bottom: a message line; the photo (bundled or uploaded; its face box drawn and dragged with the mouse,
+sliders that move and scale it, the crop the model sees); the options of ``enliven animate``; then tabs, one per way
+of driving the photo: *Driving video* (a clip, a frame slider answered by one model call, render with progress,
+cancel, an inline player and a download link) and *Webcam* (the browser's webcam, :class:`WebcamAvatar`). Later
+ways of driving (generated motion, expression sliders) are added with :meth:`EnlivenApp.add_tab`.
 
 Every handler reports a problem in the message line in one sentence and leaves the app usable; unexpected errors
 are logged with their traceback (``logging``), not printed into the notebook.
@@ -71,7 +71,12 @@ class EnlivenApp(w.VBox):
 
         # the photo
         self.photo_choice = w.Dropdown(options=list(photos), description="Photo", value=None)
-        self.photo_upload = FilePicker(description="Upload a photo", accept="image/*", max_bytes=MAX_PHOTO_BYTES)
+        self.photo_upload = FilePicker(
+            description="Upload a photo",
+            accept="image/*",
+            max_bytes=MAX_PHOTO_BYTES,
+            too_large_hint="save it smaller, or give its path from Python: app.load_photo(path)",
+        )
         self.photo_view = BoxEditor(layout=w.Layout(max_width="320px"))
         self.crop_view = w.Image(format="jpeg", layout=w.Layout(width="128px")).add_class("enliven-crop")
         slider = functools.partial(w.FloatSlider, step=0.01, continuous_update=False, readout_format=".2f",
@@ -110,7 +115,13 @@ class EnlivenApp(w.VBox):
 
         # driving video
         self.clip_choice = w.Dropdown(options=list(clips), description="Clip", value=None)
-        self.clip_upload = FilePicker(description="Upload a clip", accept="video/*,.gif", max_bytes=MAX_CLIP_BYTES)
+        self.clip_upload = FilePicker(
+            description="Upload a clip",
+            accept="video/*,.gif",
+            max_bytes=MAX_CLIP_BYTES,
+            too_large_hint="shorten or re-encode it, give its path from Python (app.load_clip(path)), or use "
+            "enliven animate",
+        )
         self.frame = w.IntSlider(description="Frame", min=0, max=0, continuous_update=True).add_class("enliven-frame")
         self.play = w.Play(interval=40, min=0, max=0, description="play")
         w.jslink((self.play, "value"), (self.frame, "value"))
@@ -157,7 +168,7 @@ class EnlivenApp(w.VBox):
         self.add_class("enliven-app")
         self._shown_source: np.ndarray | None = None  # what the views show already (not sent again)
         self._shown_photo: np.ndarray | None = None
-        self._syncing = False  # the box sliders are being set from the studio, not by the user
+        self._syncing = False  # widgets are being set to the studio's state: not a user's change
         self._cancel: threading.Event | None = None
         self._render_thread: threading.Thread | None = None
         self._wire()

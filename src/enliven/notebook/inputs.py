@@ -118,7 +118,7 @@ def cut_photo(image: np.ndarray, name: str, cropper: FaceCropper, adjustment: Bo
         NoFaceError / FaceTooSmallError: no usable face (face models with crop).
     """
     detected = cropper.source_box(image, f"the photo {name}")
-    box = adjustment.apply(detected) if detected is not None and cropper.finds_faces else detected
+    box = adjustment.apply(detected) if detected is not None else None
     return Photo(name, image, detected, box, cropper.cut(image, box))
 
 

@@ -75,6 +75,7 @@ class Studio:
         self._clip_path: tuple[Path, str] | None = None
         self._clip: Clip | None = None
         self._best_frame: int | None = None
+        self._shrunk: tuple[Photo, np.ndarray, Box | None] | None = None  # the photo as previews paste into it
 
     # -- what is loaded ----------------------------------------------------------------------------------------
     @property
@@ -371,14 +372,18 @@ class Studio:
         return animator
 
     def _preview_photo(self) -> tuple[np.ndarray, Box | None]:
-        """The photo (and box) that paste-back previews compose in: shrunk to at most ``max_preview_side``."""
+        """The photo (and box) that paste-back previews compose in: shrunk to at most ``max_preview_side`` (once per
+        photo and box)."""
         photo = self._need_photo()
+        if self._shrunk is not None and self._shrunk[0] is photo:
+            return self._shrunk[1], self._shrunk[2]
         height, width = photo.image.shape[:2]
         factor = min(1.0, self.max_preview_side / max(height, width))
-        if factor == 1.0:
-            return photo.image, photo.box
-        image = resize_image(photo.image, (round(width * factor), round(height * factor)))
-        box = None if photo.box is None else Box(*(v * factor for v in photo.box.as_array()))
+        image, box = photo.image, photo.box
+        if factor < 1.0:
+            image = resize_image(photo.image, (round(width * factor), round(height * factor)))
+            box = None if photo.box is None else Box(*(v * factor for v in photo.box.as_array()))
+        self._shrunk = (photo, image, box)
         return image, box
 
     def _paste(self, animated: np.ndarray) -> np.ndarray:

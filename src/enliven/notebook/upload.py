@@ -65,6 +65,9 @@ def _megabytes(size: int) -> str:
 class FilePicker(anywidget.AnyWidget):
     """A file button for one file at a time (see the module docstring).
 
+    Args:
+        too_large_hint: what to do with a file over ``max_bytes`` (the end of the sentence shown).
+
     Traits:
         description: the button's label.
         accept: the browser's file filter, e.g. ``"image/*"``.
@@ -79,8 +82,9 @@ class FilePicker(anywidget.AnyWidget):
     chunk_bytes = traitlets.Int(CHUNK_BYTES).tag(sync=True)
     state = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, too_large_hint: str = "use a smaller file", **kwargs: object) -> None:
         super().__init__(**kwargs)
+        self.too_large_hint = too_large_hint  #: what to do instead, ending the sentence for a refused file
         self._file_callbacks: list[Callable[[str, bytes], None]] = []
         self._error_callbacks: list[Callable[[str], None]] = []
         self._incoming: tuple[str, int, int, list[bytes]] | None = None
@@ -100,8 +104,8 @@ class FilePicker(anywidget.AnyWidget):
         if kind == "refused":
             name, size = str(content.get("name", "the file")), int(content.get("size", 0))
             self._error(
-                f"{name} is {_megabytes(size)}; the notebook takes files up to {_megabytes(self.max_bytes)}. "
-                "Shorten or re-encode it, or pass its path from Python (app.load_clip(path)) or use enliven animate."
+                f"{name} is {_megabytes(size)}; the notebook takes files up to {_megabytes(self.max_bytes)}: "
+                f"{self.too_large_hint}."
             )
         elif kind == "start":
             name, size, count = str(content["name"]), int(content["size"]), int(content["count"])
