@@ -54,7 +54,7 @@ def test_the_app_in_a_browser(frontend, capsys):
 
 
 @browser
-def test_the_box_is_dragged_and_bad_uploads_are_refused_in_the_page(tmp_path):
+def test_box_drag_bad_uploads_and_cancel_in_the_page(tmp_path):
     corrupt = tmp_path / "holiday.jpg"
     corrupt.write_bytes(b"not an image" * 100)
     huge = tmp_path / "huge.mp4"
@@ -77,4 +77,11 @@ def test_the_box_is_dragged_and_bad_uploads_are_refused_in_the_page(tmp_path):
         page.wait_for_function(
             "before => document.querySelector('.enliven-timing').innerText !== before", arg=timing, timeout=30_000
         )
+        page.locator("button.enliven-render").click()
+        page.wait_for_function("!document.querySelector('button.enliven-cancel').disabled", timeout=30_000)
+        page.locator("button.enliven-cancel").click()
+        page.wait_for_function(
+            "document.querySelector('.enliven-render-state').innerText.startsWith('cancelled')", timeout=60_000
+        )
+        assert not page.locator(".enliven-download").inner_text().strip()  # no video offered
         assert not page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count()
