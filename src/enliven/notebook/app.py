@@ -28,10 +28,10 @@ from enliven.examples import example_clips, example_photos
 from enliven.inference import AnimateOptions, Animator, Cancelled
 from enliven.live.overlay import Overlay
 from enliven.notebook.box_editor import BoxEditor
-from enliven.notebook.inputs import BoxAdjustment
+from enliven.notebook.inputs import BoxAdjustment, shrunk
 from enliven.notebook.studio import Studio
 from enliven.notebook.upload import FilePicker
-from enliven.notebook.views import available_models, download_link, fractions, in_app_words, jpeg, shrunk, titled
+from enliven.notebook.views import available_models, download_link, fractions, in_app_words, jpeg, titled
 from enliven.notebook.webcam import WebcamAvatar
 from enliven.types import MotionMode
 from enliven.weights import DEFAULT_MODEL
@@ -387,7 +387,7 @@ class EnlivenApp(w.VBox):
         height, width = photo.image.shape[:2]
         with self._showing():
             if photo.image is not self._shown_photo:
-                self.photo_view.image = jpeg(shrunk(photo.image, 384))
+                self.photo_view.image = jpeg(shrunk(photo.image, 384)[0])
                 self._shown_photo = photo.image
             self.photo_view.detected = fractions(photo.detected, width, height)
             self.photo_view.box = fractions(photo.box, width, height)

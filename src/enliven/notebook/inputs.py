@@ -14,7 +14,7 @@ from enliven.errors import InputError
 from enliven.inference import Animator, FaceCropper
 from enliven.inference.driving import DrivingClip, box_at
 from enliven.inference.pipeline import ProgressCallback
-from enliven.preprocess import Box
+from enliven.preprocess import Box, resize_image
 from enliven.types import Keypoints
 
 
@@ -109,6 +109,16 @@ class Preview:
     driving: np.ndarray
     result: np.ndarray
     seconds: float
+
+
+def shrunk(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (area-averaged) to at most ``side`` pixels on its longer side, and the factor used (1: as
+    it was)."""
+    height, width = image.shape[:2]
+    factor = min(1.0, side / max(height, width))
+    if factor == 1.0:
+        return image, 1.0
+    return resize_image(image, (round(width * factor), round(height * factor))), factor
 
 
 def cut_photo(image: np.ndarray, name: str, cropper: FaceCropper, adjustment: BoxAdjustment) -> Photo:

@@ -29,8 +29,8 @@ from enliven.inference import AnimateOptions, AnimateResult, Animator, FaceCropp
 from enliven.inference.animate import detail_crop, find_best_frame
 from enliven.inference.driving import DrivingClip, box_at, read_source
 from enliven.inference.pipeline import CancelFlag, ProgressCallback
-from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name
-from enliven.preprocess import Box, resize_image
+from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name, shrunk
+from enliven.preprocess import Box
 from enliven.types import MotionMode
 from enliven.weights import LoadedModel
 
@@ -377,12 +377,8 @@ class Studio:
         photo = self._need_photo()
         if self._shrunk is not None and self._shrunk[0] is photo:
             return self._shrunk[1], self._shrunk[2]
-        height, width = photo.image.shape[:2]
-        factor = min(1.0, self.max_preview_side / max(height, width))
-        image, box = photo.image, photo.box
-        if factor < 1.0:
-            image = resize_image(photo.image, (round(width * factor), round(height * factor)))
-            box = None if photo.box is None else Box(*(v * factor for v in photo.box.as_array()))
+        image, factor = shrunk(photo.image, self.max_preview_side)
+        box = photo.box if photo.box is None or factor == 1.0 else Box(*(v * factor for v in photo.box.as_array()))
         self._shrunk = (photo, image, box)
         return image, box
 

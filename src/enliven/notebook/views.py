@@ -32,15 +32,6 @@ def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     return data.tobytes()
 
 
-def shrunk(image: np.ndarray, side: int) -> np.ndarray:
-    """``image`` shrunk (area-averaged) to at most ``side`` pixels on its longer side."""
-    height, width = image.shape[:2]
-    factor = min(1.0, side / max(height, width))
-    if factor == 1.0:
-        return image
-    return cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
-
-
 def fractions(box: Box | None, width: int, height: int) -> list[float]:
     """``box`` as ``[x0, y0, x1, y1]`` fractions of the image's width and height (``[]`` for ``None``)."""
     if box is None:
