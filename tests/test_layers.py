@@ -19,11 +19,11 @@ RANKS = {
     "geometry": 0,
     "polygons": 0,
     "face_mesh": 0,
-    "examples": 0,  # paths of the bundled example inputs
     "families": 0,  # the registry names its families' parts as strings, imported on use
     "config": 1,
     "models": 2,
     "io": 3,
+    "examples": 3,  # paths of the bundled example inputs
     "preprocess": 3,
     "data": 3,
     "weights": 3,
@@ -37,6 +37,8 @@ RANKS = {
     "live": 7,
     "tuning": 8,
     "notebook": 8,  # the Jupyter app: an interface beside the CLI, on inference and live
+    "batch": 8,  # batch runs over job files (local processes, Ray)
+    "server": 8,  # the REST job server
     "cli": 9,
     "__main__": 9,
 }

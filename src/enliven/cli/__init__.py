@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "tune",
     "export",
     "bench",
+    "batch",
+    "serve",
 )
 
 

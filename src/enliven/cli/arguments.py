@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from enliven.inference import AnimateOptions
 
 
 def positive_int(text: str) -> int:
@@ -66,4 +70,95 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="CPU threads for the model (default: 1 per 2 cores, see README 'Threads')",
+    )
+
+
+def add_animation_options(p: argparse.ArgumentParser) -> None:
+    """The flags of :class:`~enliven.inference.AnimateOptions` (``enliven animate``, ``enliven batch``)."""
+    from enliven.backends import backend_names
+
+    p.add_argument("--model", default=None, help="model name (see 'enliven models') or checkpoint path")
+    p.add_argument("--config", default=None, help="YAML config of an authors' FOMM/TPSMM checkpoint")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--relative",
+        dest="mode",
+        action="store_const",
+        const="relative",
+        help="move the source by the driving motion relative to a reference frame (default)",
+    )
+    mode.add_argument(
+        "--absolute", dest="mode", action="store_const", const="absolute", help="use the driving keypoints as they are"
+    )
+    mode.add_argument(
+        "--avd", dest="mode", action="store_const", const="avd", help="TPSMM's animation-via-disentanglement network"
+    )
+    p.set_defaults(mode="relative")
+    p.add_argument(
+        "--adapt-scale",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="scale the movement to the source's proportions (relative mode; default on)",
+    )
+    p.add_argument(
+        "--find-best-frame",
+        action="store_true",
+        help="take as reference the driving frame whose face best matches the source",
+    )
+    p.add_argument(
+        "--crop",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="crop the face (face models) or pad to a square (others); --no-crop takes inputs as they "
+        "are, resized to the model's size (default on)",
+    )
+    p.add_argument(
+        "--smooth-track",
+        action="store_true",
+        help="follow the driving face with a smoothed track instead of one stable box",
+    )
+    p.add_argument(
+        "--paste-back", action="store_true", help="blend the animation back into the full-resolution source photo"
+    )
+    p.add_argument(
+        "--size", type=model_size, default=None, help="side of the square the model runs at (multiple of 16)"
+    )
+    add_device_argument(p)
+    add_threads_argument(p)
+    p.add_argument("--batch-size", type=positive_int, default=1, help="driving frames per model call (default 1)")
+    p.add_argument(
+        "--backend",
+        choices=backend_names(),
+        default="torch",
+        help="run the model with PyTorch, or with onnxruntime on the CPU (exported and cached on first use; "
+        "relative and absolute modes; needs the 'export' extra) (default torch)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="animate the source's face even when it is too small a part of the image (a body or a scene), "
+        "which a face model refuses by default",
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> AnimateOptions:
+    """The :class:`~enliven.inference.AnimateOptions` that :func:`add_animation_options`' flags describe."""
+    from enliven.inference import AnimateOptions
+    from enliven.types import MotionMode
+
+    return AnimateOptions(
+        model=args.model,
+        config=args.config,
+        mode=MotionMode(args.mode),
+        adapt_scale=args.adapt_scale,
+        find_best_frame=args.find_best_frame,
+        crop=args.crop,
+        smooth_track=args.smooth_track,
+        paste_back=args.paste_back,
+        size=args.size,
+        device=args.device,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        threads=args.threads,
+        force=args.force,
     )

@@ -1,0 +1,189 @@
+"""``run_batch``: many jobs, each model loaded once per worker, on local processes or a Ray cluster.
+
+Every job runs :func:`~enliven.inference.animate_file` (the library's one pipeline) in :func:`run_job`, which never
+raises: a bad job comes back as a failed :class:`JobResult` with its error in one sentence, and the batch goes on.
+Results are appended to ``results.jsonl`` in the output folder as they arrive (:class:`ResultsManifest`); a rerun
+skips the jobs recorded there as done whose output file is present (jobs are named by a hash of their inputs'
+contents and options). Outputs appear complete or not at all (``animate_file`` writes a temporary file, then renames).
+
+Workers: ``workers=1`` runs in this process; more start that many local processes (spawned; the CPU's threads
+shared among them); ``ray_address`` sends each job to a Ray cluster as a task (one CPU each; a task whose worker dies
+is retried by Ray, up to three times).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from enliven.batch.jobs import BatchJob
+from enliven.errors import EnlivenError, InputError
+
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What became of one job (a line of ``results.jsonl``)."""
+
+    key: str
+    source: str
+    driving: str
+    output: str
+    status: str  #: ``done`` or ``failed``
+    error: str | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """A batch run: the results of the jobs run now, and how many were skipped as already done."""
+
+    results: tuple[JobResult, ...]
+    skipped: int
+    seconds: float
+
+    @property
+    def done(self) -> int:
+        return sum(r.status == "done" for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.status == "failed" for r in self.results)
+
+
+class ResultsManifest:
+    """``results.jsonl``: one JSON line per finished job, appended (and flushed to disk) as each one ends. A line
+    cut short by a crash is ignored when read."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / RESULTS_FILE
+
+    def read(self) -> list[JobResult]:
+        if not self.path.is_file():
+            return []
+        results = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                results.append(JobResult(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError):
+                continue  # a partial last line from an interrupted run
+        return results
+
+    def done_keys(self) -> set[str]:
+        """Keys of jobs recorded as done whose output is still there."""
+        folder = self.path.parent
+        return {r.key for r in self.read() if r.status == "done" and (folder / r.output).is_file()}
+
+    def append(self, result: JobResult) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(asdict(result)) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+# -- one job, in whatever process runs it ---------------------------------------------------------------------------
+_MODELS: dict[tuple, object] = {}  # this process's loaded models (a worker loads each once)
+
+
+def run_job(job: dict[str, object], output_dir: str, threads: int | None = None) -> dict[str, object]:
+    """Run one job (:meth:`BatchJob.to_dict`) and return its :class:`JobResult` as a dict; never raises."""
+    from enliven.inference import animate_file, load_for_options, set_threads
+
+    started = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        batch_job = BatchJob.from_dict(job)
+        key, name = batch_job.key, batch_job.output_name
+    except EnlivenError as error:
+        return asdict(JobResult("", str(job.get("source")), str(job.get("driving")), "", "failed", str(error)))
+    try:
+        if threads is not None:
+            set_threads(threads)
+        options = batch_job.options
+        cache_key = (options.model, str(options.config), options.backend, options.size, options.device)
+        if cache_key not in _MODELS:
+            _MODELS[cache_key] = load_for_options(options)[0]
+        result = animate_file(
+            batch_job.source, batch_job.driving, Path(output_dir) / name, options, model=_MODELS[cache_key]
+        )
+        outcome = JobResult(key, str(batch_job.source), str(batch_job.driving), name, "done", None, result.frames)
+    except EnlivenError as error:
+        outcome = JobResult(key, str(batch_job.source), str(batch_job.driving), name, "failed", str(error))
+    except Exception as error:  # one bad job never stops the batch; its error is recorded
+        message = f"{type(error).__name__}: {error}"
+        outcome = JobResult(key, str(batch_job.source), str(batch_job.driving), name, "failed", message)
+    seconds = time.perf_counter() - started
+    return asdict(JobResult(**{**asdict(outcome), "seconds": round(seconds, 3), "worker": worker}))
+
+
+def _init_worker() -> None:
+    from enliven.inference.allocator import keep_freed_memory
+
+    keep_freed_memory()
+
+
+# -- the batch --------------------------------------------------------------------------------------------------------
+def run_batch(
+    jobs: Iterable[BatchJob],
+    output_dir: str | Path,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    on_result: Callable[[JobResult, int, int], None] | None = None,
+) -> BatchSummary:
+    """Run ``jobs`` into ``output_dir`` (see the module docstring); ``on_result(result, done, total)`` after each.
+
+    Raises:
+        InputError: ``workers`` below 1, or the output folder cannot be made.
+    """
+    if workers < 1:
+        raise InputError(f"--workers must be 1 or more, got {workers}.")
+    started = time.perf_counter()
+    folder = Path(output_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot make the output folder {folder} ({error.strerror}).") from None
+    manifest = ResultsManifest(folder)
+    finished = manifest.done_keys()
+    unique: dict[str, BatchJob] = {}
+    for job in jobs:
+        unique.setdefault(job.key, job)  # the same job twice runs once
+    todo = [job for key, job in unique.items() if key not in finished]
+    skipped = len(unique) - len(todo)
+    results: list[JobResult] = []
+
+    def record(values: dict[str, object]) -> None:
+        result = JobResult(**values)  # type: ignore[arg-type]
+        manifest.append(result)
+        results.append(result)
+        if on_result is not None:
+            on_result(result, len(results), len(todo))
+
+    if not todo:
+        pass
+    elif ray_address is not None:
+        from enliven.batch.ray_runner import run_on_ray
+
+        run_on_ray([job.to_dict() for job in todo], str(folder), ray_address, workers, record)
+    elif workers == 1:
+        for job in todo:
+            record(run_job(job.to_dict(), str(folder)))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        context = get_context("spawn")  # no inherited torch/MediaPipe threads or locks
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+            futures = [pool.submit(run_job, job.to_dict(), str(folder), threads) for job in todo]
+            for future in as_completed(futures):
+                record(future.result())
+    return BatchSummary(tuple(results), skipped, time.perf_counter() - started)
