@@ -4,16 +4,10 @@ answers and the server keeps serving, a SIGKILL with jobs queued and running los
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +18,7 @@ pytest.importorskip("mediapipe")
 
 from enliven.examples import EXAMPLE_DRIVING, EXAMPLE_SOURCE  # noqa: E402
 from enliven.io import read_frames  # noqa: E402
+from enliven.server.client import FINAL, LocalServer  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (apt-get install ffmpeg)"
@@ -31,46 +26,15 @@ pytestmark = pytest.mark.skipif(
 TOKEN = "test-token-123"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """``enliven serve`` in a process of its own."""
+class Server(LocalServer):
+    """``enliven serve`` in a process of its own, with the tests' limits and token."""
 
     def __init__(self, data: Path, inputs: Path | None = None) -> None:
-        self.data, self.inputs, self.port = data, inputs, _free_port()
-        self.process: subprocess.Popen | None = None
+        limits = ["--max-upload-mb", "20", "--max-video-seconds", "10"]
+        super().__init__(data, token=TOKEN, extra=limits + (["--inputs", str(inputs)] if inputs else []))
 
-    def start(self) -> Server:
-        command = [sys.executable, "-m", "enliven", "serve", "--data", str(self.data), "--port", str(self.port),
-                   "--token", TOKEN, "--max-upload-mb", "20", "--max-video-seconds", "10"]  # fmt: skip
-        if self.inputs is not None:
-            command += ["--inputs", str(self.inputs)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.request("GET", "/v1/health")[0] == 200:
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"the server did not start: {self.process.stdout.read1().decode()}")
-
-    def request(self, method: str, path: str, fields=None, files=None, token: str | None = TOKEN, headers=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        body, extra = None, dict(headers or {})
-        if fields or files:
-            body, extra["Content-Type"] = multipart(fields or {}, files or {})
-        if token is not None:
-            extra["Authorization"] = f"Bearer {token}"
-        connection.request(method, path, body, extra)
-        response = connection.getresponse()
-        data = response.read()
-        kind = response.getheader("content-type") or ""
-        return response.status, json.loads(data) if kind.startswith("application/json") else data
+    def request(self, method: str, path: str, fields=None, files=None, token: str = TOKEN):
+        return self.client().request(method, path, fields, files, token=token)
 
     def submit(self, source: Path = EXAMPLE_SOURCE, driving: Path | None = None, **fields) -> dict:
         files = {"source": (source.name, source.read_bytes())}
@@ -80,39 +44,10 @@ class Server:
         assert status == 202, answer
         return answer
 
-    def wait(self, job_id: str, states=("done", "failed", "cancelled"), timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status, job = self.request("GET", f"/v1/jobs/{job_id}")
-            if job["state"] in states:
-                return job
-            time.sleep(0.2)
-        raise TimeoutError(f"job {job_id} is still {job['state']}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, value in fields.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for name, (filename, data) in files.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                  "Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")  # fmt: skip
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+    def wait(self, job_id: str, states=FINAL, timeout: float = 120) -> dict:
+        job = self.client().wait(job_id, states, timeout)
+        assert job["state"] in states, job
+        return job
 
 
 @pytest.fixture(scope="module")
