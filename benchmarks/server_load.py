@@ -61,15 +61,21 @@ def main() -> None:
             frame_times = frame_round_trip(client)
             median, p95 = 1000 * statistics.median(frame_times), 1000 * percentile(frame_times, 0.95)
             print(f"animate-frame: median {median:.1f} ms, p95 {p95:.1f} ms over {len(frame_times)} frames", flush=True)
-            memory: list[float] = []
+            memory: list[tuple[float, float, float]] = []  # MiB: the API process, the workers, their ffmpeg
             stop = threading.Event()
 
             def sample() -> None:
                 root = psutil.Process(server.process.pid)
                 while not stop.is_set():
                     try:
-                        processes = [root, *root.children(recursive=True)]
-                        memory.append(sum(p.memory_info().rss for p in processes) / 2**20)
+                        children = root.children(recursive=True)
+                        workers = [p for p in children if "python" in p.name()]
+                        others = [p for p in children if p not in workers]
+                        rss = [
+                            root.memory_info().rss,
+                            *(sum(p.memory_info().rss for p in g) for g in (workers, others)),
+                        ]
+                        memory.append(tuple(value / 2**20 for value in rss))  # type: ignore[arg-type]
                     except psutil.Error:
                         pass
                     time.sleep(0.5)
@@ -79,7 +85,7 @@ def main() -> None:
             status_times: list[float] = []
             lock = threading.Lock()
 
-            def client(count: int) -> list[str]:
+            def one_client(count: int) -> list[str]:
                 ids = [client.submit(EXAMPLE_SOURCE, clip)["id"] for _ in range(count)]
                 pending = set(ids)
                 while pending:
@@ -96,7 +102,7 @@ def main() -> None:
             started = time.perf_counter()
             shares = [args.jobs // args.clients + (i < args.jobs % args.clients) for i in range(args.clients)]
             with ThreadPoolExecutor(args.clients) as pool:
-                ids = [job_id for batch in pool.map(client, shares) for job_id in batch]
+                ids = [job_id for batch in pool.map(one_client, shares) for job_id in batch]
             seconds = time.perf_counter() - started
             stop.set()
             _, health = client.request("GET", "/v1/health")
@@ -111,8 +117,12 @@ def main() -> None:
           f"({60 * done / seconds:.0f} jobs/min, {args.workers} workers)")  # fmt: skip
     print(f"status calls while busy: {len(status_times)}, median {1000 * statistics.median(status_times):.1f} ms, "
           f"p95 {1000 * percentile(status_times, 0.95):.1f} ms, max {1000 * max(status_times):.1f} ms")  # fmt: skip
-    print(f"server memory (API + workers): first {memory[0]:.0f} MiB, peak {max(memory):.0f} MiB, "
-          f"last {memory[-1]:.0f} MiB over {len(memory)} samples; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    for index, part in enumerate(("API process", "worker processes", "their ffmpeg/ffprobe")):
+        values = [sample[index] for sample in memory]
+        tenth = max(1, len(values) // 10)
+        print(f"memory, {part}: mean of the first tenth {statistics.mean(values[:tenth]):.0f} MiB, of the last "
+              f"tenth {statistics.mean(values[-tenth:]):.0f} MiB, peak {max(values):.0f} MiB")  # fmt: skip
+    print(f"{len(memory)} samples; load average {os.getloadavg()[0]:.2f} at the end")
     print(json.dumps({"frame_ms_median": 1000 * statistics.median(frame_times),
                       "status_ms_p95": 1000 * percentile(status_times, 0.95)}))  # fmt: skip
 

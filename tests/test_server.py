@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,8 @@ TOKEN = "test-token-123"
 class Server(LocalServer):
     """``enliven serve`` in a process of its own, with the tests' limits and token."""
 
-    def __init__(self, data: Path, inputs: Path | None = None) -> None:
-        limits = ["--max-upload-mb", "20", "--max-video-seconds", "10"]
+    def __init__(self, data: Path, inputs: Path | None = None, extra: tuple[str, ...] = ()) -> None:
+        limits = ["--max-upload-mb", "20", "--max-video-seconds", "10", *extra]
         super().__init__(data, token=TOKEN, extra=limits + (["--inputs", str(inputs)] if inputs else []))
 
     def request(self, method: str, path: str, fields=None, files=None, token: str = TOKEN):
@@ -176,11 +177,17 @@ def test_a_killed_server_loses_no_job(tmp_path):
         assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
     finally:
         first.kill()
-    second = Server(tmp_path / "data").start()
+    second = Server(tmp_path / "data", extra=("--jobs-per-worker", "1")).start()  # and a fresh worker per job
     try:
-        jobs = [second.wait(job_id, timeout=240) for job_id in ids]
+        pids = set()
+        for job_id in ids:
+            while second.request("GET", f"/v1/jobs/{job_id}")[1]["state"] not in FINAL:
+                pids.update(p.pid for p in psutil.Process(second.process.pid).children() if "python" in p.name())
+                time.sleep(0.1)
+        jobs = [second.wait(job_id) for job_id in ids]
     finally:
         second.stop()
+    assert len(pids) >= 2  # the worker was replaced after its job
     assert [job["state"] for job in jobs] == ["done"] * 3
     assert jobs[0]["attempts"] == 2 and all(job["attempts"] <= 2 for job in jobs)
     results = sorted(p.name for p in (tmp_path / "data" / "results").iterdir())

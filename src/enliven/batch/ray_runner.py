@@ -21,15 +21,14 @@ def run_on_ray(
     address: str,
     workers: int,
     record: Callable[[dict[str, object]], None],
+    run_job: Callable[[dict[str, object], str, int | None], dict[str, object]],
 ) -> None:
-    """Run ``jobs`` (:meth:`~enliven.batch.jobs.BatchJob.to_dict`) as Ray tasks; ``record`` each result dict as it
-    arrives."""
+    """Run ``jobs`` (:meth:`~enliven.batch.jobs.BatchJob.to_dict`) as Ray tasks of ``run_job``
+    (:func:`enliven.batch.run.run_job`, importable by every worker); ``record`` each result dict as it arrives."""
     try:
         import ray
     except ImportError:
         raise MissingDependencyError("--ray needs Ray: pip install 'enliven[ray]'.") from None
-    from enliven.batch.run import run_job
-
     started_here = False
     if not ray.is_initialized():
         try:

@@ -175,7 +175,7 @@ def run_batch(
     elif ray_address is not None:
         from enliven.batch.ray_runner import run_on_ray
 
-        run_on_ray([job.to_dict() for job in todo], str(folder), ray_address, workers, record)
+        run_on_ray([job.to_dict() for job in todo], str(folder), ray_address, workers, record, run_job)
     elif workers == 1:
         for job in todo:
             record(run_job(job.to_dict(), str(folder)))

@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="the model for jobs that name none and for animate-frame")
     p.add_argument("--max-upload-mb", type=positive_int, default=200, help="largest upload (default 200 MB)")
     p.add_argument("--max-video-seconds", type=positive_float, default=120.0, help="longest clip (default 120 s)")
+    p.add_argument(
+        "--jobs-per-worker",
+        type=positive_int,
+        default=50,
+        help="a worker process is replaced by a fresh one after this many jobs (bounds its memory; default 50)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -53,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         max_video_seconds=args.max_video_seconds,
         model=args.model,
+        jobs_per_worker=args.jobs_per_worker,
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
     return 0

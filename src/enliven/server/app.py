@@ -40,7 +40,7 @@ from enliven.server.frames import FrameSessions
 from enliven.server.limits import BodyLimit
 from enliven.server.store import JobStore
 from enliven.server.uploads import UploadRefused, api_words, check_media, named_input, remove_folder, store_upload
-from enliven.server.workers import start_workers, stop_workers
+from enliven.server.workers import WorkerPool
 from enliven.weights import DEFAULT_MODEL, PRESETS
 
 
@@ -54,11 +54,12 @@ def create_app(config: ServerConfig, *, start_job_workers: bool = True) -> FastA
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store.recover()  # jobs a stopped server left running run again
-        workers = start_workers(config) if start_job_workers else []
+        pool = WorkerPool(config).start() if start_job_workers else None
         try:
             yield
         finally:
-            stop_workers(workers)
+            if pool is not None:
+                pool.stop()
             frames.close()
 
     app = FastAPI(title="enliven", version="1", lifespan=lifespan, description=__doc__)

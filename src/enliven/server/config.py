@@ -23,6 +23,8 @@ class ServerConfig:
         max_video_seconds: the longest driving clip taken.
         model: the model jobs use when they name none, and ``/v1/animate-frame`` uses.
         frame_sessions: cached sources for ``/v1/animate-frame`` (least recently used ones are dropped).
+        jobs_per_worker: a worker process ends after this many jobs and a fresh one takes its place (the memory a
+            long-lived process gathers stays bounded).
     """
 
     data_dir: Path
@@ -33,6 +35,7 @@ class ServerConfig:
     max_video_seconds: float = 120.0
     model: str | None = None
     frame_sessions: int = 8
+    jobs_per_worker: int = 50
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -40,8 +43,16 @@ class ServerConfig:
             object.__setattr__(self, "inputs_dir", Path(self.inputs_dir))
             if not self.inputs_dir.is_dir():
                 raise InputError(f"--inputs {self.inputs_dir} is not a folder; give an existing folder.")
-        if self.workers < 1 or self.max_upload_mb < 1 or self.max_video_seconds <= 0 or self.frame_sessions < 1:
-            raise InputError("--workers, --max-upload-mb, --max-video-seconds and sessions must be positive.")
+        if (
+            self.workers < 1
+            or self.max_upload_mb < 1
+            or self.max_video_seconds <= 0
+            or self.frame_sessions < 1
+            or self.jobs_per_worker < 1
+        ):
+            raise InputError(
+                "--workers, --max-upload-mb, --max-video-seconds, --jobs-per-worker and sessions must be positive."
+            )
         if self.token is not None and len(self.token) < 8:
             raise InputError("--token must be at least 8 characters long.")
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
@@ -28,28 +29,52 @@ logger = logging.getLogger(__name__)
 #: Seconds between two looks at the queue when it is empty, and between two writes of a job's progress.
 POLL_SECONDS = 0.2
 PROGRESS_SECONDS = 0.5
+#: Workers run at a lower CPU priority than the API process (and its one-frame animation).
+WORKER_NICENESS = 10
 
 
-def start_workers(config: ServerConfig) -> list[BaseProcess]:
-    """Start ``config.workers`` worker processes (spawned: no state inherited from the server)."""
-    context = get_context("spawn")
-    processes = []
-    for index in range(config.workers):
-        process = context.Process(
-            target=worker_main, args=(config, index, os.getpid()), name=f"enliven-worker-{index}", daemon=True
+class WorkerPool:
+    """``config.workers`` worker processes kept running: one that exits (after ``config.jobs_per_worker`` jobs, which
+    bounds the memory a long-lived process gathers, or after a crash) is replaced within a second."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._context = get_context("spawn")  # no state inherited from the server
+        self._processes: list[BaseProcess] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, name="enliven-worker-pool", daemon=True)
+        self.started = 0
+
+    def start(self) -> WorkerPool:
+        self._processes = [self._spawn(index) for index in range(self.config.workers)]
+        self._thread.start()
+        return self
+
+    def _spawn(self, index: int) -> BaseProcess:
+        process = self._context.Process(
+            target=worker_main, args=(self.config, index, os.getpid()), name=f"enliven-worker-{index}", daemon=True
         )
         process.start()
-        processes.append(process)
-    return processes
+        self.started += 1
+        return process
 
+    def _supervise(self) -> None:
+        while not self._stop.wait(1.0):
+            for index, process in enumerate(self._processes):
+                if not process.is_alive():
+                    process.join(0)
+                    self._processes[index] = self._spawn(index)
 
-def stop_workers(processes: list[BaseProcess], timeout: float = 5.0) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(timeout)
-        if process.is_alive():
-            process.kill()
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        for process in self._processes:
+            process.terminate()
+        for process in self._processes:
+            process.join(timeout)
+            if process.is_alive():
+                process.kill()
 
 
 def _die_with_parent() -> None:
@@ -78,9 +103,11 @@ class _StoreCancel:
 
 
 def worker_main(config: ServerConfig, index: int, parent: int) -> None:
-    """A worker's loop (see the module docstring); runs until the server stops it or dies."""
+    """A worker's loop (see the module docstring): ``config.jobs_per_worker`` jobs, or until the server stops it or
+    dies."""
     _die_with_parent()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    os.nice(WORKER_NICENESS)  # the API answers first: status calls stay fast while every core renders
     from enliven.inference import set_threads
     from enliven.inference.allocator import keep_freed_memory
 
@@ -88,13 +115,11 @@ def worker_main(config: ServerConfig, index: int, parent: int) -> None:
     set_threads(config.threads_per_worker)
     store = JobStore(config.database)
     models: dict[tuple, object] = {}
-    while True:
-        if os.getppid() != parent:
-            os._exit(1)
-        job = store.claim()
-        if job is None:
+    for _ in range(config.jobs_per_worker):  # then this process ends and the pool starts a fresh one
+        while (job := store.claim()) is None:
+            if os.getppid() != parent:
+                os._exit(1)
             time.sleep(POLL_SECONDS)
-            continue
         run_one(job, store, config, models, parent)
 
 
