@@ -1,7 +1,9 @@
 """enliven: bring a still image to life with the motion of a driving video.
 
-Public API (:mod:`enliven.inference`): :class:`Animator` (source once, then frames or keypoints),
-:class:`FaceCropper`, :func:`animate_file` with :class:`AnimateOptions`, :func:`load_for_options`, :func:`set_threads`;
+Public API, the stable library surface that the CLI, the notebook, the batch runner and the servers call
+(:mod:`enliven.inference`): :func:`animate` (an alias of :func:`animate_file`: a photo and a clip in, a video out) with
+:class:`AnimateOptions`, :class:`Animator` (source once, then frames or keypoints), :class:`FaceCropper`,
+:func:`load_for_options`, :func:`set_threads`; :func:`run_batch` and :class:`BatchJob` (:mod:`enliven.batch`);
 :func:`load_model` (:mod:`enliven.weights`); the registries' :func:`register_family` and :func:`register_backend` /
 :func:`get_backend`; :func:`export_onnx` and :class:`OnnxMotionModel`. They are imported lazily so that
 ``import enliven`` stays cheap.
@@ -14,6 +16,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "animate": ("enliven.inference", "animate_file"),
+    "run_batch": "enliven.batch",
+    "BatchJob": "enliven.batch",
     "Animator": "enliven.inference",
     "FaceCropper": "enliven.inference",
     "animate_file": "enliven.inference",
@@ -35,5 +40,6 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, attribute = _LAZY[name] if isinstance(_LAZY[name], tuple) else (_LAZY[name], name)
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'enliven' has no attribute {name!r}")
