@@ -15,7 +15,6 @@ EXAMPLE_SOURCE = ASSETS_DIR / "source-astronaut.jpg"
 EXAMPLE_DRIVING = ASSETS_DIR / "driving-grid-bbaf2n.mpg"
 
 
-
 def example_photos() -> dict[str, Path]:
     """The bundled photos by file name (empty where the assets folder is missing, e.g. a wheel install)."""
     return _listed(IMAGE_SUFFIXES)
