@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enliven.io.atomic import AtomicPath, atomic_output
 from enliven.io.ffmpeg import ffmpeg_exe
+from enliven.io.jpeg import decode_image, encode_jpeg
 from enliven.io.media import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -36,6 +37,8 @@ __all__ = [
     "VideoSource",
     "atomic_output",
     "check_output_path",
+    "decode_image",
+    "encode_jpeg",
     "ffmpeg_exe",
     "list_frame_files",
     "natural_key",

@@ -26,12 +26,13 @@ import numpy as np
 from enliven.errors import EnlivenError, InputError
 from enliven.examples import example_clips, example_photos
 from enliven.inference import AnimateOptions, Animator, Cancelled
+from enliven.io import encode_jpeg as jpeg
 from enliven.live.overlay import Overlay
 from enliven.notebook.box_editor import BoxEditor
 from enliven.notebook.inputs import BoxAdjustment, shrunk
 from enliven.notebook.studio import Studio
 from enliven.notebook.upload import FilePicker
-from enliven.notebook.views import available_models, download_link, fractions, in_app_words, jpeg, titled
+from enliven.notebook.views import available_models, download_link, fractions, in_app_words, titled
 from enliven.notebook.webcam import WebcamAvatar
 from enliven.types import MotionMode
 from enliven.weights import DEFAULT_MODEL

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from enliven.server.client import free_port
 
 NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "enliven.ipynb"
 FRONTENDS = ("lab", "notebook", "voila")
@@ -49,12 +50,6 @@ class Server:
         return f"http://127.0.0.1:{self.port}/"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def jupyter_server(frontend: str = "lab", notebook: Path = NOTEBOOK, timeout: float = 60.0) -> Iterator[Server]:
     """Start ``frontend`` (``lab``, ``notebook`` or ``voila``) on a free localhost port with its own settings and a
@@ -65,7 +60,7 @@ def jupyter_server(frontend: str = "lab", notebook: Path = NOTEBOOK, timeout: fl
         root = Path(work) / "root"
         root.mkdir()
         shutil.copy(notebook, root / "enliven.ipynb")
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ, JUPYTER_CONFIG_DIR=f"{work}/config", JUPYTER_RUNTIME_DIR=f"{work}/runtime",
                    JUPYTERLAB_WORKSPACES_DIR=f"{work}/workspaces", IPYTHONDIR=f"{work}/ipython",
                    JUPYTERLAB_SETTINGS_DIR=f"{work}/settings")  # fmt: skip

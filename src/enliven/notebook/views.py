@@ -8,9 +8,7 @@ import html
 import re
 from pathlib import Path
 
-import cv2
 import ipywidgets as w
-import numpy as np
 
 from enliven.preprocess import Box
 from enliven.weights import PRESETS
@@ -22,14 +20,6 @@ _FLAG_CONTROLS = {
     "with --model": "from the Model menu",
     "(see 'enliven models')": "(the Model menu)",
 }
-
-
-def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    """``H x W x 3`` uint8 RGB as JPEG bytes."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"could not encode an image of shape {image.shape} as JPEG")
-    return data.tobytes()
 
 
 def fractions(box: Box | None, width: int, height: int) -> list[float]:

@@ -14,11 +14,10 @@ import time
 from collections.abc import Callable
 
 import anywidget
-import cv2
-import numpy as np
 import traitlets
 
 from enliven.errors import EnlivenError
+from enliven.io import decode_image, encode_jpeg
 from enliven.live.camera import CameraFrame
 
 logger = logging.getLogger(__name__)
@@ -168,15 +167,14 @@ class WebcamAvatar(anywidget.AnyWidget):
             except EnlivenError as error:
                 self._report(str(error))
                 return None, False
-        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        image = decode_image(jpeg)
         if image is None:
             return None, False
-        frame = CameraFrame(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), self._index, time.perf_counter())
+        frame = CameraFrame(image, self._index, time.perf_counter())
         self._index += 1
         shown = self._session.process(frame)
-        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(shown.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
         self.frames_answered += 1
-        return (encoded.tobytes() if ok else None), shown.face_found
+        return encode_jpeg(shown.image, 85), shown.face_found
 
     def _receive(self, _widget: object, content: dict, buffers: list) -> None:
         kind = content.get("kind")

@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
-import cv2
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +34,7 @@ from starlette.exceptions import HTTPException
 
 from enliven.errors import EnlivenError, InputError
 from enliven.inference.options import PUBLIC_OPTIONS, options_from_mapping
+from enliven.io import decode_image, encode_jpeg
 from enliven.server.config import ServerConfig
 from enliven.server.frames import FrameSessions
 from enliven.server.limits import BodyLimit
@@ -158,8 +158,7 @@ def create_app(config: ServerConfig, *, start_job_workers: bool = True) -> FastA
         reset: Annotated[bool, Form()] = False,
     ) -> Response:
         shown = frames.animate(source_id, _decoded(frame.file.read(), "frame"), paste_back=paste_back, reset=reset)
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-        return Response(data.tobytes(), media_type="image/jpeg")
+        return Response(encode_jpeg(shown), media_type="image/jpeg")
 
     return app
 
@@ -198,10 +197,10 @@ def _known(store: JobStore, job_id: str):
 
 
 def _decoded(data: bytes, field: str) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    image = decode_image(data)
     if image is None:
         raise UploadRefused(415, f"{field} is not an image this server can decode (JPEG, PNG, WebP, BMP).")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 class _FaceCheck:
