@@ -27,6 +27,7 @@ RANKS = {
     "preprocess": 3,
     "data": 3,
     "weights": 3,
+    "motion": 3,  # face motion: pose/expression, edits, the motion VAE's sampler
     "export": 4,
     "backends": 5,
     "inference": 6,

@@ -43,7 +43,7 @@ def session():
 @pytest.fixture
 def fresh(session):
     """The module's session, reset to its first state."""
-    session.update(overlay=Overlay.NONE, paste_back=True, stamp=False, mode="relative")
+    session.update(overlay=Overlay.NONE, paste_back=True, stamp=False, mode="relative", edit=None)
     session.select(0)
     session.restart()
     return session
@@ -197,6 +197,21 @@ def test_overlays_and_settings(fresh, clip):
         fresh.update(overlay="sideways")
     with pytest.raises(TypeError):
         fresh.update(colour="red")
+
+
+def test_an_edit_calms_or_exaggerates_the_streamer(fresh, clip):
+    """``expression=0, head=0`` freezes the avatar at the reference; ``expression=2`` moves the mouth more."""
+
+    def mouth_motion(**settings: object) -> float:
+        fresh.update(paste_back=False, **settings)
+        fresh.recalibrate()
+        return mouth_change([fresh.process(CameraFrame(f.copy(), i, 0.0)).avatar for i, f in enumerate(clip[:40])])
+
+    plain = mouth_motion(edit=None)
+    assert mouth_motion(edit="expression=0,head=0") < 0.2 * plain
+    assert mouth_motion(edit="expression=2") > 1.08 * plain  # the renderer caps how wide a mouth opens
+    with pytest.raises(InputError):
+        fresh.update(edit="smile=9")
 
 
 def test_face_lost_holds_the_last_frame(fresh, clip):

@@ -70,7 +70,7 @@ def server():
 
 @pytest.fixture
 def fresh(server):
-    server.session.update(overlay="none", paste_back=False, mode="relative")
+    server.session.update(overlay="none", paste_back=False, mode="relative", edit=None)
     server.session.select(0)
     return server
 
@@ -152,6 +152,10 @@ def test_state_and_settings(fresh):
     assert status == 200 and state["avatars"] == [PHOTO.name] and state["settings"]["overlay"] == "none"
     status, state = call(fresh, "/api/settings", {"overlay": "pip", "corner": "top-left", "paste_back": True})
     assert status == 200 and state["settings"]["overlay"] == "pip" and state["settings"]["paste_back"] is True
+    status, state = call(fresh, "/api/settings", {"edit": "expression=1.5,smile=0.3"})
+    assert status == 200 and state["settings"]["edit"] == "smile=0.3,expression=1.5"
+    status, state = call(fresh, "/api/settings", {"edit": ""})
+    assert status == 200 and state["settings"]["edit"] == ""
     status, _ = call(fresh, "/api/recalibrate", {})
     assert status == 200
 
@@ -162,6 +166,8 @@ def test_state_and_settings(fresh):
         ("/api/settings", {"colour": "red"}, 400, "unknown setting 'colour'"),
         ("/api/settings", {"overlay": "sideways"}, 400, "sideways"),
         ("/api/settings", {"paste_back": "yes"}, 400, "true or false"),
+        ("/api/settings", {"edit": "grin=1"}, 400, "cannot read the edit"),
+        ("/api/settings", {"edit": 3}, 400, "edit must be text"),
         ("/api/settings", b"not json", 400, "must be JSON"),
         ("/api/avatar", {"index": 7}, 400, "from 0 to 0"),
         ("/offer", {"sdp": "x"}, 400, '"role"'),

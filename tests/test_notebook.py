@@ -49,9 +49,11 @@ def test_clip_frames_are_cut_and_tracked_once(studio):
     assert clip.keypoints.value.shape == (75, 468, 2) and not clip.keypoints.value.isnan().any()
 
 
-@pytest.mark.parametrize("paste_back", [True, False])
-def test_a_preview_is_the_frame_the_render_writes(studio, tmp_path, paste_back):
-    studio.update(paste_back=paste_back)
+@pytest.mark.parametrize(("paste_back", "edit"), [(True, None), (False, None), (False, "smile=0.8,yaw=10")])
+def test_a_preview_is_the_frame_the_render_writes(studio, tmp_path, paste_back, edit):
+    from enliven.motion.edits import ExpressionEdit
+
+    studio.update(paste_back=paste_back, edit=ExpressionEdit.parse(edit) if edit else None)
     try:
         result = studio.render(tmp_path / "frames/")
         written = sorted((tmp_path / "frames").glob("*.png"))
@@ -62,7 +64,7 @@ def test_a_preview_is_the_frame_the_render_writes(studio, tmp_path, paste_back):
             np.testing.assert_array_equal(preview.result, read_image(written[position]))
         assert preview.result.shape == ((512, 512, 3) if paste_back else (256, 256, 3))
     finally:
-        studio.update(paste_back=True)
+        studio.update(paste_back=True, edit=None)
 
 
 def test_options_change_the_preview_and_a_bad_model_changes_nothing(studio):
@@ -247,8 +249,33 @@ def test_the_webcam_widget_animates_camera_frames(app):
 def test_a_tab_can_be_added(app):
     import ipywidgets as w
 
-    app.add_tab("Generated motion", w.Label("soon"))
-    assert app.tabs.get_title(2) == "Generated motion" and len(app.tabs.children) == 3
+    app.add_tab("Stickers", w.Label("soon"))
+    assert app.tabs.get_title(3) == "Stickers" and len(app.tabs.children) == 4
+
+
+def test_generated_motion_tab_previews_and_renders(app):
+    tab = app.motion_tab
+    assert app.tabs.get_title(2) == "Generated motion" and "happy" in tab.label.options
+    tab.label.value, tab.seconds.value, tab.seed.value = "happy", 2.0, 3
+    tab.generate()
+    assert tab.frame.max == 49 and tab.view.value and "frame 1 of 50" in tab.timing.value
+    first = tab.view.value
+    tab.frame.value = 30
+    assert tab.view.value != first and "frame 31" in tab.timing.value
+    tab.start_render(wait=True)
+    assert tab.state.value.startswith("50 frames") and tab.video.value and "download" in tab.download.value
+
+
+def test_expression_sliders_change_every_preview(app):
+    app.motion_tab.generate()
+    driving, generated = app.result_view.value, app.motion_tab.view.value
+    app.edits["smile"].value = 0.8
+    try:
+        assert str(app.studio.options.edit) == "smile=0.8"
+        assert app.result_view.value != driving and app.motion_tab.view.value != generated
+    finally:
+        app.edit_reset.click()
+    assert app.studio.options.edit is None and app.edits["smile"].value == 0.0
 
 
 def test_a_box_dragged_on_the_photo_moves_the_crop(app):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from enliven.inference import AnimateOptions
+    from enliven.motion.edits import ExpressionEdit
 
 
 def positive_int(text: str) -> int:
@@ -28,6 +29,17 @@ def positive_float(text: str) -> float:
         value = 0.0
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
     return value
 
 
@@ -139,6 +151,26 @@ def add_animation_options(p: argparse.ArgumentParser) -> None:
         help="animate the source's face even when it is too small a part of the image (a body or a scene), "
         "which a face model refuses by default",
     )
+    p.add_argument(
+        "--edit",
+        type=expression_edit,
+        default=None,
+        metavar="EDITS",
+        help="expression and pose controls on the motion, e.g. smile=0.6,yaw=15 (names: yaw, pitch, roll in "
+        "degrees; mouth, smile, blink, brows in [-1, 1]; expression, head: scales of the motion, 1 = as is); "
+        "face-mesh models (enliven-lite)",
+    )
+
+
+def expression_edit(text: str) -> ExpressionEdit:
+    """``--edit``'s value (argparse reports the sentence as the option's error)."""
+    from enliven.errors import InputError
+    from enliven.motion.edits import ExpressionEdit
+
+    try:
+        return ExpressionEdit.parse(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def options_from_args(args: argparse.Namespace) -> AnimateOptions:
@@ -161,4 +193,5 @@ def options_from_args(args: argparse.Namespace) -> AnimateOptions:
         backend=args.backend,
         threads=args.threads,
         force=args.force,
+        edit=args.edit,
     )

@@ -32,8 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, metavar="DATASET", help="dataset folder (FOMM layout)")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument(
-        "--protocol", choices=("reconstruction", "animation"), default="reconstruction", help="what to measure"
+        "--protocol",
+        choices=("reconstruction", "animation", "motion"),
+        default="reconstruction",
+        help="what to measure; motion: the motion VAE (realism, conditioning, diversity, smoothness, reconstruction "
+        "of the split's landmark motion; --model renders the strips)",
     )
+    p.add_argument("--motion-model", default=None, help="with --protocol motion: a motion VAE file (default bundled)")
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="write results.json, report.md, plots")
     p.add_argument("--max-clips", type=positive_int, default=None, help="at most this many clips, spread evenly")
     p.add_argument("--max-frames", type=positive_int, default=None, help="at most the first N frames of each clip")
@@ -60,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.protocol == "motion":
+        return run_motion(args)
     from enliven.evaluate import EvaluationOptions, LandmarkSet, evaluate, write_report
     from enliven.evaluate.report import summary_table
     from enliven.weights.presets import DEFAULT_MODEL
@@ -93,4 +100,19 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         path = write_report(result, args.report)
         print(f"wrote {path}/report.md and results.json")
+    return 0
+
+
+def run_motion(args: argparse.Namespace) -> int:
+    """``--protocol motion``: the motion VAE's table (see :mod:`enliven.evaluate.motion`)."""
+    import time
+
+    from enliven.evaluate.motion import evaluate_motion
+
+    started = time.perf_counter()
+    result = evaluate_motion(args.data, args.split, args.motion_model, render_model=args.model, report=args.report)
+    print(result.table())
+    print(f"{args.split} split, {time.perf_counter() - started:.0f} s")
+    if args.report is not None:
+        print(f"wrote {args.report}/report.md and results.json")
     return 0

@@ -23,8 +23,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from enliven.train.checkpointing import release_run
+    from enliven.train.motion import is_motion_run
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if is_motion_run(Path(args.run_dir)):
+        from enliven.train.motion import release_motion_run
+
+        path, metadata = release_motion_run(Path(args.run_dir), Path(args.output), checkpoint)
+        print(f"wrote {path} (motion VAE after {metadata['training_steps']} steps)")
+        return 0
     path, metadata = release_run(Path(args.run_dir), Path(args.output), checkpoint, use_ema=not args.raw)
     print(f"wrote {path} ({metadata['weights']} weights after {metadata['training_steps']} steps)")
     return 0

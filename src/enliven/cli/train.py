@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import yaml
+
     from enliven.errors import InputError
+    from enliven.train.motion import is_motion_config, train_motion
     from enliven.train.trainer import train
 
     if args.out is None:
@@ -38,6 +41,19 @@ def run(args: argparse.Namespace) -> int:
         args.out = str(Path("runs") / Path(args.config).stem)
     if args.config is None and not args.resume:
         raise InputError("no training config given; pass --config CONFIG.yaml (or --resume to continue a run).")
+    saved = Path(args.out) / "config.yaml"
+    config_file = saved if args.resume and saved.is_file() else args.config
+    if config_file is not None and Path(config_file).is_file():
+        if is_motion_config(yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))):
+            motion = train_motion(
+                config_file, args.data, args.out, resume=args.resume, max_steps=args.max_steps, progress=not args.quiet
+            )
+            losses = ", ".join(f"{k} {v:.4g}" for k, v in motion.losses.items())
+            print(
+                f"trained to step {motion.step} ({motion.steps_per_second:.1f} steps/s); checkpoint {motion.checkpoint}"
+                + (f"; last losses: {losses}" if losses else "")
+            )
+            return 0
     result = train(
         args.config,
         args.data,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from enliven.backends import get_backend
-from enliven.errors import NoFaceError
+from enliven.errors import InputError, NoFaceError
 from enliven.inference.animator import Animator
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.inference.driving import DrivingClip, box_at, checked_image, read_source
@@ -31,10 +31,12 @@ from enliven.inference.pipeline import (
     ProgressCallback,
     animate_frames,
     batched_points,
+    edited_keypoints,
     frame_keypoints,
 )
 from enliven.io import check_output_path
 from enliven.models.base import MotionTransferModel
+from enliven.motion.edits import ExpressionEdit
 from enliven.preprocess import Box, FaceLandmarker, best_matching_frame, compensate_resampling, crop_and_resize
 from enliven.types import Keypoints, MotionMode
 from enliven.weights import LoadedModel
@@ -68,6 +70,8 @@ class AnimateOptions:
             torch and MediaPipe loaded, the worker's own imports (~1 s) cost more than they save.
         force: animate a source face of any size; by default a face model refuses a body or a scene, whose face is
             too small to animate (:func:`~enliven.inference.cropper.check_usable_face`).
+        edit: expression and pose controls applied to the driving landmarks (:mod:`enliven.motion.edits`;
+            models driven by face-mesh landmarks only); ``None``: none.
     """
 
     model: str | None = None
@@ -86,6 +90,7 @@ class AnimateOptions:
     memory_budget_mb: int = 1024
     face_worker: bool = False
     force: bool = False
+    edit: ExpressionEdit | None = None
 
 
 @dataclass(frozen=True)
@@ -186,8 +191,12 @@ def animate_file(
                 plan = _plan_with_worker(worker, clip, source_image, animator, cropper, options)
             else:
                 plan = _plan_here(clip, source_image, what, animator, cropper, options, source_box)
+            keypoints = plan.keypoints
+            if options.edit is not None and not options.edit.is_identity:
+                check_editable(animator, loaded)
+                keypoints = edited_keypoints(keypoints, options.edit, animator)
             written = animate_frames(
-                plan.keypoints,
+                keypoints,
                 animator=animator,
                 finish=(lambda animated: cropper.paste(source_image, animated, plan.source_crop.box))
                 if options.paste_back
@@ -211,6 +220,19 @@ def animate_file(
         plan.best_frame,
         loaded.metadata.get("untrained") == "true",
     )
+
+
+def check_editable(animator: Animator, loaded: LoadedModel) -> None:
+    """Raise unless the animator's model is moved by face-mesh landmarks (which edits and generated motion change).
+
+    Raises:
+        InputError: a model with its own keypoints.
+    """
+    if not animator.uses_face_mesh:
+        raise InputError(
+            f"edits and generated motion drive models moved by face-mesh landmarks; {loaded.source} has its own "
+            "keypoints, so use --model enliven-lite (the default) or enliven-lite-2."
+        )
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,14 @@ class Animator:
         return self._source is not None
 
     @property
+    def reference_keypoints(self) -> np.ndarray | None:
+        """The relative-motion reference, ``K x 2`` in ``[-1, 1]``; ``None`` until a reference is chosen (by
+        :meth:`set_reference`, :meth:`set_reference_keypoints`, or the first frame animated)."""
+        if self._reference is None:
+            return None
+        return self._reference.value[0].detach().cpu().numpy()
+
+    @property
     def source_keypoints(self) -> np.ndarray | None:
         """The encoded source's keypoints, ``K x 2`` in ``[-1, 1]`` (face-mesh models: its 468 landmarks); ``None``
         before :meth:`set_source`."""

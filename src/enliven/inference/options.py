@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 
 from enliven.errors import InputError
 from enliven.inference.animate import AnimateOptions
+from enliven.motion.edits import ExpressionEdit
 from enliven.types import MotionMode
 
 #: Options a caller that does not own the machine may set (a server's clients): no file paths, devices or threads.
@@ -23,6 +24,7 @@ PUBLIC_OPTIONS = frozenset(
         "size",
         "backend",
         "force",
+        "edit",
     }
 )
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -59,6 +61,8 @@ def _convert(name: str, default: object, value: object) -> object:
     try:
         if name == "mode":
             return MotionMode(text.lower())
+        if name == "edit":
+            return value if isinstance(value, ExpressionEdit) or value is None else ExpressionEdit.parse(text)
         if isinstance(default, bool):
             if isinstance(value, bool):
                 return value

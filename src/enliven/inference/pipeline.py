@@ -22,6 +22,7 @@ from enliven.errors import EnlivenError
 from enliven.inference.animator import Animator
 from enliven.io import open_writer
 from enliven.io.writers import FrameWriter
+from enliven.motion.edits import ExpressionEdit
 from enliven.types import Keypoints
 
 
@@ -70,6 +71,31 @@ def batched_points(points: Iterator[np.ndarray], batch_size: int) -> Iterator[np
             yield np.stack(batch)
     finally:
         _close(points)
+
+
+def edit_keypoints(points: Keypoints | np.ndarray, edit: ExpressionEdit, animator: Animator) -> np.ndarray:
+    """``B x 468 x 2`` face-mesh driving keypoints with ``edit`` applied (:mod:`enliven.motion.edits`), against the
+    animator's reference frame. The reference stays unedited, so that in relative mode the edit shows from the
+    first frame: while the animator has none, the first row with a face becomes it."""
+    array = points.value.detach().cpu().numpy() if isinstance(points, Keypoints) else np.asarray(points)
+    found = ~np.isnan(array.reshape(len(array), -1)).any(axis=1)
+    reference = animator.reference_keypoints
+    if reference is None and found.any():
+        reference = array[int(found.argmax())]
+        animator.set_reference_keypoints(reference)
+    return edit.apply(array, reference)
+
+
+def edited_keypoints(
+    keypoints: Iterator[Keypoints | np.ndarray], edit: ExpressionEdit, animator: Animator
+) -> Iterator[np.ndarray]:
+    """Batches of face-mesh driving keypoints with ``edit`` applied (:func:`edit_keypoints`). Closing the iterator
+    early closes ``keypoints``."""
+    try:
+        for batch in keypoints:
+            yield edit_keypoints(batch, edit, animator)
+    finally:
+        _close(keypoints)
 
 
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:

@@ -30,6 +30,7 @@ import numpy as np
 
 from enliven.errors import InputError, NoFaceError
 from enliven.inference.cropper import Crop, FaceCropper
+from enliven.inference.pipeline import edit_keypoints
 from enliven.live.avatars import Avatar, make_avatar, read_avatars
 from enliven.live.camera import CameraFrame
 from enliven.live.overlay import (
@@ -42,6 +43,7 @@ from enliven.live.overlay import (
     read_stamp,
     stamp_index,
 )
+from enliven.motion.edits import ExpressionEdit
 from enliven.types import Keypoints, MotionMode
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class LiveSettings:
         mode: relative (default: the movement since the neutral reference) or absolute motion.
         show_stats: draw the fps / latency readout (windows).
         stamp: copy the camera frame's index stamp onto the shown frame (latency benchmarks).
+        edit: expression and pose controls on the driving face (e.g. ``expression=1.5`` exaggerates the streamer's
+            expression, ``0.5`` calms it; :mod:`enliven.motion.edits`), for face-mesh models; text is parsed.
     """
 
     overlay: Overlay = Overlay.NONE
@@ -69,8 +73,11 @@ class LiveSettings:
     mode: MotionMode = MotionMode.RELATIVE
     show_stats: bool = True
     stamp: bool = False
+    edit: ExpressionEdit | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.edit, str):
+            object.__setattr__(self, "edit", ExpressionEdit.parse(self.edit))
         object.__setattr__(self, "overlay", Overlay(self.overlay))
         object.__setattr__(self, "corner", Corner(self.corner))
         object.__setattr__(self, "mode", MotionMode(self.mode))
@@ -286,7 +293,10 @@ class LiveSession:
         settings = self.settings
         avatar = self._avatars[self._encoded or 0]
         if tracked.keypoints is not None:
-            animated = self.animator.animate_keypoints(tracked.keypoints)[0]
+            keypoints = tracked.keypoints
+            if settings.edit is not None and not settings.edit.is_identity and self.animator.uses_face_mesh:
+                keypoints = edit_keypoints(keypoints, settings.edit, self.animator)
+            animated = self.animator.animate_keypoints(keypoints)[0]
             self._held = animated
         elif self._held is None:
             animated = avatar.crop.image  # no face yet: the avatar as it is

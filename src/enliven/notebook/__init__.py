@@ -15,13 +15,15 @@ _LAZY = {
     "Preview": "inputs",
     "Studio": "studio",
     "EnlivenApp": "app",
+    "MotionStudio": "motion",
 }
 
-__all__ = ["BoxAdjustment", "Clip", "EnlivenApp", "Photo", "Preview", "Studio"]
+__all__ = ["BoxAdjustment", "Clip", "EnlivenApp", "MotionStudio", "Photo", "Preview", "Studio"]
 
 if TYPE_CHECKING:
     from enliven.notebook.app import EnlivenApp
     from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview
+    from enliven.notebook.motion import MotionStudio
     from enliven.notebook.studio import Studio
 
 

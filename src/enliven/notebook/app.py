@@ -3,8 +3,9 @@
 Layout, top to bottom: a message line; the photo (bundled or uploaded; its face box drawn and dragged with the mouse,
 sliders that move and scale it, the crop the model sees); the options of ``enliven animate``; then tabs, one per way
 of driving the photo: *Driving video* (a clip, a frame slider answered by one model call, render with progress,
-cancel, an inline player and a download link) and *Webcam* (the browser's webcam, :class:`WebcamAvatar`). Later
-ways of driving (generated motion, expression sliders) are added with :meth:`EnlivenApp.add_tab`.
+cancel, an inline player and a download link), *Webcam* (the browser's webcam, :class:`WebcamAvatar`) and
+*Generated motion* (:class:`~enliven.notebook.motion.MotionTab`); other ways of driving are added with
+:meth:`EnlivenApp.add_tab`. Expression and pose sliders (an edit, :mod:`enliven.motion.edits`) apply to all three.
 
 Every handler reports a problem in the message line in one sentence and leaves the app usable; unexpected errors
 are logged with their traceback (``logging``), not printed into the notebook.
@@ -28,8 +29,10 @@ from enliven.examples import example_clips, example_photos
 from enliven.inference import AnimateOptions, Animator, Cancelled
 from enliven.io import encode_jpeg as jpeg
 from enliven.live.overlay import Overlay
+from enliven.motion.edits import ExpressionEdit
 from enliven.notebook.box_editor import BoxEditor
 from enliven.notebook.inputs import BoxAdjustment, shrunk
+from enliven.notebook.motion import MotionStudio, MotionTab, edit_sliders
 from enliven.notebook.studio import Studio
 from enliven.notebook.upload import FilePicker
 from enliven.notebook.views import available_models, download_link, fractions, in_app_words, titled
@@ -108,10 +111,15 @@ class EnlivenApp(w.VBox):
         self.smooth_track = check(value=opts.smooth_track, description="follow the face (smoothed track)")
         self.force = check(value=opts.force, description="any face size (a body or a scene)")
         self.paste_back = check(value=opts.paste_back, description="paste back into the photo")
+        self.edits = edit_sliders()
+        self.edit_reset = w.Button(description="Reset expression", layout=w.Layout(width="160px"))
+        expression = w.Accordion(children=[w.VBox([*self.edits.values(), self.edit_reset])])
+        expression.set_title(0, "Expression and pose (every tab)")
         settings = w.VBox([
             w.HTML("<b>Options</b> (those of <code>enliven animate</code>)"),
             self.model, self.backend, self.size, w.HTML("Motion:"), self.mode,
             self.adapt_scale, self.find_best_frame, self.crop, self.smooth_track, self.force, self.paste_back,
+            expression,
         ])  # fmt: skip
 
         # driving video
@@ -159,6 +167,8 @@ class EnlivenApp(w.VBox):
         self.tabs = w.Tab(children=[driving_tab, webcam_tab])
         self.tabs.set_title(0, "Driving video")
         self.tabs.set_title(1, "Webcam")
+        self.motion_tab = MotionTab(MotionStudio(self.studio), on_error=self.show_error)
+        self.add_tab("Generated motion", self.motion_tab)
 
         super().__init__([
             w.HTML("<h3 style='margin:0'>enliven: bring a photo to life</h3>"),
@@ -238,6 +248,9 @@ class EnlivenApp(w.VBox):
         on(self.paste_back, lambda v: self._set_option(paste_back=v))
         on(self.frame, lambda _v: self._show_frame())
         on(self.overlay, lambda v: self.webcam.session.update(overlay=v) if self.webcam.session else None)
+        for slider in self.edits.values():
+            on(slider, lambda _v: self._set_edit())
+        self.edit_reset.on_click(lambda _b: self._guarded(self._reset_edit))
         self.render_button.on_click(lambda _b: self._start_render())
         self.cancel_button.on_click(lambda _b: self.cancel())
 
@@ -364,6 +377,22 @@ class EnlivenApp(w.VBox):
             self._show_frame()
         self.show_info("Options applied.")
 
+    def _set_edit(self) -> None:
+        """The expression sliders moved: the edit applies to the previews, renders and the webcam at once."""
+        edit = ExpressionEdit(**{name: slider.value for name, slider in self.edits.items()})
+        self.studio.update(edit=None if edit.is_identity else edit)
+        if self.webcam.session is not None:
+            self.webcam.session.update(edit=self.studio.options.edit)
+        if self.studio.clip is not None:
+            self._show_frame()
+        self.motion_tab.show_frame()
+
+    def _reset_edit(self) -> None:
+        with self._showing():
+            for name, slider in self.edits.items():
+                slider.value = 1.0 if name in ("expression", "head") else 0.0
+        self._set_edit()
+
     def _show_options(self) -> None:
         opts = self.studio.options
         modes = [m.value for m in self.studio.loaded_model.model.supported_modes]
@@ -452,5 +481,5 @@ class EnlivenApp(w.VBox):
             raise InputError("pick a photo before starting the webcam.")
         loaded, opts = self.studio.loaded_model, self.studio.options
         animator = Animator(loaded.model, mode=MotionMode.RELATIVE, adapt_scale=opts.adapt_scale, size=opts.size)
-        settings = LiveSettings(paste_back=opts.paste_back, overlay=Overlay(self.overlay.value))
+        settings = LiveSettings(paste_back=opts.paste_back, overlay=Overlay(self.overlay.value), edit=opts.edit)
         return LiveSession(animator, [photo.image], content=self.studio.content, settings=settings, names=[photo.name])

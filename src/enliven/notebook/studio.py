@@ -26,9 +26,9 @@ import numpy as np
 
 from enliven.errors import InputError
 from enliven.inference import AnimateOptions, AnimateResult, Animator, FaceCropper, animate_file, load_for_options
-from enliven.inference.animate import detail_crop, find_best_frame
+from enliven.inference.animate import check_editable, detail_crop, find_best_frame
 from enliven.inference.driving import DrivingClip, box_at, read_source
-from enliven.inference.pipeline import CancelFlag, ProgressCallback
+from enliven.inference.pipeline import CancelFlag, ProgressCallback, edit_keypoints
 from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name, shrunk
 from enliven.preprocess import Box
 from enliven.types import MotionMode
@@ -211,7 +211,8 @@ class Studio:
             raise
         if old_state[3] is not None and self._animator is not old_state[3]:
             old_state[3].close()
-        self._forget_encoding()
+        if changed - {"edit"}:  # an edit changes the driving keypoints only: the encoding and reference stay
+            self._forget_encoding()
         if changed & {"find_best_frame"} or changed & (_MODEL_OPTIONS | _CROP_OPTIONS):
             self._best_frame = None
         return self._options
@@ -229,8 +230,12 @@ class Studio:
             raise IndexError(f"frame position {position} is outside 0..{len(clip.frame_indices) - 1}")
         animator = self._ready()
         started = time.perf_counter()
-        animated = animator.animate_keypoints(clip.keypoints.index(position))[0]
-        result = self._paste(animated) if self._options.paste_back else animated
+        keypoints = clip.keypoints.index(position)
+        if self._options.edit is not None and not self._options.edit.is_identity:
+            check_editable(animator, self.loaded_model)
+            keypoints = edit_keypoints(keypoints, self._options.edit, animator)  # as the render edits them
+        animated = animator.animate_keypoints(keypoints)[0]
+        result = self.finish(animated)
         return Preview(
             position,
             clip.frame_indices[position],
@@ -352,7 +357,7 @@ class Studio:
         animator = self._get_animator()
         photo, clip = self._need_photo(), self._need_clip()
         if not self._encoded:
-            image, box = self._preview_photo()
+            image, box = self.preview_photo()
             animator.set_source(photo.crop, detail=detail_crop(image, box, animator, self._options))
             self._encoded, self._reference_set = True, False
         if not self._reference_set:
@@ -371,7 +376,7 @@ class Studio:
             self._reference_set = True
         return animator
 
-    def _preview_photo(self) -> tuple[np.ndarray, Box | None]:
+    def preview_photo(self) -> tuple[np.ndarray, Box | None]:
         """The photo (and box) that paste-back previews compose in: shrunk to at most ``max_preview_side`` (once per
         photo and box)."""
         photo = self._need_photo()
@@ -382,7 +387,10 @@ class Studio:
         self._shrunk = (photo, image, box)
         return image, box
 
-    def _paste(self, animated: np.ndarray) -> np.ndarray:
-        image, box = self._preview_photo()
+    def finish(self, animated: np.ndarray) -> np.ndarray:
+        """An animated crop as previews show it: pasted back into the (shrunk) photo when the options say so."""
+        if not self._options.paste_back:
+            return animated
+        image, box = self.preview_photo()
         with self._cropper() as cropper:
             return cropper.paste(image, animated, box)

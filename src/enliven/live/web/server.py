@@ -8,7 +8,7 @@ Routes (JSON errors are ``{"error": "one sentence"}`` with a 4xx status):
   one replaces the old (the face track restarts); any number of viewers;
 * ``GET /api/state``; ``POST /api/avatar {"index"}``; ``POST /api/upload`` (multipart ``image``: content sniffed,
   not the extension; 20 MB at most); ``POST /api/recalibrate``; ``POST /api/settings {"overlay", "paste_back",
-  "mode", "corner"}``.
+  "mode", "corner", "edit"}`` (``edit``: expression and pose controls as text, e.g. ``"expression=1.5,smile=0.3"``).
 
 The server runs on its own asyncio loop in a thread, the live loop (:func:`~enliven.live.loop.run_live`) in another,
 fed by :class:`~enliven.live.web.tracks.BrowserFeed`. It binds 127.0.0.1 unless told otherwise.
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 #: Largest source image an upload may carry.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-SETTINGS = ("overlay", "paste_back", "mode", "corner")
+SETTINGS = ("overlay", "paste_back", "mode", "corner", "edit")
 
 
 class LiveWebServer:
@@ -264,6 +264,7 @@ class LiveWebServer:
                     "paste_back": settings.paste_back,
                     "mode": settings.mode.value,
                     "corner": settings.corner.value,
+                    "edit": str(settings.edit or ""),
                 },
                 "modes": [mode.value for mode in self.session.animator.model.supported_modes],
                 "driving": self._driver is not None and self.feed.delivered > 0,
@@ -316,9 +317,11 @@ class LiveWebServer:
             raise web.HTTPBadRequest(reason=f"unknown setting {unknown[0]!r}; settings are {', '.join(SETTINGS)}")
         if "paste_back" in body and not isinstance(body["paste_back"], bool):
             raise web.HTTPBadRequest(reason="paste_back must be true or false")
+        if "edit" in body and not isinstance(body["edit"], str):
+            raise web.HTTPBadRequest(reason="edit must be text such as 'expression=1.5,smile=0.3' ('' for none)")
         try:
             self.session.update(**body)
-        except ValueError as err:
+        except (ValueError, InputError) as err:
             raise web.HTTPBadRequest(reason=str(err)) from err
         return await self._state(request)
 

@@ -124,6 +124,10 @@ const enliven = (() => {
     mode.value = state.settings.mode;
     document.getElementById("overlay").value = state.settings.overlay;
     document.getElementById("paste_back").checked = state.settings.paste_back;
+    const edits = Object.fromEntries((state.settings.edit || "").split(",").filter(Boolean).map((kv) => kv.split("=")));
+    for (const input of document.querySelectorAll("input.edit")) {
+      if (document.activeElement !== input) input.value = edits[input.dataset.name] ?? input.defaultValue;
+    }
     const status = document.getElementById("status");
     const lost = state.driving && !state.face_found;
     status.textContent = !state.driving ? "waiting for the camera…"
@@ -139,6 +143,16 @@ const enliven = (() => {
     on("overlay", "change", (e) => api("/api/settings", { overlay: e.target.value }).then(showState));
     on("paste_back", "change", (e) => api("/api/settings", { paste_back: e.target.checked }).then(showState));
     on("recalibrate", "click", () => api("/api/recalibrate", {}).then(showState));
+    // Expression and pose controls: every slider's value, sent as one "name=value,..." edit.
+    const sendEdit = () => api("/api/settings", {
+      edit: [...document.querySelectorAll("input.edit")].filter((i) => i.value !== i.defaultValue)
+        .map((i) => `${i.dataset.name}=${i.value}`).join(","),
+    }).then(showState).catch(() => {});
+    for (const input of document.querySelectorAll("input.edit")) input.addEventListener("change", sendEdit);
+    on("edit_reset", "click", () => {
+      for (const input of document.querySelectorAll("input.edit")) input.value = input.defaultValue;
+      sendEdit();
+    });
     on("upload", "change", (e) => {
       const form = new FormData(); form.append("image", e.target.files[0]);
       api("/api/upload", form).then(showState).catch(() => {});
