@@ -354,3 +354,15 @@ def test_motion_protocol_reports(dataset: Path, tiny_release: Path, tmp_path: Pa
     text = (report / "report.md").read_text()
     assert "Fréchet" in text and all((report / name).is_file() for name in result.strips)
     assert json.loads((report / "results.json").read_text())["split"] == "val"
+
+
+def test_batch_jobs_carry_edits(tmp_path: Path) -> None:
+    from enliven.batch import BatchJob
+    from enliven.batch.jobs import read_jobs
+
+    jobs_file = tmp_path / "jobs.csv"
+    jobs_file.write_text(f'source,driving,edit\n{EXAMPLE_SOURCE},{EXAMPLE_DRIVING},"smile=0.8,yaw=10"\n')
+    (job,) = read_jobs(jobs_file)
+    assert job.options.edit == ExpressionEdit(smile=0.8, yaw=10)
+    again = BatchJob.from_dict(json.loads(json.dumps(job.to_dict())))  # as workers and the server's store pass it
+    assert again.options.edit == job.options.edit and again.key == job.key

@@ -5,8 +5,10 @@ Public API, the stable library surface that the CLI, the notebook, the batch run
 :class:`AnimateOptions`, :class:`Animator` (source once, then frames or keypoints), :class:`FaceCropper`,
 :func:`load_for_options`, :func:`set_threads`; :func:`run_batch` and :class:`BatchJob` (:mod:`enliven.batch`);
 :func:`load_model` (:mod:`enliven.weights`); the registries' :func:`register_family` and :func:`register_backend` /
-:func:`get_backend`; :func:`export_onnx` and :class:`OnnxMotionModel`. They are imported lazily so that
-``import enliven`` stays cheap.
+:func:`get_backend`; :func:`export_onnx` and :class:`OnnxMotionModel`; motion without a driving video:
+:class:`MotionGenerator` (the motion VAE: sample, vary, interpolate), :func:`motion_from_clip`, :class:`FaceMotion`,
+:func:`animate_motion`, and :class:`ExpressionEdit` (expression and pose controls, also ``AnimateOptions.edit``).
+They are imported lazily so that ``import enliven`` stays cheap.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ _LAZY = {
     "get_backend": "enliven.backends",
     "export_onnx": "enliven.export",
     "OnnxMotionModel": "enliven.export",
+    "animate_motion": "enliven.inference.motion",
+    "MotionGenerator": "enliven.motion.generator",
+    "motion_from_clip": "enliven.motion.generator",
+    "FaceMotion": "enliven.motion.sequence",
+    "ExpressionEdit": "enliven.motion.edits",
 }
 
 __all__ = ["__version__", *_LAZY]

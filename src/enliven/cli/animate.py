@@ -172,7 +172,7 @@ def check_motion_arguments(args: argparse.Namespace) -> None:
 
 def motion_from_args(args: argparse.Namespace):  # noqa: ANN201 - FaceMotion, imported late
     """The motion ``--motion``/``--motion-from``/``--morph-to`` describe."""
-    from enliven.motion.generator import MotionGenerator, motion_from_clip
+    from enliven.motion.generator import LOOP_CROSSFADE_SECONDS, MotionGenerator, motion_from_clip
 
     generator = MotionGenerator.from_pretrained(args.motion_model)
 
@@ -183,9 +183,12 @@ def motion_from_args(args: argparse.Namespace):  # noqa: ANN201 - FaceMotion, im
         clip = motion_from_clip(spec, max_seconds=seconds or 600.0)
         return generator.vary(clip, args.variation, seed=seed)
 
-    first = one(args.motion if args.motion is not None else args.motion_from, args.seconds, args.seed)
+    spec = args.motion if args.motion is not None else args.motion_from
     if args.morph_to is None:
-        return first
+        return one(spec, args.seconds, args.seed)
+    # A morph made into a loop loses its last second to the crossfade: it is made that much longer first.
+    extra = LOOP_CROSSFADE_SECONDS if args.loop else 0.0
+    first = one(spec, None if args.seconds is None else args.seconds + extra, args.seed)
     second = one(args.morph_to, first.seconds, None if args.seed is None else args.seed + 1)
     morph = generator.interpolate(first, second)
-    return morph.looped(min(int(generator.fps), len(morph) // 3)) if args.loop else morph
+    return morph.looped(min(int(extra * generator.fps), len(morph) // 3)) if args.loop else morph

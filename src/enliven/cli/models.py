@@ -28,4 +28,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         "Any authors' FOMM/TPSMM checkpoint (--model FILE [--config YAML]) or enliven .safetensors release works too."
     )
+    from enliven.motion.generator import MotionGenerator
+
+    labels = ", ".join(MotionGenerator.from_pretrained().labels[1:])
+    print(
+        "Motion model (enliven animate PHOTO --motion generated[:LABEL]|idle): enliven-motion, ships with enliven; "
+        f"labels: {labels}."
+    )
     return 0

@@ -62,7 +62,11 @@ def _convert(name: str, default: object, value: object) -> object:
         if name == "mode":
             return MotionMode(text.lower())
         if name == "edit":
-            return value if isinstance(value, ExpressionEdit) or value is None else ExpressionEdit.parse(text)
+            if value is None or isinstance(value, ExpressionEdit):
+                return value
+            if isinstance(value, Mapping):  # a serialised job's options (dataclasses.asdict)
+                return ExpressionEdit(**{str(k): float(v) for k, v in value.items()})
+            return ExpressionEdit.parse(text)
         if isinstance(default, bool):
             if isinstance(value, bool):
                 return value
