@@ -316,6 +316,36 @@ def test_cli_edits_a_driving_video(tmp_path: Path) -> None:
     assert a.shape == b.shape and np.abs(a[0].astype(int) - b[0]).mean() > 1  # the edit shows from the first frame
 
 
+def test_cli_varies_a_clips_motion_and_morphs_it_into_a_loop(tmp_path: Path) -> None:
+    import imageio.v3 as iio
+
+    from enliven.motion.generator import motion_from_clip
+
+    motion = motion_from_clip(EXAMPLE_DRIVING)
+    assert len(motion) == 75 and motion.fps == 25 and np.abs(motion.expression).max() > 0.01  # the speaker talks
+    out = tmp_path / "morph.mp4"
+    args = [
+        "animate",
+        str(EXAMPLE_SOURCE),
+        "--motion-from",
+        str(EXAMPLE_DRIVING),
+        "--variation",
+        "0.2",
+        "--morph-to",
+        "generated:happy",
+        "--seconds",
+        "2",
+        "--loop",
+        "--seed",
+        "1",
+        "-o",
+        str(out),
+        "-q",
+    ]
+    assert main(args) == 0
+    assert len(iio.imread(out, plugin="pyav")) == 50  # the loop's crossfade was made up for
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

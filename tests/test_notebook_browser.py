@@ -51,6 +51,7 @@ def test_the_app_in_a_browser(frontend, capsys):
     assert figures.video_s == pytest.approx(3.0, abs=0.2) and figures.played_s > 1.0 and figures.audio_bytes > 0
     if frontend == "lab":
         assert figures.webcam_frames >= 20
+    assert 0 <= figures.motion_s < 30 and figures.motion_timing.startswith("frame 1 of 150")
 
 
 @browser
