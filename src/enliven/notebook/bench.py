@@ -326,6 +326,8 @@ def drive_app(frontend: str, *, webcam: bool = True, screenshots: Path | None = 
                 _save_screenshot(page, screenshots / "notebook-webcam.jpg", ".enliven-webcam")
             motion_s, motion_timing = generate_motion(page)
             if screenshots is not None and frontend == "lab":
+                page.get_by_text("Expression and pose").first.click()  # the sliders, shown open
+                time.sleep(1.0)
                 _save_screenshot(page, screenshots / "notebook-motion.jpg")
     return NotebookFigures(
         frontend, first, tuple(latencies), seen, video, played, sound, frames, rate, motion_s, motion_timing

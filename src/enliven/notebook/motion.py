@@ -161,7 +161,8 @@ class MotionTab(w.VBox):
         narrow = {"style": {"description_width": "60px"}, "layout": w.Layout(width="220px")}
         self.label = w.Dropdown(options=motion_studio.labels, value="none", description="Motion", **narrow)
         self.seconds = w.FloatSlider(value=6.0, min=1.0, max=20.0, step=0.5, description="Seconds",
-                                     continuous_update=False, **narrow)  # fmt: skip
+                                     continuous_update=False, style={"description_width": "60px"},
+                                     layout=w.Layout(width="300px"))  # fmt: skip
         self.seed = w.IntText(value=0, description="Seed", **narrow)
         self.loop = w.Checkbox(value=False, description="seamless loop", indent=False)
         self.generate_button = w.Button(description="Generate", button_style="primary").add_class("enliven-generate")
@@ -268,6 +269,6 @@ EDIT_SLIDERS = (
 def edit_sliders() -> dict[str, w.FloatSlider]:
     """One slider per expression or pose control (see :class:`~enliven.motion.edits.ExpressionEdit`)."""
     make = functools.partial(w.FloatSlider, continuous_update=False, readout_format=".2f",
-                             layout=w.Layout(width="260px"), style={"description_width": "70px"})  # fmt: skip
+                             layout=w.Layout(width="280px"), style={"description_width": "84px"})  # fmt: skip
     return {name: make(description=name, min=low, max=high, step=step, value=default)
             for name, low, high, step, default in EDIT_SLIDERS}  # fmt: skip
