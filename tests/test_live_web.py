@@ -112,6 +112,27 @@ def test_the_page_animates_the_photo_with_the_browsers_webcam(fresh, cameras):
     assert changes["talking"] > 3 * changes["still"] + 0.5, changes
 
 
+def test_the_pages_expression_sliders_edit_the_avatar(fresh, cameras):
+    """Moving the page's sliders sends one edit; *reset* clears it; a calmed expression moves the mouth less."""
+    with chromium_page(fresh.url, cameras["talking"]) as page:
+        wait_for_animation(page)
+        plain = mouth_change(grab(page, "#animated"))
+        page.locator("input.edit[data-name=expression]").fill("0")
+        page.locator("input.edit[data-name=head]").fill("0")
+        deadline = time.monotonic() + 10
+        while str(fresh.session.settings.edit) != "expression=0,head=0" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert str(fresh.session.settings.edit) == "expression=0,head=0"
+        time.sleep(1.0)  # frames already on their way
+        frozen = mouth_change(grab(page, "#animated"))
+        assert frozen < 0.5 * plain, (frozen, plain)
+        page.locator("#edit_reset").click()
+        deadline = time.monotonic() + 10
+        while not fresh.session.settings.edit.is_identity and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fresh.session.settings.edit.is_identity
+
+
 def test_the_avatar_page_shows_the_avatar_alone(fresh, cameras):
     """The OBS page (/avatar) receives the avatar at its own size while a driving page runs."""
     with chromium_page(fresh.url, cameras["talking"]) as page:

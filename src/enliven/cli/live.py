@@ -9,7 +9,13 @@ import threading
 import time
 
 from enliven.backends import backend_names
-from enliven.cli.arguments import add_device_argument, add_threads_argument, model_size, positive_float
+from enliven.cli.arguments import (
+    add_device_argument,
+    add_threads_argument,
+    expression_edit,
+    model_size,
+    positive_float,
+)
 
 OUTPUT_FLAGS = "--window, --serve, --virtual-camera, --stream URL or --record FILE"
 
@@ -67,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="show the animated face in the whole photo (default on), or the square crop",
     )
     look.add_argument("--no-stats", action="store_true", help="hide the window's fps / latency readout")
+    look.add_argument(
+        "--edit",
+        type=expression_edit,
+        default=None,
+        metavar="EDITS",
+        help="expression and pose controls on your face's motion, e.g. expression=1.5 (exaggerate), "
+        "expression=0.5,head=0.5 (calm), smile=0.4 (the page has sliders for them); face-mesh models",
+    )
     model = p.add_argument_group("model")
     model.add_argument("--model", default=None, help="model name (see 'enliven models') or checkpoint path")
     model.add_argument("--absolute", action="store_true", help="absolute motion instead of relative to a reference")
@@ -127,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         mode="absolute" if args.absolute else "relative",
         show_stats=not args.no_stats,
         stamp=args.bench,
+        edit=args.edit,
     )
     session = LiveSession.load(
         args.source if len(args.source) > 1 else args.source[0],

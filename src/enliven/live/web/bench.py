@@ -156,7 +156,7 @@ def screenshot_page(session, target: Path, after: float = 5.0) -> Path:
 
     with tempfile.TemporaryDirectory() as work, LiveWebServer(session, port=0) as server:
         camera = camera_clip(Path(work) / "camera.y4m", after + 20, stamp=False)
-        with chromium_page(server.url, camera, viewport=(1100, 560)) as page:
+        with chromium_page(server.url, camera, viewport=(1100, 690)) as page:
             page.wait_for_function("/fps/.test(document.getElementById('status').textContent)", timeout=60_000)
             time.sleep(after)
             with atomic_output(target) as temp:
