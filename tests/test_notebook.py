@@ -228,7 +228,7 @@ def test_cancel_stops_a_render_and_writes_nothing(app, monkeypatch):
     app.render()
     assert started.wait(30)
     app.cancel_button.click()
-    app._render_thread.join(30)
+    app.render_panel.thread.join(30)
     assert app.render_state.value.startswith("cancelled") and not output.exists()
 
 
@@ -263,7 +263,8 @@ def test_generated_motion_tab_previews_and_renders(app):
     tab.frame.value = 30
     assert tab.view.value != first and "frame 31" in tab.timing.value
     tab.start_render(wait=True)
-    assert tab.state.value.startswith("50 frames") and tab.video.value and "download" in tab.download.value
+    panel = tab.render_panel
+    assert panel.state.value.startswith("50 frames") and panel.video.value and "download" in panel.download.value
 
 
 def test_expression_sliders_change_every_preview(app):

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import html
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,16 +25,17 @@ import numpy as np
 
 from enliven.errors import EnlivenError, InputError
 from enliven.examples import example_clips, example_photos
-from enliven.inference import AnimateOptions, Animator, Cancelled
+from enliven.inference import AnimateOptions, Animator
 from enliven.io import encode_jpeg as jpeg
 from enliven.live.overlay import Overlay
 from enliven.motion.edits import ExpressionEdit
 from enliven.notebook.box_editor import BoxEditor
 from enliven.notebook.inputs import BoxAdjustment, shrunk
 from enliven.notebook.motion import MotionStudio, MotionTab, edit_sliders
+from enliven.notebook.render_panel import RenderPanel
 from enliven.notebook.studio import Studio
 from enliven.notebook.upload import FilePicker
-from enliven.notebook.views import available_models, download_link, fractions, in_app_words, titled
+from enliven.notebook.views import available_models, fractions, in_app_words, titled
 from enliven.notebook.webcam import WebcamAvatar
 from enliven.types import MotionMode
 from enliven.weights import DEFAULT_MODEL
@@ -140,20 +140,19 @@ class EnlivenApp(w.VBox):
         self.timing = w.Label().add_class("enliven-timing")
         views = w.HBox([titled("Source", self.source_view), titled("Driving", self.driving_view),
                         titled("Result", self.result_view)])  # fmt: skip
-        self.render_button = w.Button(description="Render", button_style="primary").add_class("enliven-render")
-        self.cancel_button = w.Button(description="Cancel", disabled=True).add_class("enliven-cancel")
-        self.progress = w.IntProgress(min=0, max=1, value=0, description="")
-        self.render_state = w.Label().add_class("enliven-render-state")
-        self.video = w.Video(format="mp4", autoplay=False, controls=True, layout=w.Layout(max_width="512px"))
-        self.video.add_class("enliven-video")
-        self.download = w.HTML().add_class("enliven-download")
+        self.render_panel = RenderPanel(
+            lambda progress, cancel: self.studio.render(on_progress=progress, cancel=cancel),
+            self.show_error,
+            check=lambda: None if self.studio.photo and self.studio.clip else "Pick a photo and a driving clip first.",
+        )
+        panel = self.render_panel  # its widgets, by the names tests and scripts use
+        self.render_button, self.cancel_button, self.progress = panel.render_button, panel.cancel_button, panel.progress
+        self.render_state, self.video, self.download = panel.state, panel.video, panel.download
         driving_tab = w.VBox([
             w.HBox([self.clip_choice, self.clip_upload]),
             w.HBox([self.play, self.frame, self.timing]),
             views,
-            w.HBox([self.render_button, self.cancel_button, self.progress, self.render_state]),
-            self.video,
-            self.download,
+            *self.render_panel.widgets,
         ])  # fmt: skip
         self.webcam = WebcamAvatar(self._live_session, on_error=self.show_error)
         self.overlay = w.ToggleButtons(options=[o.value for o in Overlay], value=Overlay.NONE.value)
@@ -180,8 +179,6 @@ class EnlivenApp(w.VBox):
         self._shown_source: np.ndarray | None = None  # what the views show already (not sent again)
         self._shown_photo: np.ndarray | None = None
         self._syncing = False  # widgets are being set to the studio's state: not a user's change
-        self._cancel: threading.Event | None = None
-        self._render_thread: threading.Thread | None = None
         self._wire()
         self._start(photo, clip, photos, clips)
 
@@ -208,14 +205,11 @@ class EnlivenApp(w.VBox):
 
     def render(self, wait: bool = False) -> None:
         """Press *Render* (``wait``: return when the render has finished)."""
-        self._start_render()
-        if wait and self._render_thread is not None:
-            self._render_thread.join()
+        self.render_panel.start(wait)
 
     def cancel(self) -> None:
         """Press *Cancel*."""
-        if self._cancel is not None:
-            self._cancel.set()
+        self.render_panel.cancel()
 
     def show_error(self, sentence: str) -> None:
         self.message.value = f"<span style='color:#b00020'>{html.escape(sentence)}</span>"
@@ -251,8 +245,6 @@ class EnlivenApp(w.VBox):
         for slider in self.edits.values():
             on(slider, lambda _v: self._set_edit())
         self.edit_reset.on_click(lambda _b: self._guarded(self._reset_edit))
-        self.render_button.on_click(lambda _b: self._start_render())
-        self.cancel_button.on_click(lambda _b: self.cancel())
 
     def _on_change(self, widget: w.Widget, action: Callable[[object], None], name: str = "value") -> None:
         def observer(change: dict) -> None:
@@ -436,41 +428,7 @@ class EnlivenApp(w.VBox):
         self.timing.value = f"frame {preview.frame + 1} of {clip.length}: {preview.seconds * 1000:.0f} ms"
 
     def _progress(self, done: int, total: int) -> None:
-        self.progress.max = max(1, total)
-        self.progress.value = min(done, total)
-
-    # -- render ------------------------------------------------------------------------------------------------
-    def _start_render(self) -> None:
-        if self._render_thread is not None and self._render_thread.is_alive():
-            return
-        if self.studio.photo is None or self.studio.clip is None:
-            self.show_error("Pick a photo and a driving clip before rendering.")
-            return
-        self._cancel = threading.Event()
-        self.render_button.disabled, self.cancel_button.disabled = True, False
-        self.render_state.value = "rendering..."
-        self.progress.value = 0
-        self._render_thread = threading.Thread(target=self._render, args=(self._cancel,), daemon=True)
-        self._render_thread.start()
-
-    def _render(self, cancel: threading.Event) -> None:
-        try:
-            result = self.studio.render(on_progress=self._progress, cancel=cancel)
-            data = result.output.read_bytes()
-            self.video.value = data
-            self.download.value = download_link(result.output, data)
-            self.render_state.value = f"{result.frames} frames in {result.seconds:.1f} s"
-        except Cancelled:
-            self.render_state.value = "cancelled: nothing was written"
-        except EnlivenError as error:
-            self.render_state.value = "failed"
-            self.show_error(str(error))
-        except Exception as error:
-            logger.exception("the render failed")
-            self.render_state.value = "failed"
-            self.show_error(f"The render failed ({type(error).__name__}: {error}).")
-        finally:
-            self.render_button.disabled, self.cancel_button.disabled = False, True
+        self.render_panel.show_progress(done, total)
 
     # -- webcam ------------------------------------------------------------------------------------------------
     def _live_session(self):

@@ -9,7 +9,6 @@ function ``enliven animate --motion`` calls.
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from pathlib import Path
 
@@ -17,15 +16,16 @@ import ipywidgets as w
 import numpy as np
 
 from enliven.errors import EnlivenError, InputError
-from enliven.inference import AnimateResult, Animator, Cancelled
+from enliven.inference import AnimateResult, Animator
 from enliven.inference.animate import check_editable, detail_crop
 from enliven.inference.motion import animate_motion, motion_keypoints
 from enliven.inference.pipeline import CancelFlag, ProgressCallback
 from enliven.io import encode_jpeg as jpeg
 from enliven.motion.generator import MotionGenerator
 from enliven.motion.sequence import FaceMotion
+from enliven.notebook.render_panel import RenderPanel
 from enliven.notebook.studio import Studio
-from enliven.notebook.views import download_link, titled
+from enliven.notebook.views import titled
 from enliven.types import MotionMode
 
 
@@ -173,28 +173,22 @@ class MotionTab(w.VBox):
         w.jslink((self.play, "value"), (self.frame, "value"))
         self.view = w.Image(format="jpeg", layout=w.Layout(width="256px")).add_class("enliven-motion-result")
         self.timing = w.Label().add_class("enliven-motion-timing")
-        self.render_button = w.Button(description="Render").add_class("enliven-motion-render")
-        self.cancel_button = w.Button(description="Cancel", disabled=True)
-        self.progress = w.IntProgress(min=0, max=1, value=0)
-        self.state = w.Label().add_class("enliven-motion-state")
-        self.video = w.Video(format="mp4", autoplay=False, controls=True, layout=w.Layout(max_width="512px"))
-        self.download = w.HTML()
+        self.render_panel = RenderPanel(
+            lambda progress, cancel: motion_studio.render(on_progress=progress, cancel=cancel),
+            on_error,
+            css="enliven-motion",
+            check=lambda: None if motion_studio.motion is not None else "Press Generate before rendering.",
+        )
         super().__init__([
             w.HTML("Motion the motion VAE generates, no video needed: unlabelled (mostly talking), idle (blinks, "
                    "small head movements, lips together) or an emotion. The expression sliders apply here too."),
             w.HBox([self.label, self.seconds, self.seed, self.loop, self.generate_button]),
             w.HBox([self.play, self.frame, self.timing]),
             titled("Result", self.view),
-            w.HBox([self.render_button, self.cancel_button, self.progress, self.state]),
-            self.video,
-            self.download,
+            *self.render_panel.widgets,
         ])  # fmt: skip
-        self._cancel: threading.Event | None = None
-        self._thread: threading.Thread | None = None
         self.generate_button.on_click(lambda _b: self._guarded(self.generate))
         self.frame.observe(lambda _c: self._guarded(self.show_frame), names="value")
-        self.render_button.on_click(lambda _b: self._guarded(self.start_render))
-        self.cancel_button.on_click(lambda _b: self._cancel.set() if self._cancel else None)
 
     def generate(self) -> None:
         """Press *Generate*: new motion, shown from its first frame."""
@@ -217,33 +211,7 @@ class MotionTab(w.VBox):
 
     def start_render(self, wait: bool = False) -> None:
         """Press *Render* (``wait``: return when done)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._cancel = threading.Event()
-        self.render_button.disabled, self.cancel_button.disabled = True, False
-        self.state.value = "rendering..."
-        self._thread = threading.Thread(target=self._render, args=(self._cancel,), daemon=True)
-        self._thread.start()
-        if wait:
-            self._thread.join()
-
-    def _render(self, cancel: threading.Event) -> None:
-        def progress(done: int, total: int | None) -> None:
-            self.progress.max, self.progress.value = max(1, total or 1), done
-
-        try:
-            result = self.motion_studio.render(on_progress=progress, cancel=cancel)
-            data = result.output.read_bytes()
-            self.video.value = data
-            self.download.value = download_link(result.output, data)
-            self.state.value = f"{result.frames} frames in {result.seconds:.1f} s"
-        except Cancelled:
-            self.state.value = "cancelled: nothing was written"
-        except EnlivenError as error:
-            self.state.value = "failed"
-            self._on_error(str(error))
-        finally:
-            self.render_button.disabled, self.cancel_button.disabled = False, True
+        self.render_panel.start(wait)
 
     def _guarded(self, action: callable) -> None:  # type: ignore[valid-type]
         try:
