@@ -19,7 +19,7 @@ pytest.importorskip("mediapipe")
 
 from enliven.examples import EXAMPLE_DRIVING, EXAMPLE_SOURCE  # noqa: E402
 from enliven.io import read_frames  # noqa: E402
-from enliven.server.client import FINAL, LocalServer  # noqa: E402
+from enliven.server.client import FINAL, Client, LocalServer  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (apt-get install ffmpeg)"
@@ -194,3 +194,33 @@ def test_a_killed_server_loses_no_job(tmp_path):
     assert results == sorted(f"{job_id}.mp4" for job_id in ids)  # each once, no temporaries
     for name in results:
         assert len(list(read_frames(tmp_path / "data" / "results" / name))) == 75
+
+
+@pytest.mark.skipif(
+    not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+def test_the_live_page_is_mounted_in_the_same_server(tmp_path):
+    """``--live PHOTO``: /live/ serves the live page beside the job API; a browser's fake webcam animates the photo
+    through it (the WebRTC offer goes through the server's proxy), and the token guards it."""
+    pytest.importorskip("aiortc")
+    pytest.importorskip("playwright")
+    from enliven.live.web.bench import camera_clip, chromium_page
+
+    running = Server(tmp_path / "data", extra=("--live", str(EXAMPLE_SOURCE))).start(timeout=120)
+    try:
+        base = f"http://127.0.0.1:{running.port}"
+        assert Client("127.0.0.1", running.port, None).request("GET", "/live/api/state")[0] == 401
+        status, state = running.client().request("GET", "/live/api/state")  # the bearer token works too
+        assert status == 200 and state["avatars"] == [EXAMPLE_SOURCE.name]
+        assert running.request("GET", "/v1/health")[0] == 200  # the job API beside it
+        camera = camera_clip(tmp_path / "camera.y4m", 6.0, stamp=False)
+        with chromium_page(f"{base}/live/?token={TOKEN}", camera) as page:
+            page.wait_for_function(
+                "document.getElementById('animated').videoWidth > 0 && "
+                "document.getElementById('animated').currentTime > 1",
+                timeout=60_000,
+            )
+            page.wait_for_function("/fps/.test(document.getElementById('status').textContent)", timeout=10_000)
+            assert not page.is_visible("#error")
+    finally:
+        running.stop()

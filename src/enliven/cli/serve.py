@@ -35,6 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=50,
         help="a worker process is replaced by a fresh one after this many jobs (bounds its memory; default 50)",
     )
+    p.add_argument(
+        "--live",
+        nargs="+",
+        default=(),
+        metavar="PHOTO",
+        help="also serve the live page at /live/ (the browser's webcam animates these photos, as 'enliven live "
+        "--serve' does; needs the live extra)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         max_video_seconds=args.max_video_seconds,
         model=args.model,
         jobs_per_worker=args.jobs_per_worker,
+        live_avatars=tuple(args.live),
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
     return 0

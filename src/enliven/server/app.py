@@ -10,6 +10,8 @@
     POST   /v1/sources            multipart: image -> {"source_id"} (encoded once, cached)
     POST   /v1/animate-frame      multipart: source_id, frame (an image), paste_back, reset -> image/jpeg
     GET    /v1/health             {"status": "ok", "jobs": {state: count}}
+    GET    /live/                 with --live PHOTO: the live page (the browser's webcam animates the photo over
+                                  WebRTC, :mod:`enliven.server.live_mount`)
 
 Errors are JSON ``{"error": "<one sentence>"}`` with a 4xx status. Media are taken by their content (never their
 file name) and probed before a job is accepted; request bodies over the size limit get 413 before they are stored.
@@ -29,7 +31,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from enliven.errors import EnlivenError, InputError
@@ -38,6 +40,7 @@ from enliven.io import decode_image, encode_jpeg
 from enliven.server.config import ServerConfig
 from enliven.server.frames import FrameSessions
 from enliven.server.limits import BodyLimit
+from enliven.server.live_mount import TOKEN_COOKIE, LiveMount
 from enliven.server.store import JobStore
 from enliven.server.uploads import UploadRefused, api_words, check_media, named_input, remove_folder, store_upload
 from enliven.server.workers import WorkerPool
@@ -50,14 +53,20 @@ def create_app(config: ServerConfig, *, start_job_workers: bool = True) -> FastA
     store = JobStore(config.database)
     frames = FrameSessions(config.model, config.frame_sessions)
     faces = _FaceCheck()
+    live = LiveMount(config.live_avatars, config.model) if config.live_avatars else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store.recover()  # jobs a stopped server left running run again
         pool = WorkerPool(config).start() if start_job_workers else None
+        if live is not None:
+            live.start()
         try:
             yield
         finally:
+            if live is not None:
+                await live.close_client()
+                live.stop()
             if pool is not None:
                 pool.stop()
             frames.close()
@@ -93,6 +102,9 @@ def create_app(config: ServerConfig, *, start_job_workers: bool = True) -> FastA
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
         return JSONResponse({"error": f"{where or 'the request'}: {first.get('msg', 'is not valid')}."}, 422)
+
+    if live is not None:
+        _mount_live(app, live, config.token)
 
     @app.get("/v1/health")
     def health() -> dict[str, object]:
@@ -228,3 +240,29 @@ class _FaceCheck:
                 cropper.source_box(image, "the source")
             except InputError as error:  # no face, or one too small (a body or a scene)
                 raise UploadRefused(422, api_words(str(error))) from None
+
+
+def _mount_live(app: FastAPI, live: LiveMount, token: str | None) -> None:
+    """``/live/...``: the live page, forwarded to its own server (see :mod:`enliven.server.live_mount`)."""
+
+    @app.get("/live", include_in_schema=False)
+    def live_root(request: Request) -> RedirectResponse:
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"/live/{query}")
+
+    @app.api_route("/live/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+    async def live_page(path: str, request: Request) -> Response:
+        from_query = request.query_params.get("token")
+        if token is not None:
+            given = from_query or request.cookies.get(TOKEN_COOKIE) or ""
+            given = given or (request.headers.get("authorization") or "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return JSONResponse({"error": "open the live page as /live/?token=<token> (the server's token)."}, 401)
+        query = "&".join(f"{k}={v}" for k, v in request.query_params.items() if k != "token")
+        status, body, content_type = await live.forward(
+            request.method, path + (f"?{query}" if query else ""), dict(request.headers), await request.body()
+        )
+        response = Response(body, status_code=status, headers={"Content-Type": content_type})
+        if token is not None and from_query:
+            response.set_cookie(TOKEN_COOKIE, from_query, httponly=True, samesite="strict", path="/live")
+        return response

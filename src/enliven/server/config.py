@@ -25,6 +25,8 @@ class ServerConfig:
         frame_sessions: cached sources for ``/v1/animate-frame`` (least recently used ones are dropped).
         jobs_per_worker: a worker process ends after this many jobs and a fresh one takes its place (the memory a
             long-lived process gathers stays bounded).
+        live_avatars: photos (or folders of them) for the live page at ``/live/`` (empty: no live page); needs the
+            live extra.
     """
 
     data_dir: Path
@@ -36,9 +38,14 @@ class ServerConfig:
     model: str | None = None
     frame_sessions: int = 8
     jobs_per_worker: int = 50
+    live_avatars: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "live_avatars", tuple(Path(p) for p in self.live_avatars))
+        for path in self.live_avatars:
+            if not path.exists():
+                raise InputError(f"--live {path} does not exist; give photos or a folder of them.")
         if self.inputs_dir is not None:
             object.__setattr__(self, "inputs_dir", Path(self.inputs_dir))
             if not self.inputs_dir.is_dir():

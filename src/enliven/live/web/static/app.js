@@ -10,7 +10,7 @@ const enliven = (() => {
       if (peer.iceGatheringState === "complete") return resolve();
       peer.addEventListener("icegatheringstatechange", () => peer.iceGatheringState === "complete" && resolve());
     });
-    const response = await fetch("/offer", {
+    const response = await fetch("offer", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ sdp: peer.localDescription.sdp, type: peer.localDescription.type, role }),
@@ -138,13 +138,13 @@ const enliven = (() => {
   async function start() {
     const camera = document.getElementById("camera"), animated = document.getElementById("animated");
     const on = (id, event, handler) => document.getElementById(id).addEventListener(event, handler);
-    on("avatar", "change", (e) => api("/api/avatar", { index: Number(e.target.value) }).then(showState));
-    on("mode", "change", (e) => api("/api/settings", { mode: e.target.value }).then(showState));
-    on("overlay", "change", (e) => api("/api/settings", { overlay: e.target.value }).then(showState));
-    on("paste_back", "change", (e) => api("/api/settings", { paste_back: e.target.checked }).then(showState));
-    on("recalibrate", "click", () => api("/api/recalibrate", {}).then(showState));
+    on("avatar", "change", (e) => api("api/avatar", { index: Number(e.target.value) }).then(showState));
+    on("mode", "change", (e) => api("api/settings", { mode: e.target.value }).then(showState));
+    on("overlay", "change", (e) => api("api/settings", { overlay: e.target.value }).then(showState));
+    on("paste_back", "change", (e) => api("api/settings", { paste_back: e.target.checked }).then(showState));
+    on("recalibrate", "click", () => api("api/recalibrate", {}).then(showState));
     // Expression and pose controls: every slider's value, sent as one "name=value,..." edit.
-    const sendEdit = () => api("/api/settings", {
+    const sendEdit = () => api("api/settings", {
       edit: [...document.querySelectorAll("input.edit")].filter((i) => i.value !== i.defaultValue)
         .map((i) => `${i.dataset.name}=${i.value}`).join(","),
     }).then(showState).catch(() => {});
@@ -155,11 +155,11 @@ const enliven = (() => {
     });
     on("upload", "change", (e) => {
       const form = new FormData(); form.append("image", e.target.files[0]);
-      api("/api/upload", form).then(showState).catch(() => {});
+      api("api/upload", form).then(showState).catch(() => {});
       e.target.value = "";
     });
-    showState(await api("/api/state"));
-    setInterval(() => api("/api/state").then(showState).catch(() => {}), 1000);
+    showState(await api("api/state"));
+    setInterval(() => api("api/state").then(showState).catch(() => {}), 1000);
     const benchmark = new URLSearchParams(location.search).has("bench");
     try {
       const peer = await drive(camera, animated);
