@@ -89,5 +89,10 @@ def fit_affine(points_from: Tensor, points_to: Tensor, ridge: float = 1e-4) -> T
     """
     ones = torch.ones_like(points_from[..., :1])
     design = torch.cat([points_from, ones], dim=-1)  # B x K x 3
-    normal = design.transpose(1, 2) @ design + ridge * torch.eye(3, dtype=design.dtype, device=design.device)
+    # A literal identity, not torch.eye: exported graphs then hold a constant (LiteRT's interpreter lacks the iota
+    # that torch.eye becomes).
+    identity = torch.tensor(
+        ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), dtype=design.dtype, device=design.device
+    )
+    normal = design.transpose(1, 2) @ design + ridge * identity
     return inverse_3x3(normal) @ (design.transpose(1, 2) @ points_to)

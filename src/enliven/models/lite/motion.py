@@ -297,6 +297,12 @@ class LiteDenseMotion(nn.Module):
             if preferred is not None:
                 self.head.bias[preferred] = PREFERRED_CANDIDATE_BIAS
             self.head.bias[num_candidates] = VISIBLE_BIAS
+        # One-hot over the candidates, 1 at the preferred one: a constant, so exported graphs need no index ranges
+        # (LiteRT's interpreter lacks the iota a torch.arange becomes).
+        one_hot = torch.zeros(1, num_candidates, 1, 1)
+        if preferred is not None:
+            one_hot[0, preferred] = 1.0
+        self.register_buffer("preferred_one_hot", one_hot, persistent=False)
 
     def forward(self, source_small: Tensor, grids: Tensor, density: Tensor, face: Tensor | None = None) -> MotionField:
         """Mix the candidates.
@@ -328,7 +334,7 @@ class LiteDenseMotion(nn.Module):
         if face is not None:
             if self.preferred is None:
                 raise ValueError("a face region needs a preferred candidate to take there")
-            preferred = (torch.arange(count, device=mask.device) == self.preferred).to(mask.dtype).view(1, count, 1, 1)
+            preferred = self.preferred_one_hot.to(mask.dtype)
             mask = face * preferred + (1 - face) * mask
         occlusion = torch.sigmoid(out[:, count : count + 1])
         deformation = (mask.unsqueeze(-1) * grids).sum(1)
