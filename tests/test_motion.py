@@ -396,3 +396,12 @@ def test_batch_jobs_carry_edits(tmp_path: Path) -> None:
     assert job.options.edit == ExpressionEdit(smile=0.8, yaw=10)
     again = BatchJob.from_dict(json.loads(json.dumps(job.to_dict())))  # as workers and the server's store pass it
     assert again.options.edit == job.options.edit and again.key == job.key
+
+
+def test_train_refuses_to_overwrite_a_run_or_resume_nothing(dataset: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY_CONFIG, "train_params": {**TINY_CONFIG["train_params"], "steps": 2}}))
+    run = ["train", "--config", str(config), "--data", str(dataset), "--out", str(tmp_path / "run"), "-q"]
+    assert main([*run, "--resume"]) != 0 and "no checkpoint to resume" in capsys.readouterr().err
+    assert main(run) == 0
+    assert main(run) != 0 and "already holds a training run" in capsys.readouterr().err

@@ -252,13 +252,14 @@ def evaluate_motion(
             samples = generate(label, SAMPLES_PER_LABEL)
             index = model.config.label_index(label)
             conditioning[label] = float((classifier(samples).argmax(-1) == index).float().mean())
-            pool = torch.cat([windows(clip_features(model, c.motion)) for c in train if c.label == label])
-            picks = pool[torch.randint(0, len(pool), (min(SAMPLES_PER_LABEL, 16),), generator=rng)]
-            diversity[label] = {
+            found = [windows(clip_features(model, c.motion)) for c in train if c.label == label]
+            pool = torch.cat(found) if found else torch.zeros(0, WINDOW, model.config.num_features)
+            picks = pool[torch.randint(0, len(pool), (16,), generator=rng)] if len(pool) else pool
+            diversity[label] = {  # replay: nan where the split has no clip of the label
                 "generated": mean_pairwise(landmark_tracks(model, samples[:16], fps)),
-                "replay": mean_pairwise(landmark_tracks(model, picks, fps)),
+                "replay": mean_pairwise(landmark_tracks(model, picks, fps)) if len(picks) > 1 else float("nan"),
             }
-        diversity["mean"] = {k: float(np.mean([v[k] for v in diversity.values()])) for k in ("generated", "replay")}
+        diversity["mean"] = {k: float(np.nanmean([v[k] for v in diversity.values()])) for k in ("generated", "replay")}
 
         jerk = {
             "generated": mean_jerk(landmark_tracks(model, generated[:64], fps)),

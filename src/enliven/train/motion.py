@@ -128,7 +128,8 @@ def train_motion(
     """Train (or resume) a motion VAE run in ``out`` (see the module docstring). CPU only: it takes minutes.
 
     Raises:
-        ConfigError: an invalid config. InputError: the dataset has no usable landmark files.
+        ConfigError: an invalid config. InputError: the dataset has no usable landmark files, a run folder that
+            already holds a run (without ``resume``), or nothing to resume.
     """
     out = Path(out)
     saved = out / "config.yaml"
@@ -145,8 +146,12 @@ def train_motion(
             f"dataset_params.window ({data_config.window}) must be a multiple of {model_config.frames_per_latent} "
             "(2 ** model_params.num_levels)."
         )
+    if resume and latest_checkpoint(out) is None:
+        raise InputError(f"{out} holds no checkpoint to resume; train without --resume first.")
+    if not resume and latest_checkpoint(out) is not None:
+        raise InputError(f"{out} already holds a training run; pass --resume to continue it or another --out.")
     out.mkdir(parents=True, exist_ok=True)
-    if not saved.is_file():
+    if not resume:
         with atomic_output(saved) as tmp:
             shutil.copyfile(config, tmp)
 
