@@ -34,7 +34,7 @@ from enliven.config.motion import UNLABELLED, MotionDataConfig
 from enliven.io import atomic_output
 from enliven.models.motion_vae import MotionVAE
 from enliven.motion.dataset import MotionClip, load_motion_clips
-from enliven.motion.generator import MotionGenerator, load_motion_model
+from enliven.motion.generator import MotionGenerator, load_motion_model, motion_features
 from enliven.motion.sequence import FaceMotion
 
 logger = logging.getLogger(__name__)
@@ -121,10 +121,6 @@ def windows(features: Tensor, window: int = WINDOW, stride: int = STRIDE) -> Ten
     return features.unfold(0, window, stride).permute(0, 2, 1)
 
 
-def clip_features(model: MotionVAE, motion: FaceMotion) -> Tensor:
-    return model.to_features(torch.from_numpy(motion.pose)[None], torch.from_numpy(motion.expression)[None])[0]
-
-
 def train_classifier(
     model: MotionVAE, clips: list[MotionClip], steps: int = 400, seed: int = 0
 ) -> tuple[MotionClassifier, float]:
@@ -133,7 +129,7 @@ def train_classifier(
     per_label: dict[int, list[Tensor]] = {}
     with torch.no_grad():
         for clip in clips:
-            found = windows(clip_features(model, clip.motion), stride=4)
+            found = windows(motion_features(model, clip.motion), stride=4)
             if len(found):
                 per_label.setdefault(model.config.label_index(clip.label), []).append(found)
     data = {label: torch.cat(found) for label, found in per_label.items()}
@@ -218,8 +214,8 @@ def evaluate_motion(
     rng = torch.Generator().manual_seed(seed)
 
     with torch.no_grad():
-        real = torch.cat([windows(clip_features(model, c.motion)) for c in held_out])
-        train_windows = torch.cat([windows(clip_features(model, c.motion), stride=4) for c in train])
+        real = torch.cat([windows(motion_features(model, c.motion)) for c in held_out])
+        train_windows = torch.cat([windows(motion_features(model, c.motion), stride=4) for c in train])
 
         def generate(label: str | None, count: int) -> Tensor:
             latents = torch.randn(count, model.num_latents(WINDOW), model.config.latent_channels, generator=rng)
@@ -227,7 +223,7 @@ def evaluate_motion(
             return model.decode(latents, labels)[:, :WINDOW]
 
         generated = generate(None, REALISM_SAMPLES)
-        velocity = torch.cat([clip_features(model, c.motion).diff(dim=0) for c in train]).std(0)
+        velocity = torch.cat([motion_features(model, c.motion).diff(dim=0) for c in train]).std(0)
         steps = torch.randn(REALISM_SAMPLES, WINDOW, model.config.num_features, generator=rng) * velocity
         random_walk = steps.cumsum(dim=1) - steps[:, :1]  # from the mean face, at rest
         distances = torch.cdist(real.flatten(1), train_windows.flatten(1))
@@ -252,7 +248,7 @@ def evaluate_motion(
             samples = generate(label, SAMPLES_PER_LABEL)
             index = model.config.label_index(label)
             conditioning[label] = float((classifier(samples).argmax(-1) == index).float().mean())
-            found = [windows(clip_features(model, c.motion)) for c in train if c.label == label]
+            found = [windows(motion_features(model, c.motion)) for c in train if c.label == label]
             pool = torch.cat(found) if found else torch.zeros(0, WINDOW, model.config.num_features)
             picks = pool[torch.randint(0, len(pool), (16,), generator=rng)] if len(pool) else pool
             diversity[label] = {  # replay: nan where the split has no clip of the label
@@ -274,7 +270,7 @@ def evaluate_motion(
         rebuilt = generator.reconstruct(clip.motion)
         still = FaceMotion(np.zeros_like(clip.motion.pose), np.zeros_like(clip.motion.expression), fps)
         with torch.no_grad():
-            projected = landmark_tracks(model, clip_features(model, clip.motion)[None], fps)[0]
+            projected = landmark_tracks(model, motion_features(model, clip.motion)[None], fps)[0]
         for name, tracks in (
             ("vae", rebuilt.landmarks(256)),
             ("expression", FaceMotion(clip.motion.pose, rebuilt.expression, fps).landmarks(256)),

@@ -35,6 +35,12 @@ IDLE_EDIT = ExpressionEdit(mouth=-1.0, head=0.6)
 LOOP_CROSSFADE_SECONDS = 1.0
 
 
+@torch.no_grad()
+def motion_features(model: MotionVAE, motion: FaceMotion) -> Tensor:
+    """``T x F`` standardised features of ``motion`` (at its own frame rate) for ``model``."""
+    return model.to_features(torch.from_numpy(motion.pose)[None], torch.from_numpy(motion.expression)[None])[0]
+
+
 def load_motion_model(path: str | Path | None = None) -> MotionVAE:
     """A motion VAE release file (default: the bundled one), in eval mode.
 
@@ -135,9 +141,7 @@ class MotionGenerator:
     def encode(self, motion: FaceMotion, label: str | None = None) -> tuple[Tensor, Tensor]:
         """The posterior of ``motion``: mean and log variance, ``1 x T' x latent_channels`` each."""
         motion = motion.resampled(self.fps)
-        pose = torch.from_numpy(motion.pose)[None]
-        expression = torch.from_numpy(motion.expression)[None]
-        features = self.model.to_features(pose, expression)
+        features = motion_features(self.model, motion)[None]
         step = self.model.config.frames_per_latent
         padded = -(-len(motion) // step) * step
         if padded != len(motion):  # repeat the last frame up to a whole latent step

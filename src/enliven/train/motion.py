@@ -26,6 +26,7 @@ from enliven.errors import ConfigError, InputError
 from enliven.io import atomic_output
 from enliven.models.motion_vae import MotionVAE, kl_divergence
 from enliven.motion.dataset import MotionClip, load_motion_clips
+from enliven.motion.generator import motion_features
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +73,9 @@ def fit_statistics(model: MotionVAE, clips: list[MotionClip]) -> None:
     model.feature_mean.zero_()
     model.feature_std.fill_(1.0)
     with torch.no_grad():
-        features = torch.cat([clip_features(model, c) for c in clips], dim=1)[0]
+        features = torch.cat([motion_features(model, c.motion) for c in clips])
     model.feature_mean.copy_(features.mean(0))
     model.feature_std.copy_(features.std(0).clamp_min(1e-6))
-
-
-def clip_features(model: MotionVAE, clip: MotionClip) -> torch.Tensor:
-    """``1 x T x F`` standardised features of one clip."""
-    pose = torch.from_numpy(clip.motion.pose)[None]
-    expression = torch.from_numpy(clip.motion.expression)[None]
-    return model.to_features(pose, expression)
 
 
 class WindowSampler:
@@ -92,7 +86,7 @@ class WindowSampler:
         if not usable:
             raise InputError(f"no training clip has {window} frames; lower dataset_params.window.")
         with torch.no_grad():
-            self.features = [clip_features(model, c)[0] for c in usable]
+            self.features = [motion_features(model, c.motion) for c in usable]
         self.labels = torch.tensor([model.config.label_index(c.label) for c in usable])
         self.window = window
         lengths = torch.tensor([len(f) - window + 1 for f in self.features], dtype=torch.float64)
