@@ -11,10 +11,11 @@ from enliven.cli.arguments import add_device_argument, add_threads_argument, pos
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a FOMM/TPSMM model on a prepared dataset",
+        help="train a motion-transfer model (FOMM, TPSMM, enliven-lite) or the motion VAE on a prepared dataset",
         description="Train a motion-transfer model on a FOMM-layout dataset (the output of 'enliven prepare'). "
         "CONFIG is the authors' YAML format (model_params, dataset_params, train_params) plus enliven's "
-        "training keys. For several GPUs or nodes, launch with torchrun: "
+        "training keys. A config whose model_params.family is motion_vae trains the motion VAE on the dataset's "
+        "landmark files instead (configs/motion-vae-faces.yaml). For several GPUs or nodes, launch with torchrun: "
         "'torchrun --nproc_per_node N -m enliven train ...'.",
     )
     p.add_argument("--config", default=None, help="training YAML (optional with --resume: the run's own is used)")
