@@ -405,3 +405,13 @@ def test_train_refuses_to_overwrite_a_run_or_resume_nothing(dataset: Path, tmp_p
     assert main([*run, "--resume"]) != 0 and "no checkpoint to resume" in capsys.readouterr().err
     assert main(run) == 0
     assert main(run) != 0 and "already holds a training run" in capsys.readouterr().err
+
+
+def test_motion_from_a_clip_without_a_face_is_one_sentence(tmp_path: Path, capsys) -> None:
+    import imageio.v3 as iio
+
+    clip = tmp_path / "wall.mp4"
+    iio.imwrite(clip, np.full((10, 128, 128, 3), 90, np.uint8), fps=25, codec="libx264")
+    out = tmp_path / "out.mp4"
+    assert main(["animate", str(EXAMPLE_SOURCE), "--motion-from", str(clip), "-o", str(out), "-q"]) != 0
+    assert "no face was found" in capsys.readouterr().err and not out.exists()
