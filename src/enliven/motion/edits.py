@@ -119,17 +119,6 @@ class ExpressionEdit:
         """Whether :meth:`apply` needs the reference frame (the expression or head scales are not 1)."""
         return self.expression != 1.0 or self.head != 1.0
 
-    def scaled(self, amount: float) -> ExpressionEdit:
-        """This edit at ``amount`` of its strength (0: none, 1: itself), e.g. to fade it in."""
-        base = ExpressionEdit()
-        return replace(
-            self,
-            **{
-                f.name: getattr(base, f.name) + amount * (getattr(self, f.name) - getattr(base, f.name))
-                for f in fields(self)
-            },
-        )
-
     def apply(self, landmarks: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
         """The edited landmarks.
 

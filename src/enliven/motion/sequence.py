@@ -126,10 +126,6 @@ class FaceMotion:
         )
         return FaceMotion(pose, expression, self.fps)
 
-    def cut(self, num_frames: int) -> FaceMotion:
-        """The first ``num_frames`` frames."""
-        return FaceMotion(self.pose[:num_frames], self.expression[:num_frames], self.fps)
-
 
 def relative_pose(pose: HeadPose) -> np.ndarray:
     """``T x 6`` pose channels relative to the clip (see the module docstring)."""
@@ -146,17 +142,15 @@ def relative_pose(pose: HeadPose) -> np.ndarray:
 
 
 def fill_missing(points: np.ndarray) -> np.ndarray:
-    """``T x ...`` rows with NaN replaced by the nearest row without (earlier rows first)."""
+    """``T x ...`` rows with NaN replaced by the last row before them without (leading ones by the first)."""
     missing = np.isnan(points.reshape(len(points), -1)).any(axis=1)
     if not missing.any():
         return points
     if missing.all():
         raise ValueError("no frame of the motion has a face")
     found = np.flatnonzero(~missing)
-    nearest = found[np.clip(np.searchsorted(found, np.arange(len(points))), 0, len(found) - 1)]
-    before = found[np.clip(np.searchsorted(found, np.arange(len(points)), side="right") - 1, 0, len(found) - 1)]
-    use = np.where(before <= np.arange(len(points)), before, nearest)
-    return points[use]
+    before = np.searchsorted(found, np.arange(len(points)), side="right") - 1
+    return points[found[np.maximum(before, 0)]]
 
 
 def interpolate_rows(rows: np.ndarray, times: np.ndarray) -> np.ndarray:
