@@ -110,6 +110,21 @@ def tiny_lite_2():
     )
 
 
+def tiny_family_configs() -> dict:
+    """A tiny random-weight config maker for each exportable family (``fomm``, ``tpsmm``, ``lite``, ``lite2``)."""
+    from enliven.config import config_from_dict
+    from enliven.config.lite import LiteConfig
+
+    return {
+        "fomm": lambda: config_from_dict(tiny_fomm_document()),
+        "tpsmm": lambda: config_from_dict(tiny_tpsmm_document()),
+        "lite": lambda: LiteConfig(
+            image_size=TINY_SIDE, motion_size=16, channels=(8, 16), motion_expansion=8, num_bottleneck_blocks=1
+        ),
+        "lite2": tiny_lite_2,  # the mouth's inside (rasterised polygons), more refinement, bicubic sampling
+    }
+
+
 def tiny_fomm_document(
     *,
     scale_factor: float = 0.5,

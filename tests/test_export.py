@@ -13,14 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_SIDE, square_frame, tiny_fomm_document, tiny_lite_2, tiny_tpsmm_document
+from conftest import TINY_SIDE, square_frame, tiny_family_configs
 
 pytest.importorskip("onnxruntime")
 
 from enliven.backends import get_backend  # noqa: E402
 from enliven.cli import main  # noqa: E402
 from enliven.config import config_from_dict  # noqa: E402
-from enliven.config.lite import LITE_2, LiteConfig  # noqa: E402
+from enliven.config.lite import LITE_2  # noqa: E402
 from enliven.errors import InputError  # noqa: E402
 from enliven.export import (  # noqa: E402
     ExportCheckError,
@@ -44,14 +44,7 @@ from enliven.weights.presets import PRESETS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-3
-TINY_CONFIGS = {
-    "fomm": lambda: config_from_dict(tiny_fomm_document()),
-    "tpsmm": lambda: config_from_dict(tiny_tpsmm_document()),
-    "lite": lambda: LiteConfig(
-        image_size=TINY_SIDE, motion_size=16, channels=(8, 16), motion_expansion=8, num_bottleneck_blocks=1
-    ),
-    "lite2": tiny_lite_2,  # the mouth's inside (rasterised polygons), more refinement, bicubic sampling
-}
+TINY_CONFIGS = tiny_family_configs()
 
 
 def _tiny_model(family: str) -> MotionTransferModel:
@@ -229,8 +222,8 @@ def test_export_leaves_the_model_as_it_was(tmp_path: Path) -> None:
 
 def test_bad_export_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = _tiny_model("fomm")
-    with pytest.raises(InputError, match="unknown backend 'tflite'"):
-        get_backend("tflite")
+    with pytest.raises(InputError, match="unknown backend 'tfjs'"):
+        get_backend("tfjs")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("keep me")
     with pytest.raises(ExportError, match="not an enliven export"):
@@ -352,8 +345,8 @@ def test_cli_export_then_animate_with_onnx(tmp_path: Path, capsys, monkeypatch: 
 
 def test_cli_bad_inputs(tmp_path: Path, capsys) -> None:
     release = save_release(_tiny_model("fomm"), tmp_path / "tiny.safetensors")
-    assert main(["export", str(release), "-o", str(tmp_path / "out"), "--format", "tflite"]) == 2
-    assert "unknown export format 'tflite'" in _last_error(capsys)
+    assert main(["export", str(release), "-o", str(tmp_path / "out"), "--format", "tfjs"]) == 2
+    assert "unknown export format 'tfjs'" in _last_error(capsys)
     unwritable = Path("/proc/enliven-export") if os.geteuid() == 0 else Path("/enliven-export")
     assert main(["export", str(release), "-o", str(unwritable)]) == 2
     assert "choose" in _last_error(capsys)

@@ -7,7 +7,12 @@ see each model).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -40,7 +45,7 @@ def kp_to_gaussian(mean: Tensor, spatial_size: tuple[int, int], variance: float)
     lead = mean.shape[:-1]
     grid = grid.view((1,) * len(lead) + grid.shape)
     diff = grid - mean.view(*lead, 1, 1, 2)
-    return torch.exp(-0.5 * (diff**2).sum(-1) / variance)
+    return torch.exp(-0.5 * (diff * diff).sum(-1) / variance)  # not diff**2: LiteRT cannot lower a 5-D pow
 
 
 def inverse_2x2(matrix: Tensor) -> Tensor:
@@ -96,3 +101,86 @@ def fit_affine(points_from: Tensor, points_to: Tensor, ridge: float = 1e-4) -> T
     )
     normal = design.transpose(1, 2) @ design + ridge * identity
     return inverse_3x3(normal) @ (design.transpose(1, 2) @ points_to)
+
+
+#: Set inside :func:`litert_tracing`.
+_LITERT_TRACING: ContextVar[bool] = ContextVar("enliven_litert_tracing", default=False)
+
+
+@contextmanager
+def litert_tracing() -> Iterator[None]:
+    """Within this block models compute what LiteRT and TensorFlow graphs run well, with the same values to float
+    rounding: :func:`grid_sample` samples by four row gathers (litert-torch lowers ``grid_sample`` to one scalar
+    ``GATHER_ND`` per output value, measured 4-19x slower, ``docs/tensorflow.md``), and TPSMM solves its spline by
+    Gauss-Jordan elimination (``torch.linalg.solve`` checks its result with an op ``torch.export`` cannot lower).
+    Entered by :mod:`enliven.export.litert` while it traces a model.
+    """
+    token = _LITERT_TRACING.set(True)
+    try:
+        yield
+    finally:
+        _LITERT_TRACING.reset(token)
+
+
+def is_litert_tracing() -> bool:
+    """Whether a model is being traced for LiteRT or TensorFlow (:func:`litert_tracing`)."""
+    return _LITERT_TRACING.get()
+
+
+def grid_sample(
+    image: Tensor, grid: Tensor, *, mode: str = "bilinear", padding_mode: str = "zeros", align_corners: bool = False
+) -> Tensor:
+    """``F.grid_sample`` with explicit settings, the one sampling call of the models.
+
+    Args:
+        image: ``N x C x H x W``.
+        grid: ``N x h x w x 2`` sample positions ``(x, y)`` in ``[-1, 1]`` (``align_corners`` as in PyTorch).
+        mode: ``bilinear`` (or ``bicubic``/``nearest``, which always use ``F.grid_sample``).
+        padding_mode: ``zeros`` or ``border`` (``reflection`` always uses ``F.grid_sample``).
+        align_corners: PyTorch's meaning.
+
+    Returns:
+        ``N x C x h x w``.
+    """
+    if _LITERT_TRACING.get() and mode == "bilinear" and padding_mode in ("zeros", "border"):
+        return _gather_bilinear(image, grid, padding_mode == "border", align_corners)
+    return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+
+
+def _gather_bilinear(image: Tensor, grid: Tensor, border: bool, align_corners: bool) -> Tensor:
+    """Bilinear ``grid_sample`` as four gathers of ``C``-wide rows of the channels-last image."""
+    if image.shape[0] > 1 and image.stride(0) == 0:
+        # One image expanded over the batch: gather from it alone (LiteRT's converter also mistranslates the
+        # expand-permute-reshape of such a batch: measured 0.84 off).
+        image = image[:1]
+    n, c, h, w = image.shape
+    size = grid.new_tensor([w, h])
+    # Pixel coordinates: PyTorch's unnormalisation for each align_corners setting.
+    pixel = (grid + 1) * (size - 1) / 2 if align_corners else ((grid + 1) * size - 1) / 2
+    if border:
+        pixel = torch.minimum(pixel.clamp(min=0), size - 1)
+    low = pixel.floor()
+    frac = pixel - low
+    x0, y0 = low[..., 0], low[..., 1]
+    fx, fy = frac[..., 0:1], frac[..., 1:2]  # N x h x w x 1
+    rows = image.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    # Row offset of each grid's image (none for a single image shared by the batch).
+    offset = (torch.arange(n, device=image.device) * (h * w)).view(n, 1, 1).to(grid.dtype) if n > 1 else 0
+
+    def corner(x: Tensor, y: Tensor, weight: Tensor) -> Tensor:
+        if not border:  # a corner outside the image contributes zero
+            inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+            weight = weight * inside.unsqueeze(-1).to(weight.dtype)
+        index = offset + y.clamp(0, h - 1) * w + x.clamp(0, w - 1)
+        values = rows.index_select(0, index.reshape(-1).to(torch.int32)).view(*grid.shape[:3], c)
+        return values * weight
+
+    x1 = x0 + 1 if not border else torch.minimum(x0 + 1, size[0] - 1)
+    y1 = y0 + 1 if not border else torch.minimum(y0 + 1, size[1] - 1)
+    out = (
+        corner(x0, y0, (1 - fx) * (1 - fy))
+        + corner(x1, y0, fx * (1 - fy))
+        + corner(x0, y1, (1 - fx) * fy)
+        + corner(x1, y1, fx * fy)
+    )
+    return out.permute(0, 3, 1, 2).contiguous()  # as F.grid_sample's: callers view it

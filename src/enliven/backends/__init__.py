@@ -1,4 +1,4 @@
-"""The backend registry: what runs a model (PyTorch, onnxruntime, and later others), behind one interface.
+"""The backend registry: what runs a model (PyTorch, onnxruntime, LiteRT, TensorFlow), behind one interface.
 
 A :class:`Backend` turns what the user named (a preset, a checkpoint, or the backend's own files such as an ONNX
 export folder) into a :class:`~enliven.weights.LoadedModel` whose model is a
@@ -100,7 +100,11 @@ class Backend(ABC):
 #: The backends that ship with enliven: one registration line each.
 BUILTIN_BACKENDS: Mapping[str, str] = {
     "torch": "enliven.backends.torch_backend:TorchBackend",
-    "onnx": "enliven.backends.onnx_backend:OnnxBackend",
+    "onnx": "enliven.backends.exported:OnnxBackend",
+    "tflite": "enliven.backends.exported:TfliteBackend",
+    "tflite-fp16": "enliven.backends.exported:TfliteFloat16Backend",
+    "tflite-int8": "enliven.backends.exported:TfliteInt8Backend",
+    "tensorflow": "enliven.backends.exported:TensorflowBackend",
 }
 
 _REGISTRY: dict[str, Any] = dict(BUILTIN_BACKENDS)  # name -> Backend, or its "module:Class" until first use

@@ -142,8 +142,9 @@ def add_animation_options(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=backend_names(),
         default="torch",
-        help="run the model with PyTorch, or with onnxruntime on the CPU (exported and cached on first use; "
-        "relative and absolute modes; needs the 'export' extra) (default torch)",
+        help="run the model with PyTorch, or exported on the CPU (cached on first use; relative and absolute "
+        "modes): onnx (onnxruntime, the 'export' extra), tflite, tflite-fp16, tflite-int8 (LiteRT, the 'tflite' "
+        "extra; converting needs 'tensorflow') or tensorflow (a SavedModel) (default torch)",
     )
     p.add_argument(
         "--force",

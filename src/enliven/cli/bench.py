@@ -48,10 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backend",
         type=_names(tuple(backend_names())),
         default=("torch", "onnx"),
-        help="comma-separated backends: torch, onnx (onnxruntime; exported and cached on first use) "
-        "(default torch,onnx)",
+        help="comma-separated backends: torch, onnx (onnxruntime), tflite, tflite-fp16, tflite-int8 (LiteRT), "
+        "tensorflow (the converted ones exported and cached on first use) (default torch,onnx)",
     )
-    p.add_argument("--threads", type=positive_int, default=2, help="PyTorch and onnxruntime threads (default 2)")
+    p.add_argument("--threads", type=positive_int, default=2, help="PyTorch and runtime threads (default 2)")
     p.add_argument("--frames", type=positive_int, default=50, help="timed frames per model and backend (default 50)")
     p.add_argument("--warmup", type=positive_int, default=5, help="untimed frames before them (default 5)")
     p.add_argument("--size", type=positive_int, default=256, help="side of the square frames (default 256)")

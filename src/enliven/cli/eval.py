@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="another model scored on the same clips in the same table (e.g. enliven-lite-2); repeatable",
     )
+    p.add_argument(
+        "--backend",
+        default="torch",
+        help="run --model and --compare models on this backend (torch, onnx, tflite, tflite-fp16, tflite-int8, "
+        "tensorflow; exported and cached on first use); export folders passed as models run on their own runtime",
+    )
     p.add_argument("--data", type=Path, required=True, metavar="DATASET", help="dataset folder (FOMM layout)")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument(
@@ -82,6 +88,18 @@ def run(args: argparse.Namespace) -> int:
         baselines=args.baselines,
     )
     model = args.model if args.model is not None else DEFAULT_MODEL
+    compare = list(args.compare)
+    if args.backend != "torch":
+        from enliven.backends import get_backend
+        from enliven.export.manifest import is_export_folder
+
+        backend = get_backend(args.backend)
+        backend.check(device=args.device)
+
+        def on_backend(name):
+            return name if is_export_folder(name) else backend.load(name, args.config, threads=args.threads)
+
+        model, compare = on_backend(model), [on_backend(name) for name in compare]
     result = evaluate(
         model,
         args.data,
@@ -89,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         args.protocol,
         options,
         config=args.config,
-        compare=args.compare,
+        compare=compare,
         progress=not args.quiet,
     )
     if result.untrained:

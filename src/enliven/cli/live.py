@@ -88,7 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--adapt-scale", action=argparse.BooleanOptionalAction, default=True, help="scale the movement to the source"
     )
     model.add_argument("--size", type=model_size, default=None, help="side of the square the model runs at")
-    model.add_argument("--backend", choices=backend_names(), default="torch", help="torch or onnx (default torch)")
+    model.add_argument(
+        "--backend",
+        choices=backend_names(),
+        default="torch",
+        help="torch, onnx, tflite[-fp16|-int8] or tensorflow (default torch)",
+    )
     add_device_argument(model)
     add_threads_argument(model)
     run_group = p.add_argument_group("running")

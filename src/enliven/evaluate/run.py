@@ -29,6 +29,8 @@ from enliven.evaluate.protocols import (
     summarise,
 )
 from enliven.evaluate.results import EvaluationOptions, EvaluationResult, MethodResult, Protocol, SampleStrip
+from enliven.export.cache import load_export
+from enliven.export.manifest import Manifest, is_export_folder
 from enliven.inference.animator import resolve_device
 from enliven.models.base import MotionTransferModel
 from enliven.types import MotionMode
@@ -159,8 +161,16 @@ def _resolve_model(
     """``(name, network, untrained, content)`` where content is ``face`` or ``other``."""
     if isinstance(model, MotionTransferModel):
         return type(model).__name__, model, False, "face"
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, config)
+    if isinstance(model, LoadedModel):
+        loaded = model
+    elif is_export_folder(model):
+        loaded = load_export(model, export_format=Manifest.read(Path(model)).export_format)
+    else:
+        loaded = load_model(model, config)
     name = Path(str(model if not isinstance(model, LoadedModel) else loaded.source)).name
+    manifest = getattr(loaded.model, "manifest", None)  # an exported model: say which runtime scored it
+    if manifest is not None:
+        name = f"{name} ({manifest.export_format} {manifest.quantization})".replace(" float32)", ")")
     return name, loaded.model, loaded.metadata.get("untrained") == "true", loaded.metadata.get("content", "face")
 
 

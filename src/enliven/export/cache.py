@@ -1,5 +1,5 @@
-"""The ONNX export cache: a model is exported (and checked) once, into a folder keyed by everything the export
-depends on, and opened from there afterwards."""
+"""The export cache: a model is exported (and checked) once per format and quantisation, into a folder keyed by
+everything the export depends on, and opened from there afterwards."""
 
 from __future__ import annotations
 
@@ -12,20 +12,42 @@ import torch
 
 from enliven import __version__
 from enliven.export.exporter import DEFAULT_OPSET, export_onnx
-from enliven.export.manifest import FORMAT_VERSION, MANIFEST_NAME, ExportError, require_package
-from enliven.export.runtime import OnnxMotionModel
+from enliven.export.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    ExportError,
+    Manifest,
+    is_export_folder,
+    require_package,
+)
+from enliven.export.runtime import ExportedMotionModel, OnnxMotionModel, open_export
 from enliven.models.base import MotionTransferModel
 from enliven.weights import LoadedModel, load_model
+
+#: The package that runs each format's exports.
+RUNTIME_PACKAGES = {"onnx": "onnxruntime", "tflite": "ai_edge_litert", "tensorflow": "tensorflow"}
 
 
 def onnx_cache_dir() -> Path:
     """Where :func:`load_onnx_model` keeps exports (``$ENLIVEN_ONNX_CACHE`` or ``~/.cache/enliven/onnx``)."""
-    env = os.environ.get("ENLIVEN_ONNX_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "enliven" / "onnx"
+    return export_cache_dir("onnx")
 
 
-def model_hash(model: MotionTransferModel, opset: int = DEFAULT_OPSET) -> str:
-    """A hex key of everything an export depends on: family, config, weights and buffers, opset and versions."""
+def export_cache_dir(export_format: str) -> Path:
+    """Where exports of a format are cached: ``$ENLIVEN_ONNX_CACHE`` for ONNX, ``$ENLIVEN_EXPORT_CACHE/FORMAT``
+    for the others, else ``~/.cache/enliven/FORMAT``."""
+    env = os.environ.get("ENLIVEN_ONNX_CACHE") if export_format == "onnx" else None
+    if env:
+        return Path(env).expanduser()
+    root = os.environ.get("ENLIVEN_EXPORT_CACHE")
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "enliven") / export_format
+
+
+def model_hash(
+    model: MotionTransferModel, opset: int = DEFAULT_OPSET, export_format: str = "onnx", quantization: str = "float32"
+) -> str:
+    """A hex key of everything an export depends on: family, config, weights and buffers, format, opset or
+    quantisation, and versions."""
     digest = hashlib.sha256()
     header = {
         "family": model.family,
@@ -35,6 +57,8 @@ def model_hash(model: MotionTransferModel, opset: int = DEFAULT_OPSET) -> str:
         "torch": torch.__version__,
         "format": FORMAT_VERSION,
     }
+    if export_format != "onnx":  # ONNX keys stay as they were
+        header.update(export_format=export_format, quantization=quantization, opset=None)
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
@@ -50,16 +74,41 @@ def cached_onnx_model(
     threads: int | None = None,
 ) -> OnnxMotionModel:
     """The ONNX version of ``model``, exported (and checked) into the cache on first use."""
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else onnx_cache_dir()
-    entry = folder / model_hash(model)
+    exported = cached_export(model, metadata, export_format="onnx", cache_dir=cache_dir, threads=threads)
+    assert isinstance(exported, OnnxMotionModel)
+    return exported
+
+
+def cached_export(
+    model: MotionTransferModel,
+    metadata: dict[str, str] | None = None,
+    *,
+    export_format: str = "onnx",
+    quantization: str = "float32",
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+) -> ExportedMotionModel:
+    """``model`` exported to ``export_format`` (``onnx``, ``tflite``, ``tensorflow``) and opened with its runtime,
+    exported (and checked) into the cache on first use; quantised LiteRT exports calibrate on the bundled example
+    clip (``enliven export --format tflite --quantize int8 --calibration ...`` chooses other frames)."""
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else export_cache_dir(export_format)
+    entry = folder / model_hash(model, export_format=export_format, quantization=quantization)
     if not (entry / MANIFEST_NAME).is_file():
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            export_onnx(model, entry, metadata=metadata)
+            if export_format == "onnx":
+                export_onnx(model, entry, metadata=metadata)
+            else:
+                from enliven.export.litert import export_tensorflow, export_tflite
+
+                if export_format == "tflite":
+                    export_tflite(model, entry, quantization=quantization, metadata=metadata)
+                else:
+                    export_tensorflow(model, entry, metadata=metadata)
         except ExportError:
             if not (entry / MANIFEST_NAME).is_file():  # another process may have exported it meanwhile
                 raise
-    return OnnxMotionModel(entry, threads=threads)
+    return open_export(entry, threads=threads)
 
 
 def load_onnx_model(
@@ -69,22 +118,46 @@ def load_onnx_model(
     cache_dir: str | Path | None = None,
     threads: int | None = None,
 ) -> LoadedModel:
-    """:func:`~enliven.weights.loader.load_model` for the ONNX backend.
+    """:func:`load_export` for the ONNX backend."""
+    return load_export(model, config, export_format="onnx", cache_dir=cache_dir, threads=threads)
+
+
+def load_export(
+    model: str | Path | None = None,
+    config: str | Path | None = None,
+    *,
+    export_format: str = "onnx",
+    quantization: str = "float32",
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+) -> LoadedModel:
+    """:func:`~enliven.weights.loader.load_model` for the exported backends.
 
     Args:
-        model: an export folder, or anything ``load_model`` takes (exported into the cache on first use).
+        model: an export folder of ``export_format``, or anything ``load_model`` takes (exported into the cache on
+            first use).
         config: the YAML config of an authors' checkpoint (see ``load_model``).
-        cache_dir: the export cache (default :func:`onnx_cache_dir`).
-        threads: onnxruntime intra-op threads (default: ``torch.get_num_threads()``).
+        export_format: ``onnx``, ``tflite`` or ``tensorflow``.
+        quantization: of a LiteRT export made on first use (an export folder says its own).
+        cache_dir: the export cache (default :func:`export_cache_dir`).
+        threads: the runtime's intra-op threads (default: ``torch.get_num_threads()``).
 
     Returns:
-        The :class:`OnnxMotionModel` with the origin and metadata ``load_model`` gives.
+        The exported model with the origin and metadata ``load_model`` gives.
     """
-    if model is not None and (Path(model).expanduser() / MANIFEST_NAME).is_file():
+    if is_export_folder(model):
         folder = Path(model).expanduser()
-        onnx_model = OnnxMotionModel(folder, threads=threads)
-        return LoadedModel(onnx_model, str(folder), dict(onnx_model.manifest.metadata))
-    require_package("onnxruntime")  # fail before a long export when the runtime is missing
+        Manifest.read(folder, export_format)  # an export of another format is refused in one sentence
+        exported = open_export(folder, threads=threads)
+        return LoadedModel(exported, str(folder), dict(exported.manifest.metadata))
+    require_package(RUNTIME_PACKAGES[export_format])  # fail before a long export when the runtime is missing
     loaded = load_model(model, config)
-    onnx_model = cached_onnx_model(loaded.model, loaded.metadata, cache_dir=cache_dir, threads=threads)
-    return LoadedModel(onnx_model, loaded.source, loaded.metadata)
+    exported = cached_export(
+        loaded.model,
+        loaded.metadata,
+        export_format=export_format,
+        quantization=quantization,
+        cache_dir=cache_dir,
+        threads=threads,
+    )
+    return LoadedModel(exported, loaded.source, loaded.metadata)

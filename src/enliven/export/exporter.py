@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +21,13 @@ from enliven import __version__
 from enliven.export.flatten import flatten
 from enliven.export.manifest import (
     CONFIG_NAME,
-    GRAPH_FILES,
+    FORMATS,
     MANIFEST_NAME,
     ExportCheckError,
     ExportError,
     GraphInfo,
     Manifest,
+    graph_files,
     require_package,
 )
 from enliven.export.stages import (
@@ -116,20 +118,86 @@ def _export_onnx(
     tolerance: float,
     metadata: dict[str, str] | None,
 ) -> ExportResult:
+    def write_graph(stage: nn.Module, inputs: tuple[Tensor, ...], path: Path, info: GraphInfo) -> None:
+        _trace(stage, inputs, path, info, opset)
+
+    return write_export(
+        model,
+        output,
+        export_format="onnx",
+        write_graph=write_graph,
+        batch=None,
+        check=check,
+        tolerance=tolerance,
+        metadata=metadata,
+        opset=opset,
+    )
+
+
+#: Writes one stage's graph: ``(stage, example inputs, path, info)``.
+GraphWriter = Callable[[nn.Module, tuple[Tensor, ...], Path, GraphInfo], None]
+
+
+def write_export(
+    model: MotionTransferModel,
+    output: Path,
+    *,
+    export_format: str,
+    write_graph: GraphWriter,
+    batch: int | None,
+    check: bool,
+    tolerance: float | None,
+    metadata: dict[str, str] | None,
+    opset: int | None = None,
+    quantization: str = "float32",
+    finish: Callable[[Path, dict[str, GraphInfo], dict[str, tuple[Tensor, ...]]], None] | None = None,
+) -> ExportResult:
+    """Write an export folder of any format: trace inputs, manifest, config, graphs (``write_graph``), check.
+
+    Shared by :func:`export_onnx` and :mod:`enliven.export.litert`; the folder appears only complete and checked.
+
+    Args:
+        model: a CPU model in eval mode.
+        output: the folder (checked by :func:`check_output_folder`).
+        export_format: a key of :data:`~enliven.export.manifest.FORMATS`.
+        write_graph: writes one graph.
+        batch: the driving batch the graphs take (``None``: any; traced with :data:`TRACE_BATCH`).
+        check: compare the written graphs with PyTorch (:func:`~enliven.export.verify.compare_with_torch`).
+        tolerance: fail the check above this difference (``None``: measure only, e.g. quantised graphs).
+        metadata: stored in the manifest.
+        opset: ONNX opset (ONNX only).
+        quantization: recorded in the manifest.
+        finish: called with the folder, graphs and their example inputs once the graphs, config and manifest are
+            written (e.g. to quantise the graphs).
+    """
     generator = torch.Generator().manual_seed(0)
     size = model.image_size
     source = torch.rand(1, 3, size, size, generator=generator)
-    frames = torch.rand(TRACE_BATCH, 3, size, size, generator=generator)
+    frames = torch.rand(batch or TRACE_BATCH, 3, size, size, generator=generator)
     with torch.no_grad():
         kp_source = example_keypoints(model, source, generator)
         kp_driving = example_keypoints(model, frames, generator)
     specs = trace_specs(model, source, kp_source, kp_driving)
     names = specs.names()
     learned = model.keypoint_source is KeypointSource.LEARNED
+    files = graph_files(export_format)
+    with torch.no_grad():
+        encoding = flatten(model.encode_source(source, kp_source))[0]
+    inputs = {
+        "encoder": (source, *flatten(kp_source)[0], *model.host_source_inputs(kp_source).values()),
+        "keypoints": (frames,),
+        "generator": (*encoding, *flatten(kp_driving)[0]),
+    }
+    batch_from = {"encoder": None, "keypoints": 0, "generator": len(encoding)}
     graphs = {
-        name: GraphInfo(GRAPH_FILES[name], **names[name])
+        name: GraphInfo(files[name], **names[name], batch_from=batch_from[name])
         for name in ("encoder", "keypoints", "generator")
         if learned or name != "keypoints"
+    }
+    stages = {
+        "encoder": EncoderStage(model, specs),
+        "keypoints": KeypointStage(model),
+        "generator": GeneratorStage(model, specs),
     }
     manifest = Manifest(
         family=model.family,
@@ -142,24 +210,23 @@ def _export_onnx(
         graphs=graphs,
         specs=specs.to_dict(),
         metadata=dict(metadata or {}),
+        format=FORMATS[export_format][0],
+        quantization=quantization,
+        batch=batch,
     )
     try:
         with atomic_output(output, is_dir=True) as folder:
-            encoder_inputs = (source, *flatten(kp_source)[0], *model.host_source_inputs(kp_source).values())
-            _trace(EncoderStage(model, specs), encoder_inputs, folder, graphs["encoder"], opset, batch_from=None)
-            if learned:
-                _trace(KeypointStage(model), (frames,), folder, graphs["keypoints"], opset, batch_from=0)
-            with torch.no_grad():
-                encoding = flatten(model.encode_source(source, kp_source))[0]
-            generator_inputs = (*encoding, *flatten(kp_driving)[0])
-            _trace(GeneratorStage(model, specs), generator_inputs, folder, graphs["generator"], opset, len(encoding))
+            for name, info in graphs.items():
+                write_graph(stages[name], inputs[name], folder / info.file, info)
             (folder / CONFIG_NAME).write_text(yaml.safe_dump(model.config.to_yaml_dict(), sort_keys=False))
             (folder / MANIFEST_NAME).write_text(manifest.to_json())
+            if finish is not None:
+                finish(folder, graphs, {name: inputs[name] for name in graphs})
             difference = compare_with_torch(model, folder) if check else None
-            if difference is not None and not difference <= tolerance:
+            if difference is not None and tolerance is not None and not difference <= tolerance:
                 raise ExportCheckError(
                     f"the exported graphs differ from the PyTorch model by up to {difference:.2e} (more than "
-                    f"{tolerance:g}); nothing was written, please report this model and --opset {opset}."
+                    f"{tolerance:g}); nothing was written, please report this model and --format {export_format}."
                 )
     except OSError as err:
         reason = err.strerror or type(err).__name__
@@ -182,16 +249,12 @@ def check_output_folder(output: Path) -> None:
         raise ExportError(f"the folder {parent} is not writable; choose another output path.")
 
 
-def _trace(
-    stage: nn.Module, inputs: tuple[Tensor, ...], folder: Path, info: GraphInfo, opset: int, batch_from: int | None
-) -> None:
-    """Export one stage to ``folder / info.file``.
-
-    ``batch_from``: the inputs from this index on, and all outputs, have a dynamic batch axis (``None``: none).
-    """
+def _trace(stage: nn.Module, inputs: tuple[Tensor, ...], path: Path, info: GraphInfo, opset: int) -> None:
+    """Export one stage to ``path`` (the batched inputs, from ``info.batch_from`` on, and all outputs have a dynamic
+    batch axis)."""
     dynamic: dict[str, dict[int, str]] = {}
-    if batch_from is not None:
-        for name in [*info.inputs[batch_from:], *info.outputs]:
+    if info.batch_from is not None:
+        for name in [*info.inputs[info.batch_from :], *info.outputs]:
             dynamic[name] = {0: "batch"}
     stage.eval()  # the exporter restores the stage's (and so the model's) training flag afterwards
     with warnings.catch_warnings(), torch.no_grad():
@@ -201,7 +264,7 @@ def _trace(
         torch.onnx.export(
             stage,
             inputs,
-            str(folder / info.file),
+            str(path),
             dynamo=False,
             opset_version=opset,
             input_names=info.inputs,

@@ -228,4 +228,9 @@ class AntiAliasInterpolation2d(nn.Module):
             return x
         out = F.pad(x, (self.ka, self.kb, self.ka, self.kb))
         out = F.conv2d(out, weight=self.weight, groups=self.groups)
+        step = round(1 / self.scale)
+        if abs(step * self.scale - 1) < 1e-9:
+            # Nearest resampling by 1/step picks every step-th pixel: the same values as F.interpolate, and what
+            # LiteRT runs right (its nearest resize picks other pixels).
+            return out[:, :, ::step, ::step]
         return F.interpolate(out, scale_factor=(self.scale, self.scale))

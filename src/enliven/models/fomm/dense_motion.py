@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from enliven.geometry import inverse_2x2, kp_to_gaussian, make_coordinate_grid
+from enliven.geometry import grid_sample, inverse_2x2, kp_to_gaussian, make_coordinate_grid
 from enliven.models.blocks import AntiAliasInterpolation2d, Hourglass
 from enliven.types import Keypoints, MotionField
 
@@ -101,7 +101,7 @@ class DenseMotionNetwork(nn.Module):
         s, _, h, w = image.shape
         heatmap = kp_to_gaussian(kp_source.value, (h, w), self.kp_variance)
         identity = make_coordinate_grid((h, w), image.dtype, image.device).expand(s, h, w, 2)
-        sampled = F.grid_sample(image, identity, mode="bilinear", padding_mode="zeros", align_corners=False)
+        sampled = grid_sample(image, identity, mode="bilinear", padding_mode="zeros", align_corners=False)
         background = torch.cat([sampled.new_zeros(s, 1, h, w), sampled], dim=1)
         return DenseMotionSource(image=image, keypoints=kp_source, heatmap=heatmap, background=background)
 
@@ -140,7 +140,7 @@ class DenseMotionNetwork(nn.Module):
         warps = self.sparse_motions(source, kp_driving)
         # One grid_sample over all keypoints: their grids are stacked along the height.
         image = expand_batch(source.image, b)
-        deformed = F.grid_sample(
+        deformed = grid_sample(
             image, warps.reshape(b, k * h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
         )
         deformed = deformed.view(b, c, k, h, w).transpose(1, 2)

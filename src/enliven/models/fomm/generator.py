@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from enliven.geometry import grid_sample
 from enliven.models.base import SourceEncoding
 from enliven.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 from enliven.models.fomm.dense_motion import DenseMotionNetwork, DenseMotionSource, expand_batch
@@ -40,7 +41,7 @@ def warp(image: Tensor, deformation: Tensor) -> Tensor:
     if (h_def, w_def) != (h, w):
         grid = F.interpolate(deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
         deformation = grid.permute(0, 2, 3, 1)
-    return F.grid_sample(image, deformation, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return grid_sample(image, deformation, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _width(block_expansion: int, max_features: int, level: int) -> int:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from enliven.face_mesh import border_anchor_points, delaunay_triangles
-from enliven.geometry import fit_affine, inverse_3x3, make_coordinate_grid
+from enliven.geometry import fit_affine, grid_sample, inverse_3x3, make_coordinate_grid
 from enliven.types import MotionField
 
 #: Added to the kernel weights' sum, so that far from every landmark the spread residual fades to zero.
@@ -218,13 +218,13 @@ def warp(image: Tensor, grid: Tensor, mode: str = "bilinear") -> Tensor:
     ``bilinear`` or ``bicubic``."""
     if image.shape[0] != grid.shape[0]:
         image = image.expand(grid.shape[0], -1, -1, -1)
-    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
+    return grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
 
 
 def sample_flow(flow: Tensor, points: Tensor) -> Tensor:
     """Where a ``B x h x w x 2`` backward flow sends ``B x K x 2`` output points (both ``(x, y)`` in ``[-1, 1]``):
     ``B x K x 2``, bilinear between grid points, the border value outside."""
-    values = F.grid_sample(
+    values = grid_sample(
         flow.permute(0, 3, 1, 2), points.unsqueeze(2), mode="bilinear", padding_mode="border", align_corners=True
     )  # B x 2 x K x 1
     return values.squeeze(3).transpose(1, 2)

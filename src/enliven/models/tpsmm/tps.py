@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from enliven.geometry import grid_sample, is_litert_tracing
+
 #: TPSMM's ``grid_sample``/``interpolate`` setting; the published checkpoints were trained with it.
 ALIGN_CORNERS = True
 
@@ -70,10 +72,13 @@ class ThinPlateSpline:
         top = torch.cat([kernel, homogeneous], dim=3)
         bottom = torch.cat([homogeneous.transpose(2, 3), control_points.new_zeros(batch, num_tps, 3, 3)], dim=3)
         system = torch.cat([top, bottom], dim=2)
-        system = system + _REGULARISATION * torch.eye(n + 3, dtype=system.dtype, device=system.device)
+        # A literal identity and index list, not torch.eye/arange: exported graphs then hold constants (LiteRT's
+        # interpreter lacks the iota those become).
+        identity = torch.tensor([[float(i == j) for j in range(n + 3)] for i in range(n + 3)])
+        system = system + _REGULARISATION * identity.to(system.device, system.dtype)
         rhs = torch.cat([targets, targets.new_zeros(batch, num_tps, 3, 2)], dim=2)
-        if torch.onnx.is_in_onnx_export():
-            params = gauss_jordan_solve(system, rhs)  # ONNX has no matrix inverse
+        if torch.onnx.is_in_onnx_export() or is_litert_tracing():
+            params = gauss_jordan_solve(system, rhs)  # ONNX has no matrix inverse; LiteRT cannot lower solve's check
         else:
             params = torch.linalg.inv(system) @ rhs
         return cls(control_points=control_points, weights=params[:, :, :n], affine=params[:, :, n:])
@@ -89,7 +94,7 @@ class ThinPlateSpline:
         """
         affine = coordinates @ self.affine[:, :, :2] + self.affine[:, :, 2:]
         diff = coordinates[:, None, :] - self.control_points[:, :, None, :, :]
-        radial = radial_basis((diff**2).sum(-1)) @ self.weights
+        radial = radial_basis((diff * diff).sum(-1)) @ self.weights  # not diff**2: LiteRT lowers no 5-D pow
         return affine + radial
 
     def warp_grid(self, spatial_size: tuple[int, int], grid: Tensor) -> Tensor:
@@ -116,7 +121,7 @@ def gauss_jordan_solve(system: Tensor, rhs: Tensor) -> Tensor:
     """
     n = system.shape[-1]
     augmented = torch.cat([system, rhs], dim=-1)
-    rows = torch.arange(n, device=system.device)
+    rows = torch.tensor(list(range(n)), device=system.device)  # a literal, not arange (see ThinPlateSpline.fit)
     taken = torch.full_like(augmented[..., :, 0], -1.0)
     for j in range(n):
         # Rows above j hold earlier pivots: mark them -1 so that argmax of magnitudes never picks them.
@@ -151,7 +156,7 @@ def sample(image: Tensor, grid: Tensor) -> Tensor:
     if shared not in (1, batch):
         raise ValueError(f"sample needs an image batch of 1 or {batch} (the grid batch), got {shared}")
     stacked = grid.reshape(shared, (batch // shared) * num * h, w, 2)
-    out = F.grid_sample(image, stacked, mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
+    out = grid_sample(image, stacked, mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
     out = out.view(shared, channels, batch // shared, num, h, w).permute(0, 2, 3, 1, 4, 5)
     out = out.reshape(batch, num, channels, h, w)
     return out[:, 0] if squeeze else out
