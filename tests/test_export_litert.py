@@ -123,8 +123,8 @@ def test_tflite_runs_a_batch_frame_by_frame(tflite_export) -> None:
 
 
 def test_quantised_tflite_exports(tmp_path: Path) -> None:
-    """float16 halves the weights, int8 (calibrated on the bundled clip's faces) quarters the convolutions'; both
-    are checked on those real frames."""
+    """float16 weights, and int8 convolutions calibrated on the bundled clip's faces; both are checked on those
+    real frames, and int8 is the smaller file."""
     _needs_converter()
     pytest.importorskip("ai_edge_quantizer")
     pytest.importorskip("mediapipe")
@@ -132,12 +132,13 @@ def test_quantised_tflite_exports(tmp_path: Path) -> None:
 
     model = _tiny_model("lite")
     sizes = {}
-    for quantization in ("float32", "float16", "int8"):
+    for quantization in ("float16", "int8"):
         result = export_tflite(model, tmp_path / quantization, quantization=quantization)
         assert result.manifest.quantization == quantization
-        assert result.max_difference is not None and result.max_difference < (1e-3 if quantization != "int8" else 0.1)
+        bound = 1e-3 if quantization == "float16" else 0.1  # on the calibration frames
+        assert result.max_difference is not None and result.max_difference < bound
         sizes[quantization] = (tmp_path / quantization / "generator.tflite").stat().st_size
-    assert sizes["int8"] < sizes["float16"] < sizes["float32"]  # tiny graphs: constants, not weights, dominate
+    assert sizes["int8"] < sizes["float16"]
 
 
 def test_tensorflow_savedmodel_export(tmp_path: Path) -> None:
