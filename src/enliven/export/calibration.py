@@ -64,7 +64,10 @@ def calibration_media(paths: Sequence[str | Path] | None) -> list[Path]:
         from enliven.examples import EXAMPLE_DRIVING
 
         if not EXAMPLE_DRIVING.is_file():
-            raise InputError("int8 calibration needs frames: pass --calibration VIDEO_OR_DATASET_FOLDER.")
+            raise InputError(
+                "int8 calibration needs frames and the bundled example clip is missing: run 'enliven export MODEL "
+                "-o DIR --format tflite --quantize int8 --calibration CLIPS' and pass DIR as --model."
+            )
         return [EXAMPLE_DRIVING]
     suffixes = VIDEO_SUFFIXES | IMAGE_SUFFIXES
     found: list[Path] = []
