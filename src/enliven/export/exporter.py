@@ -7,9 +7,10 @@ through :func:`~enliven.models.tpsmm.tps.gauss_jordan_solve`). The folder appear
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,10 +103,18 @@ def export_onnx(
     require_package("onnx")
     if check:
         require_package("onnxruntime")
+    with on_cpu_in_eval_mode(model):
+        return _export_onnx(model, output, opset, check, tolerance, metadata)
+
+
+@contextlib.contextmanager
+def on_cpu_in_eval_mode(model: MotionTransferModel) -> Iterator[None]:
+    """Move ``model`` to the CPU in eval mode for an export; its device and training flag are restored after."""
     device = next(iter(model.parameters()), torch.empty(0)).device
     training = model.training
+    model.to("cpu").eval()
     try:
-        return _export_onnx(model.to("cpu").eval(), output, opset, check, tolerance, metadata)
+        yield
     finally:
         model.to(device).train(training)
 

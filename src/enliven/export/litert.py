@@ -39,7 +39,13 @@ import torch
 from torch import Tensor, nn
 
 from enliven.export.calibration import CalibrationSample, calibration_samples
-from enliven.export.exporter import TOLERANCE, ExportResult, check_output_folder, write_export
+from enliven.export.exporter import (
+    TOLERANCE,
+    ExportResult,
+    check_output_folder,
+    on_cpu_in_eval_mode,
+    write_export,
+)
 from enliven.export.manifest import QUANTIZATIONS, ExportError, GraphInfo, require_package
 from enliven.export.runtime import open_export
 from enliven.geometry import litert_tracing
@@ -96,7 +102,7 @@ def export_tflite(
             edge.export(str(path))
 
     quantised = quantization != "float32"
-    with _on_cpu(model):
+    with on_cpu_in_eval_mode(model):
         # Real frames: int8 ranges are calibrated on them, and quantised graphs are checked on them (random inputs
         # fall outside the calibrated ranges).
         samples = list(calibration_samples(model, calibration, CALIBRATION_FRAMES)) if quantised else []
@@ -159,7 +165,7 @@ def export_tensorflow(
         with _quiet():
             tf.saved_model.save(module, str(path), signatures={"serving_default": serving})
 
-    with _on_cpu(model):
+    with on_cpu_in_eval_mode(model):
         return write_export(
             model,
             output,
@@ -177,17 +183,6 @@ def _converter():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notes
     with _quiet():  # its imports log warnings about optional kernels
         return require_package("litert_torch")
-
-
-@contextlib.contextmanager
-def _on_cpu(model: MotionTransferModel) -> Iterator[None]:
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    training = model.training
-    model.to("cpu").eval()
-    try:
-        yield
-    finally:
-        model.to(device).train(training)
 
 
 @contextlib.contextmanager
