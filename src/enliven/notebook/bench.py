@@ -39,6 +39,7 @@ class Server:
     frontend: str
     port: int
     root: Path
+    log: Path
 
     @property
     def url(self) -> str:
@@ -78,7 +79,7 @@ def jupyter_server(frontend: str = "lab", notebook: Path = NOTEBOOK, timeout: fl
         process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_up(port, process, timeout, log)
-            yield Server(frontend, port, root)
+            yield Server(frontend, port, root, Path(work) / "server.log")
         finally:
             process.terminate()
             try:
@@ -175,19 +176,56 @@ class NotebookFigures:
 
 def open_app(page, server: Server, timeout_ms: int = 120_000) -> float:
     """Open the notebook, run all its cells from the Run menu (Voila runs them itself) and wait for the first
-    animated frame; seconds from opening."""
+    animated frame; seconds from opening. A timeout is raised with what the page and the server showed."""
     started = time.perf_counter()
     page.goto(server.url)
-    if server.frontend != "voila":
-        page.wait_for_selector(".jp-Notebook", timeout=timeout_ms)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_ms)
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    page.wait_for_function(_FIRST_FRAME, timeout=timeout_ms)
-    seconds = time.perf_counter() - started
-    # the last cell ran (the kernel is free for the slider)
-    page.wait_for_selector(".jp-OutputArea-output:has-text('driving frame')", timeout=timeout_ms)
+    try:
+        if server.frontend != "voila":
+            _run_all_cells(page, timeout_ms)
+        page.wait_for_function(_FIRST_FRAME, timeout=timeout_ms)
+        seconds = time.perf_counter() - started
+        # the last cell ran (the kernel is free for the slider)
+        page.wait_for_selector(".jp-OutputArea-output:has-text('driving frame')", timeout=timeout_ms)
+    except Exception as error:
+        raise RuntimeError(f"the app did not show its first frame in {server.frontend}: {error}\n"
+                           f"{_page_state(page, server)}") from error  # fmt: skip
     return seconds
+
+
+_EXECUTING = "() => [...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))"
+
+
+def _run_all_cells(page, timeout_ms: int, tries: int = 3) -> None:
+    """Run > Run All Cells, once the notebook is the active panel (on a loaded machine JupyterLab may still have
+    the launcher or file browser active, and the command is then a silent no-op); pressed again if no cell starts."""
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_ms)
+    for _ in range(tries):
+        page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").first.click()  # makes the notebook the active panel
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        item = page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel", has_text="Run All Cells")
+        item.first.click(timeout=timeout_ms)
+        try:
+            page.wait_for_function(_EXECUTING, timeout=30_000)
+            return
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError: nothing started, press again
+            page.keyboard.press("Escape")
+    raise TimeoutError(f"Run All Cells started no cell in {tries} tries")
+
+
+def _page_state(page, server: Server) -> str:
+    """What a person would look at when the app does not come up: the cells' prompts and outputs, the kernel's
+    status and the end of the server's log."""
+    try:
+        state = page.evaluate("""() => ({
+          prompts: [...document.querySelectorAll('.jp-InputPrompt')].map(p => p.innerText).join(' '),
+          outputs: [...document.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).join('\\n'),
+          kernel: (document.querySelector('.jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelStatus') || {}).title,
+          dialog: (document.querySelector('.jp-Dialog') || {}).innerText,
+        })""")
+    except Exception as error:  # noqa: BLE001 - the page itself is gone; say so
+        state = {"page": repr(error)}
+    log = server.log.read_text(errors="replace")[-3000:] if server.log.exists() else ""
+    return "\n".join(f"page {key}: {str(value)[-2000:]}" for key, value in state.items()) + f"\nserver log:\n{log}"
 
 
 def move_slider(page, moves: int = 10, pause_s: float = 0.4) -> tuple[list[float], tuple[str, str]]:
