@@ -143,6 +143,22 @@ def test_video_round_trip(tmp_path, name, tol):
     assert "bt709" in stream_report(path)
 
 
+@pytest.mark.parametrize("name", ["out.mp4", "out.webm"])
+def test_encoder_threads_are_limited_when_asked(tmp_path, name, monkeypatch):
+    """Batch and server workers give the encoder their share of the cores (``-threads``); the video is the same."""
+    import enliven.io.writers as writers
+
+    commands = []
+    popen = writers.subprocess.Popen
+    monkeypatch.setattr(writers.subprocess, "Popen", lambda cmd, **kw: commands.append(cmd) or popen(cmd, **kw))
+    write_clip(tmp_path / name, solid_frames(6), fps=12, threads=1)
+    encoder = next(cmd for cmd in commands if "pipe:0" in cmd)
+    assert encoder[encoder.index("-threads") + 1] == "1"
+    assert_colours(read_frames(tmp_path / name), 8)
+    with pytest.raises(ValueError, match="threads must be 1 or more"):
+        open_writer(tmp_path / name, fps=12, threads=0)
+
+
 def test_gif_output(tmp_path):
     path = tmp_path / "anim.gif"
     write_clip(path, solid_frames(6, 33, 21), fps=10)

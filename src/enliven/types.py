@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is for annotations only: option parsing (batch, server) does not import it
+    import torch
+    from torch import Tensor
 
 
 @dataclass(frozen=True)

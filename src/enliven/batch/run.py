@@ -6,8 +6,8 @@ Results are appended to ``results.jsonl`` in the output folder as they arrive (:
 skips the jobs recorded there as done whose output file is present (jobs are named by a hash of their inputs'
 contents and options). Outputs appear complete or not at all (``animate_file`` writes a temporary file, then renames).
 
-Workers: ``workers=1`` runs in this process; more start that many local processes (spawned; the CPU's threads
-shared among them); ``ray_address`` sends each job to a Ray cluster as a task (one CPU each; a task whose worker dies
+Workers: ``workers=1`` runs in this process; more start that many local processes (spawned; the CPU's threads, the
+model's and the video encoder's, shared among them); ``ray_address`` sends each job to a Ray cluster as a task (one CPU each; a task whose worker dies
 is retried by Ray, up to three times).
 """
 
@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -107,9 +107,10 @@ def run_job(job: dict[str, object], output_dir: str, threads: int | None = None)
     except EnlivenError as error:
         return asdict(JobResult("", str(job.get("source")), str(job.get("driving")), "", "failed", str(error)))
     try:
-        if threads is not None:
-            set_threads(threads)
         options = batch_job.options
+        if threads is not None:  # the worker's share of the cores: the model's and the encoder's threads
+            set_threads(threads)
+            options = replace(options, threads=threads)
         cache_key = (options.model, str(options.config), options.backend, options.size, options.device)
         if cache_key not in _MODELS:
             _MODELS[cache_key] = load_for_options(options)[0]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 # Imported on first use (as ``enliven`` does): the driving worker imports this package's torch-free modules in a
 # process that must not pay for torch.
 _LAZY = {
-    "AnimateOptions": "animate",
+    "AnimateOptions": "options",
     "AnimateResult": "animate",
     "animate_file": "animate",
     "find_best_frame": "animate",
@@ -56,7 +56,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from enliven.inference.animate import (
-        AnimateOptions,
         AnimateResult,
         animate_file,
         find_best_frame,
@@ -65,6 +64,7 @@ if TYPE_CHECKING:
     from enliven.inference.animator import Animator, resolve_device
     from enliven.inference.cropper import Crop, FaceCropper
     from enliven.inference.face_worker import FaceWorker
+    from enliven.inference.options import AnimateOptions
     from enliven.inference.pipeline import Cancelled, animate_frames
     from enliven.inference.threads import default_threads, set_threads
 

@@ -26,6 +26,7 @@ from enliven.inference.animator import Animator
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.inference.driving import DrivingClip, box_at, checked_image, read_source
 from enliven.inference.face_worker import FaceWorker, worker_applies
+from enliven.inference.options import AnimateOptions
 from enliven.inference.pipeline import (
     CancelFlag,
     ProgressCallback,
@@ -36,61 +37,9 @@ from enliven.inference.pipeline import (
 )
 from enliven.io import check_output_path
 from enliven.models.base import MotionTransferModel
-from enliven.motion.edits import ExpressionEdit
 from enliven.preprocess import Box, FaceLandmarker, best_matching_frame, compensate_resampling, crop_and_resize
-from enliven.types import Keypoints, MotionMode
+from enliven.types import Keypoints
 from enliven.weights import LoadedModel
-
-
-@dataclass(frozen=True)
-class AnimateOptions:
-    """How to animate (the CLI's flags).
-
-    Attributes:
-        model: preset name or checkpoint path (``None``: the default model); ignored when ``animate_file`` is
-            given a loaded ``model=``.
-        config: YAML config of an authors' checkpoint (``None``: detected).
-        mode: relative, absolute or avd.
-        adapt_scale: adapt the movement scale to the source (relative mode).
-        find_best_frame: use the driving frame whose face landmarks best match the source as the reference.
-        crop: crop the face (face models) or pad to a square (other models); ``False`` takes inputs as they are.
-        smooth_track: crop the driving clip along a smoothed face track instead of one stable box.
-        paste_back: blend the animated crop back into the full-resolution source.
-        size: side of the square the model runs at (``None``: the model's own).
-        device: ``auto``, ``cpu`` or ``cuda``.
-        batch_size: driving frames per model call (1, the default, was the fastest per frame for enliven-lite on
-            a CPU: 30 vs 36 ms at 4).
-        backend: a registered backend (:func:`enliven.backends.backend_names`: ``torch``, ``onnx``); ``onnx`` runs
-            onnxruntime on the CPU (exported and cached on first use; relative and absolute modes only).
-        threads: CPU threads of the model's runtime (``None``: leave torch's setting as it is).
-        memory_budget_mb: decoded driving frames kept in memory for a single decode, at most this many MiB.
-        face_worker: start a :class:`~enliven.inference.face_worker.FaceWorker` (a second process, without torch,
-            that finds the faces and a face-mesh model's landmarks) when both inputs are files. It pays off when it
-            starts before torch is imported, as the CLI does (which passes its own worker); once this process has
-            torch and MediaPipe loaded, the worker's own imports (~1 s) cost more than they save.
-        force: animate a source face of any size; by default a face model refuses a body or a scene, whose face is
-            too small to animate (:func:`~enliven.inference.cropper.check_usable_face`).
-        edit: expression and pose controls applied to the driving landmarks (:mod:`enliven.motion.edits`;
-            models driven by face-mesh landmarks only); ``None``: none.
-    """
-
-    model: str | None = None
-    config: str | Path | None = None
-    mode: MotionMode = MotionMode.RELATIVE
-    adapt_scale: bool = True
-    find_best_frame: bool = False
-    crop: bool = True
-    smooth_track: bool = False
-    paste_back: bool = False
-    size: int | None = None
-    device: str = "auto"
-    batch_size: int = 1
-    backend: str = "torch"
-    threads: int | None = None
-    memory_budget_mb: int = 1024
-    face_worker: bool = False
-    force: bool = False
-    edit: ExpressionEdit | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +156,7 @@ def animate_file(
                 total=clip.length,
                 on_progress=on_progress,
                 cancel=cancel,
+                encoder_threads=options.threads,
             )
     finally:
         if worker is not None:

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from enliven.face_mesh import pixels_to_normalized
-from enliven.inference.animate import AnimateOptions, AnimateResult, _resolve_model, check_editable, detail_crop
+from enliven.inference.animate import AnimateResult, _resolve_model, check_editable, detail_crop
 from enliven.inference.animator import Animator
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.inference.driving import checked_image, read_source
+from enliven.inference.options import AnimateOptions
 from enliven.inference.pipeline import CancelFlag, ProgressCallback, animate_frames, batched_points
 from enliven.io import check_output_path
 from enliven.models.base import MotionTransferModel

@@ -1,15 +1,70 @@
-"""``options_from_mapping``: :class:`~enliven.inference.AnimateOptions` from text values (a batch file's columns, a
-server's form fields, JSON), with the CLI's names and one clear sentence for anything wrong."""
+""":class:`AnimateOptions` (how to animate: the CLI's flags) and ``options_from_mapping``: the options from text values
+(a batch file's columns, a server's form fields, JSON), with the CLI's names and one clear sentence for anything
+wrong. Without torch: a batch's or a server's main process parses jobs without importing it."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from enliven.errors import InputError
-from enliven.inference.animate import AnimateOptions
 from enliven.motion.edits import ExpressionEdit
 from enliven.types import MotionMode
+
+
+@dataclass(frozen=True)
+class AnimateOptions:
+    """How to animate (the CLI's flags).
+
+    Attributes:
+        model: preset name or checkpoint path (``None``: the default model); ignored when ``animate_file`` is
+            given a loaded ``model=``.
+        config: YAML config of an authors' checkpoint (``None``: detected).
+        mode: relative, absolute or avd.
+        adapt_scale: adapt the movement scale to the source (relative mode).
+        find_best_frame: use the driving frame whose face landmarks best match the source as the reference.
+        crop: crop the face (face models) or pad to a square (other models); ``False`` takes inputs as they are.
+        smooth_track: crop the driving clip along a smoothed face track instead of one stable box.
+        paste_back: blend the animated crop back into the full-resolution source.
+        size: side of the square the model runs at (``None``: the model's own).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: driving frames per model call (1, the default, was the fastest per frame for enliven-lite on
+            a CPU: 30 vs 36 ms at 4).
+        backend: a registered backend (:func:`enliven.backends.backend_names`: ``torch``, ``onnx``); ``onnx`` runs
+            onnxruntime on the CPU (exported and cached on first use; relative and absolute modes only).
+        threads: CPU threads of the model's runtime and of the video encoder (``None``: leave torch's setting as it
+            is, and ffmpeg's default).
+        memory_budget_mb: decoded driving frames kept in memory for a single decode, at most this many MiB.
+        face_worker: start a :class:`~enliven.inference.face_worker.FaceWorker` (a second process, without torch,
+            that finds the faces and a face-mesh model's landmarks) when both inputs are files. It pays off when it
+            starts before torch is imported, as the CLI does (which passes its own worker); once this process has
+            torch and MediaPipe loaded, the worker's own imports (~1 s) cost more than they save.
+        force: animate a source face of any size; by default a face model refuses a body or a scene, whose face is
+            too small to animate (:func:`~enliven.inference.cropper.check_usable_face`).
+        edit: expression and pose controls applied to the driving landmarks (:mod:`enliven.motion.edits`;
+            models driven by face-mesh landmarks only); ``None``: none.
+    """
+
+    model: str | None = None
+    config: str | Path | None = None
+    mode: MotionMode = MotionMode.RELATIVE
+    adapt_scale: bool = True
+    find_best_frame: bool = False
+    crop: bool = True
+    smooth_track: bool = False
+    paste_back: bool = False
+    size: int | None = None
+    device: str = "auto"
+    batch_size: int = 1
+    backend: str = "torch"
+    threads: int | None = None
+    memory_budget_mb: int = 1024
+    face_worker: bool = False
+    force: bool = False
+    edit: ExpressionEdit | None = None
+
 
 #: Options a caller that does not own the machine may set (a server's clients): no file paths, devices or threads.
 PUBLIC_OPTIONS = frozenset(

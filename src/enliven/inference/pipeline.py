@@ -126,6 +126,7 @@ def animate_frames(
     total: int | None,
     on_progress: ProgressCallback | None,
     cancel: CancelFlag | None,
+    encoder_threads: int | None = None,
 ) -> int:
     """Animate and write every batch of driving keypoints (for :meth:`Animator.animate_keypoints`: ``B x K x 2``,
     e.g. from :func:`frame_keypoints` or :func:`batched_points`) as a three-stage pipeline: a thread takes the next
@@ -133,7 +134,8 @@ def animate_frames(
     (``finish``) and writes. torch, MediaPipe, OpenCV and the encoder's pipe release the GIL, so on a 2-core CPU the
     stages overlap and a frame costs about its slowest stage, not their sum. Frames stay in order; an error in any
     stage stops the others and is raised here; ``on_progress`` is called from the writing thread. Stopping early
-    closes the iterator. Returns the number of frames written."""
+    closes the iterator. ``encoder_threads`` limits the video encoder's threads (``None``: ffmpeg's default).
+    Returns the number of frames written."""
     found: queue.Queue = queue.Queue(PIPELINE_DEPTH)
     rendered: queue.Queue = queue.Queue(PIPELINE_DEPTH)
     stop = threading.Event()
@@ -181,7 +183,7 @@ def animate_frames(
             failures.append(err)
             stop.set()
 
-    with open_writer(output, fps=fps, audio_from=audio) as writer:
+    with open_writer(output, fps=fps, audio_from=audio, threads=encoder_threads) as writer:
         reader = threading.Thread(target=find_keypoints, name="enliven-keypoints", daemon=True)
         writer_thread = threading.Thread(target=write, args=(writer,), name="enliven-writer", daemon=True)
         reader.start()

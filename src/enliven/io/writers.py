@@ -138,15 +138,18 @@ def _same_path(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def _encoder_args(kind: OutputKind, quality: Quality) -> list[str]:
+def _encoder_args(kind: OutputKind, quality: Quality, threads: int | None = None) -> list[str]:
+    # x264 and libvpx start about 1.5 threads per core by default; processes that share the cores (batch workers)
+    # each give their share instead of competing for all of them.
+    limit = ["-threads", str(threads)] if threads is not None else []
     if kind in ("mp4", "mov", "mkv"):
         crf, preset = _X264[quality]
-        args = ["-c:v", "libx264", "-preset", preset, "-crf", crf, "-vf", _BT709_FILTER, "-pix_fmt", "yuv420p"]
+        args = ["-c:v", "libx264", "-preset", preset, "-crf", crf, *limit, "-vf", _BT709_FILTER, "-pix_fmt", "yuv420p"]
         return args + (["-movflags", "+faststart"] if kind != "mkv" else [])
     if kind == "webm":
         live = quality == "live"
         speed = ["-deadline", "realtime", "-cpu-used", "8"] if live else ["-deadline", "good", "-cpu-used", "4"]
-        vp9 = ["-c:v", "libvpx-vp9", "-crf", _VP9_CRF[quality], "-b:v", "0", *speed]
+        vp9 = ["-c:v", "libvpx-vp9", "-crf", _VP9_CRF[quality], "-b:v", "0", *speed, *limit]
         return [*vp9, "-row-mt", "1", "-vf", _BT709_FILTER, "-pix_fmt", "yuv420p"]
     if kind == "gif":
         # A palette per frame keeps ffmpeg streaming (a global palette would hold every frame until the end).
@@ -192,6 +195,7 @@ class FrameWriter:
             AAC; webm: Opus); ignored if it has no audio, or for GIF and PNG outputs.
         quality: ``"low"``, ``"medium"`` or ``"high"`` (H.264 CRF 28/23/18, VP9 CRF 40/33/24), or ``"live"`` (the
             fastest encoder settings, for recording beside a model running live).
+        threads: the encoder's threads (H.264, VP9); ``None``: ffmpeg's default, about 1.5 per core.
 
     The frame size is fixed by the first frame. H.264/VP9 with 4:2:0 chroma needs even sizes, so an odd
     width or height is padded by one repeated edge row/column (a 65 x 49 frame is stored as 66 x 50).
@@ -207,6 +211,7 @@ class FrameWriter:
         fps: float,
         audio_from: str | os.PathLike | None = None,
         quality: Quality = "high",
+        threads: int | None = None,
     ) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
@@ -216,6 +221,9 @@ class FrameWriter:
         self.path = check_output_path(path)
         self.fps = float(fps)
         self.quality: Quality = quality
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be 1 or more, got {threads}")
+        self.threads = threads
         self.frames_written = 0
         self._audio_from = self._audio_source(audio_from)
         self._size: tuple[int, int] | None = None
@@ -287,7 +295,7 @@ class FrameWriter:
         cmd = ffmpeg_command(
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{out_w}x{out_h}",
             "-framerate", str(frame_rate_fraction(self.fps)), "-i", "pipe:0",
-            *_encoder_args(self.kind, self.quality), "-y", output,
+            *_encoder_args(self.kind, self.quality, self.threads), "-y", output,
         )  # fmt: skip
         # A session of its own: Ctrl-C reaches Python (which then aborts ffmpeg), not ffmpeg halfway through a write.
         self._res.proc = subprocess.Popen(
@@ -350,6 +358,7 @@ def open_writer(
     fps: float,
     audio_from: str | os.PathLike | None = None,
     quality: Quality = "high",
+    threads: int | None = None,
 ) -> FrameWriter:
     """Open a :class:`FrameWriter`; use it as ``with open_writer("out.mp4", fps=25) as writer: writer.write(frame)``."""
-    return FrameWriter(path, fps, audio_from=audio_from, quality=quality)
+    return FrameWriter(path, fps, audio_from=audio_from, quality=quality, threads=threads)

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -139,7 +140,8 @@ def run_one(job: Job, store: JobStore, config: ServerConfig, models: dict[tuple,
             store.progress(job.id, done / total)
 
     try:
-        options = options_from_mapping(job.options)
+        # the worker's share of the cores: the model's and the encoder's threads (clients cannot set threads)
+        options = replace(options_from_mapping(job.options), threads=config.threads_per_worker)
         key = (options.model, options.backend, options.size)
         if key not in models:
             models[key] = load_for_options(options)[0]
