@@ -7,8 +7,8 @@ skips the jobs recorded there as done whose output file is present (jobs are nam
 contents and options). Outputs appear complete or not at all (``animate_file`` writes a temporary file, then renames).
 
 Workers: ``workers=1`` runs in this process; more start that many local processes (spawned; the CPU's threads, the
-model's and the video encoder's, shared among them); ``ray_address`` sends each job to a Ray cluster as a task (one CPU each; a task whose worker dies
-is retried by Ray, up to three times).
+model's and the video encoder's, shared among them); ``ray_address`` sends each job to a Ray cluster as a task (one
+CPU each; a task whose worker dies is retried by Ray, up to three times).
 """
 
 from __future__ import annotations
