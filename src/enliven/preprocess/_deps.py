@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
+from enliven._tensorflow import tensorflow_hidden
 from enliven.errors import EnlivenError
 
 
@@ -38,32 +39,13 @@ def import_cv2() -> ModuleType:
 def import_mediapipe_solutions() -> ModuleType:
     """Return ``mediapipe.solutions``, or raise :class:`MissingDependencyError` if MediaPipe is not installed."""
     try:
-        with _tensorflow_hidden():
+        with tensorflow_hidden("mediapipe"):
             from mediapipe.python import solutions
     except ImportError as err:
         raise MissingDependencyError(
             "Face detection and landmarks need MediaPipe, which is not installed: run pip install 'enliven[face]'."
         ) from err
     return solutions
-
-
-@contextmanager
-def _tensorflow_hidden() -> Iterator[None]:
-    """Make ``import tensorflow`` fail while MediaPipe is first imported.
-
-    MediaPipe imports TensorFlow when it is installed (the ``tensorflow`` extra), only for a decorator of its API
-    docs, and falls back to a no-op without it; the import would cost seconds of start-up and print TensorFlow's
-    native start-up messages in every command that finds a face. TensorFlow stays importable afterwards.
-    """
-    if "tensorflow" in sys.modules or "mediapipe" in sys.modules:
-        yield
-        return
-    sys.modules["tensorflow"] = None  # type: ignore[assignment]  # an import now raises ModuleNotFoundError
-    try:
-        yield
-    finally:
-        if sys.modules.get("tensorflow", 0) is None:
-            del sys.modules["tensorflow"]
 
 
 # The redirection is process-wide (a file descriptor), so overlapping blocks in several threads share it: the first

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from enliven._tensorflow import tensorflow_hidden
 from enliven.errors import EnlivenError
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ class TrainingLog:
         self.writer = None
         if folder is not None:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                with tensorflow_hidden("torch.utils.tensorboard"):  # its own stub, not seconds of TensorFlow
+                    from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise EnlivenError("training logs need TensorBoard; install enliven's 'train' extra.") from None
             self.writer = SummaryWriter(log_dir=str(folder))
