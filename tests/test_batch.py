@@ -156,3 +156,17 @@ def test_a_ray_cluster_finishes_every_job_when_a_worker_is_killed(inputs, tmp_pa
     result = summary["value"]
     assert result.done == 10 and result.failed == 0
     assert len(ResultsManifest(tmp_path / "out").done_keys()) == 10
+
+
+def test_model_auto_picks_each_photos_model_and_records_it(inputs, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((300, 300, 3), 90, np.uint8)).save(wall)
+    clip = inputs / "clips" / "one.mp4"
+    jobs = [BatchJob(inputs / "photos" / "a.jpg", clip, AnimateOptions()), BatchJob(wall, clip, AnimateOptions())]
+    summary = run_batch(jobs, tmp_path / "out")
+    assert summary.done == 2 and sorted(r.model for r in summary.results) == ["enliven-any", "enliven-lite"]
+    recorded = [json.loads(line)["model"] for line in (tmp_path / "out" / "results.jsonl").open()]
+    assert sorted(recorded) == ["enliven-any", "enliven-lite"]

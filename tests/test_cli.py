@@ -114,8 +114,23 @@ def test_source_without_a_face_suggests_no_crop(tiny: Path, tmp_path: Path) -> N
     plain = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(plain)
     out = tmp_path / "out.mp4"
-    _assert_clean_failure(enliven("animate", plain, tiny / "driving", "-o", out), "--no-crop")
+    _assert_clean_failure(
+        enliven("animate", plain, tiny / "driving", "-o", out, "--model", "enliven-lite"), "--no-crop"
+    )
     assert not out.exists()
+
+
+def test_model_auto_says_which_model_and_why(tiny: Path, tmp_path: Path) -> None:
+    """No --model: a photo without a face goes to the generic model, in one line; a face photo to the face model."""
+    plain = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(plain)
+    out = tmp_path / "out.mp4"
+    done = enliven("animate", plain, tiny / "driving", "-o", out, "-q")
+    assert done.returncode == 0, done.stderr
+    assert "enliven: model auto: enliven-any (no face and no person: animals, drawings and objects)" in done.stdout
+    assert out.is_file()
+    face = enliven("animate", REPO / "assets" / "source-astronaut.jpg", tiny / "driving", "-o", out, "-q")
+    assert "enliven: model auto: enliven-lite (a face, " in face.stdout
 
 
 def test_bad_checkpoints(tiny: Path, tmp_path: Path) -> None:

@@ -74,9 +74,9 @@ def test_a_face_missing_in_the_worker_is_the_same_sentence(tmp_path: Path, short
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((128, 128, 3), 200, np.uint8)).save(blank)
     with pytest.raises(NoFaceError) as here:
-        animate_file(blank, short_clip, tmp_path / "a.mp4")
+        animate_file(blank, short_clip, tmp_path / "a.mp4", AnimateOptions(model="enliven-lite"))
     with pytest.raises(NoFaceError) as there:
-        animate_file(blank, short_clip, tmp_path / "b.mp4", AnimateOptions(face_worker=True))
+        animate_file(blank, short_clip, tmp_path / "b.mp4", AnimateOptions(model="enliven-lite", face_worker=True))
     assert str(here.value) == str(there.value) and "no face was found in the source" in str(there.value)
     assert not list(tmp_path.glob("*.mp4"))
 

@@ -164,9 +164,11 @@ def test_the_cli_says_so_and_force_animates_anyway(tmp_path: Path) -> None:
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(clip / f"{i:03d}.png")
     out = tmp_path / "out.mp4"
-    argv = ["animate", str(tmp_path / "scene.png"), str(clip), "-o", str(out), "-q"]
+    argv = ["animate", str(tmp_path / "scene.png"), str(clip), "-o", str(out), "-q", "--model", "enliven-lite"]
     assert main(argv) == 2 and not out.exists()
     assert main([*argv, "--force"]) == 0 and out.is_file()
+    out.unlink()
+    assert main(argv[:-2]) == 0 and out.is_file()  # model auto: the generic model, not a refusal
 
 
 def test_sharpness_and_mouth_helpers() -> None:

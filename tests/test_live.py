@@ -454,3 +454,15 @@ def test_virtual_camera_gets_every_frame_at_the_camera_size(monkeypatch, fresh, 
 
     with pytest.raises(OutputError, match="modprobe v4l2loopback"):
         VirtualCameraOutput.check_available()
+
+
+def test_model_auto_picks_the_avatars_model(tmp_path, clip, session):
+    from PIL import Image
+
+    assert session.model_choice.model == "enliven-lite"  # the module's session: a face photo, no --model
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((300, 400, 3), 90, np.uint8)).save(wall)
+    with LiveSession.load(wall, threads=1) as live:
+        assert live.model_choice.model == "enliven-any"
+        image = live.render(live.track(CameraFrame(clip[0], 0, time.perf_counter()))).image
+        assert image.ndim == 3 and image.shape[2] == 3

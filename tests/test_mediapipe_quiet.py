@@ -16,7 +16,7 @@ def test_pose_graphs_print_nothing() -> None:
 from pathlib import Path
 from enliven.evaluate.landmarks import PoseLandmarks
 from enliven.io import read_image
-from enliven.prepare.shots import PersonDetector
+from enliven.preprocess.person import PersonDetector
 image = read_image(Path({str(PHOTO)!r}))
 pose = PoseLandmarks()
 assert (pose.detect(image) == pose.detect(image)).any()

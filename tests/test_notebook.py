@@ -115,16 +115,41 @@ def test_bad_photos_get_one_sentence_and_the_old_photo_stays(studio, tmp_path):
     corrupt = studio.save_upload("holiday.jpg", b"not an image" * 100)
     with pytest.raises(InputError, match="Cannot read the image"):
         studio.load_photo(corrupt)
-    with pytest.raises(NoFaceError, match="no face was found"):
-        studio.load_photo(np.full((300, 300, 3), 120, np.uint8), "wall.png")
-    small = np.full((1200, 1200, 3), 200, np.uint8)
-    small[:200, :200] = cv2.resize(photo.crop, (200, 200))  # a face far under 15 % of the shorter side
-    with pytest.raises(FaceTooSmallError, match="body or a scene"):
-        studio.load_photo(small, "scene.png")
     with pytest.raises(InputError, match="does not exist"):
         studio.load_clip(tmp_path / "missing.mp4")
     assert studio.photo is photo
     studio.preview(3)
+
+
+def test_a_face_model_refuses_photos_without_a_usable_face(tmp_path):
+    with Studio(AnimateOptions(model="enliven-lite"), work_dir=tmp_path) as studio:
+        photo = studio.load_photo(EXAMPLE_SOURCE)
+        assert studio.model_choice is None  # the options name the model
+        with pytest.raises(NoFaceError, match="no face was found"):
+            studio.load_photo(np.full((300, 300, 3), 120, np.uint8), "wall.png")
+        small = np.full((1200, 1200, 3), 200, np.uint8)
+        small[:200, :200] = cv2.resize(photo.crop, (200, 200))  # a face far under 15 % of the shorter side
+        with pytest.raises(FaceTooSmallError, match="body or a scene"):
+            studio.load_photo(small, "scene.png")
+        assert studio.photo is photo
+
+
+def test_auto_picks_the_model_for_each_photo(tmp_path):
+    with Studio(work_dir=tmp_path) as studio:  # model auto, the default
+        studio.load_photo(EXAMPLE_SOURCE)
+        studio.load_clip(EXAMPLE_DRIVING)
+        assert studio.model_choice.model == "enliven-lite" and studio.content == "face"
+        assert studio.model_choice.line.startswith("model auto: enliven-lite (a face, ")
+        studio.load_photo(np.full((300, 300, 3), 120, np.uint8), "wall.png")
+        assert (studio.model_choice.model, studio.model_choice.subject, studio.content) == (
+            "enliven-any",
+            "other",
+            "other",
+        )
+        assert studio.preview(3).result.shape == (256, 256, 3)  # the clip was cut again for the generic model
+        studio.load_photo(EXAMPLE_SOURCE)
+        assert studio.model_choice.model == "enliven-lite"
+        studio.preview(3)
 
 
 def test_a_long_clip_is_previewed_at_evenly_spaced_frames(tmp_path):
@@ -175,22 +200,22 @@ def test_a_bad_option_is_reported_and_the_widgets_show_the_old_one(app):
     app.model.options = [*app.model.options, "no-such-model"]
     app.model.value = "no-such-model"
     assert "no-such-model" in app.message.value and "color:#b00020" in app.message.value
-    assert app.model.value == "enliven-lite" and app.studio.options.model is None
+    assert app.model.value == "auto" and app.studio.options.model is None
 
 
 def test_uploads_through_the_picker(app):
     photo = app.studio.photo
     _send(app.photo_upload, "holiday.jpg", b"garbage" * 500)
     assert "Cannot read the image holiday.jpg" in app.message.value and "/upload-" not in app.message.value
-    _send(app.photo_upload, "wall.png", _png(np.full((300, 300, 3), 90, np.uint8)))
-    assert "untick “crop the face”" in app.message.value
     app.clip_upload.receive({"kind": "refused", "name": "long.mp4", "size": 200 * 2**20}, [])
     assert "long.mp4 is 200 MB" in app.message.value and "100 MB" in app.message.value
     assert app.studio.photo is photo
+    _send(app.photo_upload, "wall.png", _png(np.full((300, 300, 3), 90, np.uint8)))  # no face: model auto moves on
+    assert "wall.png: model auto: enliven-any (no face and no person" in app.message.value
     mirrored = np.ascontiguousarray(read_image(EXAMPLE_SOURCE)[:, ::-1])
     _send(app.photo_upload, "mirrored.png", _png(mirrored), chunk=64 * 1024)
     try:
-        assert app.studio.photo.name == "mirrored.png" and "face is found" in app.message.value
+        assert app.studio.photo.name == "mirrored.png" and "model auto: enliven-lite (a face" in app.message.value
         assert app.photo_choice.value is None and app.photo_upload.state == "using mirrored.png"
     finally:
         app.photo_choice.value = EXAMPLE_SOURCE.name

@@ -71,6 +71,7 @@ def server(tmp_path_factory, short_clip):
 def test_a_job_round_trip(server, short_clip, tmp_path):
     job = server.submit(driving=short_clip, options=json.dumps({"paste_back": True}))
     assert job["state"] == "queued" and job["options"] == {"paste_back": True, "model": "enliven-lite"}
+    assert job["model_choice"].startswith("model auto: enliven-lite (a face, ")  # the photo's model, and why
     assert server.wait(job["id"])["state"] == "done"
     status, video = server.request("GET", job["result_url"])
     assert status == 200
@@ -78,6 +79,16 @@ def test_a_job_round_trip(server, short_clip, tmp_path):
     frames = list(read_frames(tmp_path / "result.mp4"))
     assert len(frames) == 25 and frames[0].shape == (512, 512, 3)
     assert not (server.data / "jobs" / job["id"]).exists()  # the inputs go when the job ends
+
+
+def test_model_auto_gives_a_photo_without_a_face_the_generic_model(server, short_clip):
+    wall = __import__("cv2").imencode(".png", np.full((300, 300, 3), 90, np.uint8))[1].tobytes()
+    status, job = server.request(
+        "POST", "/v1/jobs", {}, {"source": ("w.png", wall), "driving": ("s.mp4", short_clip.read_bytes())}
+    )
+    assert status == 202 and job["options"]["model"] == "enliven-any", job
+    assert job["model_choice"] == "model auto: enliven-any (no face and no person: animals, drawings and objects)"
+    assert server.wait(job["id"])["state"] == "done"
 
 
 def test_a_job_may_name_a_file_in_the_input_folder(server):
@@ -95,8 +106,8 @@ def _bad_requests(short_clip: Path) -> list[tuple[str, dict, dict, int, str]]:
          "driving cannot be read"),
         ("text named .mp4", {}, {"source": ("a.jpg", photo), "driving": ("x.mp4", b"hello\n" * 50)}, 415,
          "not a video"),
-        ("a photo without a face", {}, {"source": ("w.png", wall), "driving": ("s.mp4", clip)}, 422,
-         '"crop": false'),
+        ("a face model and a photo without a face", {"options": '{"model": "enliven-lite"}'},
+         {"source": ("w.png", wall), "driving": ("s.mp4", clip)}, 422, '"crop": false'),
         ("a video as the photo", {}, {"source": ("a.jpg", clip), "driving": ("s.mp4", clip)}, 415, "not an image"),
         ("path traversal", {"driving_name": "../../etc/passwd"}, {"source": ("a.jpg", photo)}, 400,
          "inside the server's input folder"),

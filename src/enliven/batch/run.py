@@ -25,6 +25,7 @@ from pathlib import Path
 
 from enliven.batch.jobs import BatchJob
 from enliven.errors import EnlivenError, InputError
+from enliven.inference.options import is_auto
 
 RESULTS_FILE = "results.jsonl"
 
@@ -42,6 +43,7 @@ class JobResult:
     frames: int = 0
     seconds: float = 0.0
     worker: str = ""
+    model: str = ""  #: the model that ran it (``auto``'s choice for the photo, or the one the job named)
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,14 @@ class ResultsManifest:
 
 # -- one job, in whatever process runs it ---------------------------------------------------------------------------
 _MODELS: dict[tuple, object] = {}  # this process's loaded models (a worker loads each once)
+_CHOOSER: list = []  # this process's ModelChooser for --model auto (its detectors made once)
 
 
 def run_job(job: dict[str, object], output_dir: str, threads: int | None = None) -> dict[str, object]:
     """Run one job (:meth:`BatchJob.to_dict`) and return its :class:`JobResult` as a dict; never raises."""
     from enliven.inference import animate_file, load_for_options, set_threads
+    from enliven.inference.choice import ModelChooser
+    from enliven.inference.driving import read_source
 
     started = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -108,6 +113,10 @@ def run_job(job: dict[str, object], output_dir: str, threads: int | None = None)
         return asdict(JobResult("", str(job.get("source")), str(job.get("driving")), "", "failed", str(error)))
     try:
         options = batch_job.options
+        if is_auto(options.model) and options.config is None:  # the model for this job's photo
+            if not _CHOOSER:
+                _CHOOSER.append(ModelChooser())
+            options, _ = _CHOOSER[0].resolve(options, read_source(Path(batch_job.source)))
         if threads is not None:  # the worker's share of the cores: the model's and the encoder's threads
             set_threads(threads)
             options = replace(options, threads=threads)
@@ -117,7 +126,16 @@ def run_job(job: dict[str, object], output_dir: str, threads: int | None = None)
         result = animate_file(
             batch_job.source, batch_job.driving, Path(output_dir) / name, options, model=_MODELS[cache_key]
         )
-        outcome = JobResult(key, str(batch_job.source), str(batch_job.driving), name, "done", None, result.frames)
+        outcome = JobResult(
+            key,
+            str(batch_job.source),
+            str(batch_job.driving),
+            name,
+            "done",
+            None,
+            result.frames,
+            model=str(options.model),
+        )
     except EnlivenError as error:
         outcome = JobResult(key, str(batch_job.source), str(batch_job.driving), name, "failed", str(error))
     except Exception as error:  # one bad job never stops the batch; its error is recorded

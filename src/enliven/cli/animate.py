@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from enliven.cli.arguments import add_animation_options, fraction, options_from_args, positive_float
@@ -79,12 +80,17 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from enliven.inference import animate_file
+    from enliven.inference.choice import is_auto, resolve_auto
+    from enliven.inference.driving import read_source
     from enliven.inference.motion import animate_motion
 
     check_motion_arguments(args)
     worker: FaceWorker | None = getattr(args, "face_worker", None)  # from start_face_worker, run first by the CLI
 
     options = options_from_args(args)
+    if is_auto(options.model) and options.config is None:
+        options, choice = resolve_auto(options, read_source(Path(args.source)))
+        print(f"enliven: {choice.line}", flush=True)  # type: ignore[union-attr]
     bar: tqdm | None = None  # made at the first frame, so that an error before it prints no empty bar
 
     def progress(done: int, total: int | None) -> None:

@@ -89,7 +89,12 @@ def add_animation_options(p: argparse.ArgumentParser) -> None:
     """The flags of :class:`~enliven.inference.AnimateOptions` (``enliven animate``, ``enliven batch``)."""
     from enliven.backends import backend_names
 
-    p.add_argument("--model", default=None, help="model name (see 'enliven models') or checkpoint path")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="auto (the default: the face model for a face, else the generic model; one line says which and why), a "
+        "model name (see 'enliven models') or a checkpoint path",
+    )
     p.add_argument("--config", default=None, help="YAML config of an authors' FOMM/TPSMM checkpoint")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(

@@ -82,7 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "expression=0.5,head=0.5 (calm), smile=0.4 (the page has sliders for them); face-mesh models",
     )
     model = p.add_argument_group("model")
-    model.add_argument("--model", default=None, help="model name (see 'enliven models') or checkpoint path")
+    model.add_argument(
+        "--model",
+        default=None,
+        help="auto (the default: the face model for a face photo, else the generic model), a model name (see "
+        "'enliven models') or a checkpoint path",
+    )
     model.add_argument("--absolute", action="store_true", help="absolute motion instead of relative to a reference")
     model.add_argument(
         "--adapt-scale", action=argparse.BooleanOptionalAction, default=True, help="scale the movement to the source"
@@ -159,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         fps=fps,
         settings=settings,
     )
+    if session.model_choice is not None:
+        print(f"enliven: {session.model_choice.line}", flush=True)
     with session:
         outputs = _outputs(args, session, camera, fps, stop)
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C ends the run; files are finished

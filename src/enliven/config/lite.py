@@ -243,3 +243,6 @@ class LiteConfig:
 #: synthesised, a wider decoder with two refinement blocks per level, bicubic sampling of the source. ``LiteConfig()``
 #: is the default enliven-lite's.
 LITE_2 = LiteConfig(channels=(48, 96), num_refine_blocks=2, mouth_interior=True, image_warp="bicubic")
+#: enliven-any (``--model enliven-any``, the generic model: animals, cartoons, drawings, objects): 10 keypoints learned
+#: without supervision move the same generator (``configs/lite-any.yaml``).
+LITE_ANY = LiteConfig(keypoints="learned", num_kp=10, kernel_sigmas=(0.08, 0.2), piecewise=False, face_margin=None)

@@ -23,6 +23,7 @@ import numpy as np
 from enliven.backends import get_backend
 from enliven.errors import InputError, NoFaceError
 from enliven.inference.animator import Animator
+from enliven.inference.choice import ModelChoice, resolve_auto
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.inference.driving import DrivingClip, box_at, checked_image, read_source
 from enliven.inference.face_worker import FaceWorker, worker_applies
@@ -53,6 +54,7 @@ class AnimateResult:
     source_box: Box | None
     best_frame: int | None
     untrained_model: bool
+    model_choice: ModelChoice | None = None
 
 
 def load_for_options(options: AnimateOptions) -> tuple[LoadedModel, str]:
@@ -85,7 +87,9 @@ def animate_file(
         output: ``.mp4``/``.webm``/``.gif`` file, or a folder ending with ``/`` for PNG frames.
         options: how to animate (default :class:`AnimateOptions`).
         model: a model loaded once by the caller (:func:`load_for_options`, :func:`enliven.weights.load_model`, or
-            a bare model, taken as a face model); ``None`` loads ``options.model`` through ``options.backend``.
+            a bare model, taken as a face model); ``None`` loads ``options.model`` through ``options.backend``
+            (``auto`` or ``None``: the model :func:`~enliven.inference.choice.choose_model` picks for the source,
+            named in the result's ``model_choice``).
         on_progress: called after each written frame with ``(done, total)``.
         cancel: checked before each frame; once set, :class:`Cancelled` is raised and nothing is written.
         face_worker: a worker the caller started on the same ``source`` and ``driving`` (the CLI does, before it
@@ -118,6 +122,9 @@ def animate_file(
             )
         clip = DrivingClip(driving, options.memory_budget_mb)
         source_image = read_source(Path(source)) if isinstance(source, (str, Path)) else checked_image(source)
+        choice = None
+        if model is None:
+            options, choice = resolve_auto(options, source_image)
         loaded, device = _resolve_model(model, options)
         content = loaded.metadata.get("content", "face")
         with (
@@ -169,6 +176,7 @@ def animate_file(
         plan.source_crop.box,
         plan.best_frame,
         loaded.metadata.get("untrained") == "true",
+        choice,
     )
 
 

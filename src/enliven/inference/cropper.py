@@ -51,16 +51,27 @@ MIN_FACE_SHARE = 0.15
 MIN_FACE_PIXELS = 64
 
 
+def face_size(face: FaceDetection, width: int, height: int) -> tuple[float, float]:
+    """The face box's side in pixels and as a share of the image's shorter side."""
+    side = float(np.sqrt(face.box.area))
+    return side, side / min(width, height)
+
+
+def is_usable_face(face: FaceDetection, width: int, height: int) -> bool:
+    """Whether a face model can animate this face well: not a body photo, a scene or a face of a few dozen pixels."""
+    side, share = face_size(face, width, height)
+    return share >= MIN_FACE_SHARE and side >= MIN_FACE_PIXELS
+
+
 def check_usable_face(face: FaceDetection, width: int, height: int, what: str) -> None:
-    """Refuse a face a face model cannot animate well (a body photo, a scene, a face of a few dozen pixels).
+    """Refuse a face a face model cannot animate well (:func:`is_usable_face`).
 
     Raises:
         FaceTooSmallError: one sentence: what was found, and which model or option to use.
     """
-    side = float(np.sqrt(face.box.area))
-    share = side / min(width, height)
-    if share >= MIN_FACE_SHARE and side >= MIN_FACE_PIXELS:
+    if is_usable_face(face, width, height):
         return
+    side, share = face_size(face, width, height)
     why = f"{share:.0%} of the image's shorter side" if share < MIN_FACE_SHARE else f"only {side:.0f} pixels"
     raise FaceTooSmallError(
         f"the face in {what} is {why}, which looks like a body or a scene, not a portrait: a face model would "

@@ -66,6 +66,15 @@ class AnimateOptions:
     edit: ExpressionEdit | None = None
 
 
+#: What ``--model`` takes for the automatic choice (:mod:`enliven.inference.choice`); no model at all means the same.
+AUTO = "auto"
+
+
+def is_auto(model: object) -> bool:
+    """Whether a ``--model`` value asks for the automatic choice (``auto``, or none given)."""
+    return model is None or model == AUTO
+
+
 #: Options a caller that does not own the machine may set (a server's clients): no file paths, devices or threads.
 PUBLIC_OPTIONS = frozenset(
     {

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from enliven.errors import InputError, NoFaceError
+from enliven.inference.choice import ModelChoice
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.inference.pipeline import edit_keypoints
 from enliven.live.avatars import Avatar, make_avatar, read_avatars
@@ -154,6 +155,7 @@ class LiveSession:
         self._source_cropper = FaceCropper(animator.size, content=content, detector=None)
         self._lock = threading.RLock()  # the tracking state (cropper, face mesh) and the avatar list
         self._pending: list[Callable[[], None]] = []  # model changes, applied by render between frames
+        self.model_choice: ModelChoice | None = None  # what --model auto picked (set by load), or None
         self._avatars: list[Avatar] = []
         for number, item in enumerate(avatars):
             if isinstance(item, Avatar):
@@ -184,16 +186,19 @@ class LiveSession:
         settings: LiveSettings | None = None,
     ) -> LiveSession:
         """A session from a model name and source paths: an image, several images, or a folder of images (each
-        unreadable image, or one without a face, is skipped with a warning).
+        unreadable image, or one without a face, is skipped with a warning). ``model`` ``auto`` (or ``None``): the
+        model :mod:`enliven.inference.choice` picks for the first image (the session's ``model_choice``).
 
         Raises:
             InputError: no usable image among ``sources``; a bad model name.
         """
         from enliven.inference import AnimateOptions, Animator, load_for_options
+        from enliven.inference.choice import resolve_auto
 
         settings = settings or LiveSettings()
         images, names = read_avatars(sources)
         options = AnimateOptions(model=model, backend=backend, device=device, threads=threads, size=size)
+        options, choice = resolve_auto(options, images[0])
         loaded, device_name = load_for_options(options)
         animator = Animator(
             loaded.model, device=device_name, mode=MotionMode.RELATIVE, adapt_scale=adapt_scale, size=size
@@ -212,7 +217,9 @@ class LiveSession:
                 "no face was found in any source image; give a photo with a clearly visible face (or a folder "
                 "holding one)."
             )
-        return cls(animator, session_avatars, content=content, fps=fps, settings=settings)
+        session = cls(animator, session_avatars, content=content, fps=fps, settings=settings)
+        session.model_choice = choice
+        return session
 
     def make_avatar(self, image: np.ndarray, name: str) -> Avatar:
         """An avatar from a photo for this session's model (see :func:`make_avatar`)."""

@@ -26,6 +26,7 @@ import numpy as np
 from enliven.errors import EnlivenError, InputError
 from enliven.examples import example_clips, example_photos
 from enliven.inference import AnimateOptions, Animator
+from enliven.inference.options import AUTO
 from enliven.io import encode_jpeg as jpeg
 from enliven.live.overlay import Overlay
 from enliven.motion.edits import ExpressionEdit
@@ -38,7 +39,6 @@ from enliven.notebook.upload import FilePicker
 from enliven.notebook.views import available_models, fractions, in_app_words, titled
 from enliven.notebook.webcam import WebcamAvatar
 from enliven.types import MotionMode
-from enliven.weights import DEFAULT_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +96,10 @@ class EnlivenApp(w.VBox):
                              self.box_scale, self.box_reset], layout=w.Layout(margin="0 16px 0 0"))  # fmt: skip
 
         # the options
-        model_names = available_models(opts.model or DEFAULT_MODEL)
+        model_names = [AUTO, *available_models(opts.model or AUTO)]
         narrow = {"layout": w.Layout(width="280px"), "style": {"description_width": "70px"}}
-        self.model = w.Dropdown(options=model_names, value=opts.model or DEFAULT_MODEL, description="Model", **narrow)
+        self.model = w.Dropdown(options=list(dict.fromkeys(model_names)), value=opts.model or AUTO, description="Model",
+                                **narrow)  # fmt: skip
         self.backend = w.Dropdown(options=["torch", "onnx"], value=opts.backend, description="Backend", **narrow)
         size_options = [("model's own", 0)] + [(f"{s} x {s}", s) for s in SIZES]
         self.size = w.Dropdown(options=size_options, value=opts.size or 0, description="Size", **narrow)
@@ -276,7 +277,9 @@ class EnlivenApp(w.VBox):
         self.studio.load_photo(path, name)
         with self._showing():
             self.photo_choice.value = name if name in self.photo_choice.options else None
-        self._after_photo(f"{name}: the face is found; move the frame slider or press Render.")
+        choice = self.studio.model_choice
+        found = f"{choice.line}" if choice is not None else "the face is found"
+        self._after_photo(f"{name}: {found}; move the frame slider or press Render.")
 
     def _upload_photo(self, name: str, data: bytes) -> None:
         self._use_photo(self.studio.save_upload(name, data), name)
@@ -367,7 +370,8 @@ class EnlivenApp(w.VBox):
             last = len(self.studio.clip.frame_indices) - 1
             self.frame.max = self.play.max = last
             self._show_frame()
-        self.show_info("Options applied.")
+        choice = self.studio.model_choice
+        self.show_info("Options applied." + (f" {choice.line}." if choice is not None else ""))
 
     def _set_edit(self) -> None:
         """The expression sliders moved: the edit applies to the previews, renders and the webcam at once."""
@@ -394,7 +398,7 @@ class EnlivenApp(w.VBox):
     def _set_values(self, modes: list[str], opts: AnimateOptions) -> None:
         if list(self.mode.options) != modes:
             self.mode.options = modes
-        for widget, value in ((self.model, opts.model or DEFAULT_MODEL), (self.backend, opts.backend),
+        for widget, value in ((self.model, opts.model or AUTO), (self.backend, opts.backend),
                               (self.size, opts.size or 0), (self.mode, MotionMode(opts.mode).value),
                               (self.adapt_scale, opts.adapt_scale), (self.find_best_frame, opts.find_best_frame),
                               (self.crop, opts.crop), (self.smooth_track, opts.smooth_track),

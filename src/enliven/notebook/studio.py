@@ -27,12 +27,14 @@ import numpy as np
 from enliven.errors import InputError
 from enliven.inference import AnimateOptions, AnimateResult, Animator, FaceCropper, animate_file, load_for_options
 from enliven.inference.animate import check_editable, detail_crop, find_best_frame
+from enliven.inference.choice import ModelChoice, choose_model
 from enliven.inference.driving import DrivingClip, box_at, read_source
+from enliven.inference.options import is_auto
 from enliven.inference.pipeline import CancelFlag, ProgressCallback, edit_keypoints
 from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name, shrunk
 from enliven.preprocess import Box
 from enliven.types import MotionMode
-from enliven.weights import LoadedModel
+from enliven.weights import DEFAULT_MODEL, LoadedModel
 
 #: Options that change which model runs (reloaded) or its input size.
 _MODEL_OPTIONS = {"model", "config", "backend", "size", "device", "threads"}
@@ -65,6 +67,8 @@ class Studio:
         self.work_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="enliven-notebook-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._loaded: LoadedModel | None = None
+        self._loaded_for: str | None = None  # the model name self._loaded was loaded for
+        self._choice: ModelChoice | None = None  # what model "auto" picked for the photo
         self._device = "cpu"
         self._animator: Animator | None = None
         self._encoded = False
@@ -96,10 +100,29 @@ class Studio:
 
     @property
     def loaded_model(self) -> LoadedModel:
-        """The model the options name, loaded on first use (and again after a model option changes)."""
+        """The model the options name (``auto``: the one chosen for the photo), loaded on first use, and again after
+        a model option or ``auto``'s choice changes."""
         if self._loaded is None:
-            self._loaded, self._device = load_for_options(self._options)
+            options = self._resolved_options()
+            self._loaded, self._device = load_for_options(options)
+            self._loaded_for = options.model
         return self._loaded
+
+    @property
+    def model_choice(self) -> ModelChoice | None:
+        """What ``auto`` picked for the photo (:mod:`enliven.inference.choice`); ``None`` when the options name a
+        model or there is no photo yet."""
+        self._resolved_options()
+        return self._choice if is_auto(self._options.model) else None
+
+    def _resolved_options(self) -> AnimateOptions:
+        """The options with ``auto`` replaced by the model chosen for the photo (the face model before any photo)."""
+        options = self._options
+        if not is_auto(options.model) or options.config is not None:
+            return options
+        if self._choice is None and self._photo_source is not None:
+            self._choice = choose_model(self._photo_source[0])
+        return replace(options, model=self._choice.model if self._choice is not None else DEFAULT_MODEL)
 
     @property
     def content(self) -> str:
@@ -139,7 +162,22 @@ class Studio:
             image, name = np.ascontiguousarray(source), name or "photo"
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise InputError(f"a photo must be an H x W x 3 uint8 RGB array, got {image.dtype} {image.shape}.")
-        photo = self._cut_photo(image, name, BoxAdjustment())
+        old_state = (self._choice, self._loaded, self._loaded_for, self._device, self._animator, self._clip)
+        if is_auto(self._options.model) and self._options.config is None:
+            self._choice = choose_model(image)  # the photo may need another model (a face, a body, an animal)
+            if self._choice.model != self._loaded_for:
+                self._loaded, self._animator = None, None  # the old ones are closed below, once this photo is in
+        try:
+            photo = self._cut_photo(image, name, BoxAdjustment())
+            if self._animator is not old_state[4] and self._clip_path is not None:  # cut again for the new model
+                self._clip = self._cut_clip(*self._clip_path, None)
+        except Exception:
+            if self._animator is not None and self._animator is not old_state[4]:
+                self._animator.close()
+            self._choice, self._loaded, self._loaded_for, self._device, self._animator, self._clip = old_state
+            raise
+        if old_state[4] is not None and self._animator is not old_state[4]:
+            old_state[4].close()
         self._photo_source, self._adjustment, self._photo = (image, name), BoxAdjustment(), photo
         self._forget_encoding()
         self._best_frame = None

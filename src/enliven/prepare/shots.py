@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from enliven.preprocess import Box, FaceTrack, center_square_box, split_track, square_pad_box
-from enliven.preprocess.face import MediaPipeGraphs, pose_found
+from enliven.preprocess.person import PersonDetector
 
 Kind = Literal["faces", "bodies", "any"]
 AnyCrop = Literal["center", "full"]
@@ -22,10 +22,6 @@ AnyCrop = Literal["center", "full"]
 # A shot whose stable box is this much larger than the subject's typical per-frame box is cut in two: one
 # box around a subject that walks across the frame would leave the subject small in every frame.
 MAX_DRIFT = 1.6
-# Person box from pose landmarks (joints, not the silhouette): enlarge to cover the head top, hands and feet.
-BODY_BOX_SCALE = 1.25
-# Pose landmarks with lower visibility are ignored.
-MIN_VISIBILITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,32 +41,6 @@ def scene_ranges(num_frames: int, cuts: Iterable[int]) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges between scene cuts (a cut index starts a new scene)."""
     bounds = [0, *sorted(c for c in set(cuts) if 0 < c < num_frames), num_frames]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-
-
-class PersonDetector(MediaPipeGraphs):
-    """The box of the most prominent person, from MediaPipe pose landmarks (``mediapipe.solutions.pose``).
-
-    Runs in tracking mode (consecutive frames of one clip). MediaPipe is imported on construction; its native
-    start-up messages are kept off the terminal (:class:`~enliven.preprocess.face.MediaPipeGraphs`).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pose = self._new_pose(static_image_mode=False)
-
-    def detect(self, image: np.ndarray) -> Box | None:
-        """Person box in an ``H x W x 3`` uint8 RGB image, or ``None`` if nobody is found."""
-        result = self._process(self._pose, np.ascontiguousarray(image), pose_found)
-        if result.pose_landmarks is None:
-            return None
-        h, w = image.shape[:2]
-        points = np.array([(p.x * w, p.y * h) for p in result.pose_landmarks.landmark if p.visibility > MIN_VISIBILITY])
-        if len(points) < 4:
-            return None
-        (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            return None
-        return Box(x0, y0, x1, y1).scaled(BODY_BOX_SCALE)
 
 
 def track_people(frames: Iterable[np.ndarray], detector: PersonDetector, stride: int = 1) -> FaceTrack:

@@ -26,7 +26,7 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
@@ -35,7 +35,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from starlette.exceptions import HTTPException
 
 from enliven.errors import EnlivenError, InputError
-from enliven.inference.options import PUBLIC_OPTIONS, options_from_mapping
+from enliven.inference.options import AUTO, PUBLIC_OPTIONS, is_auto, options_from_mapping
 from enliven.io import decode_image, encode_jpeg
 from enliven.server.config import ServerConfig
 from enliven.server.frames import FrameSessions
@@ -44,7 +44,10 @@ from enliven.server.live_mount import TOKEN_COOKIE, LiveMount
 from enliven.server.store import JobStore
 from enliven.server.uploads import UploadRefused, api_words, check_media, named_input, remove_folder, store_upload
 from enliven.server.workers import WorkerPool
-from enliven.weights import DEFAULT_MODEL, PRESETS
+
+if TYPE_CHECKING:
+    from enliven.inference.choice import ModelChoice
+from enliven.weights import PRESETS
 
 
 def create_app(config: ServerConfig, *, start_job_workers: bool = True) -> FastAPI:
@@ -127,12 +130,14 @@ def create_app(config: ServerConfig, *, start_job_workers: bool = True) -> FastA
             driving_path = _input(driving, driving_name, folder, "driving", "video", config)
             check_media(source_path, "image", "source", config.max_video_seconds)
             check_media(driving_path, "video", "driving", config.max_video_seconds)
+            choice = faces.choose(source_path, parsed)
             faces.check(source_path, parsed)
             job = store.add(job_id, str(source_path), str(driving_path), parsed)
         except BaseException:
             remove_folder(folder)
             raise
-        return {**job.public(), "status_url": f"/v1/jobs/{job_id}", "result_url": f"/v1/jobs/{job_id}/result"}
+        chosen = {"model_choice": choice.line} if choice is not None else {}
+        return {**job.public(), **chosen, "status_url": f"/v1/jobs/{job_id}", "result_url": f"/v1/jobs/{job_id}/result"}
 
     @app.get("/v1/jobs", dependencies=guard)
     def jobs(state: str | None = None, limit: int = 100) -> dict[str, object]:
@@ -183,7 +188,9 @@ def _job_options(text: str, config: ServerConfig) -> dict[str, object]:
     if not isinstance(values, dict):
         raise UploadRefused(422, 'options must be a JSON object, e.g. {"paste_back": true}.')
     options = options_from_mapping(values, allowed=PUBLIC_OPTIONS)
-    model = options.model or config.model or DEFAULT_MODEL
+    model = options.model or config.model or AUTO
+    if is_auto(model):  # chosen for the photo once it is stored (_FaceCheck.choose)
+        return {**values, "model": AUTO}
     preset = PRESETS.get(model)
     path = preset.weights_path() if preset is not None else None
     if preset is None or path is None or not (preset.bundled or path.exists()):
@@ -216,11 +223,28 @@ def _decoded(data: bytes, field: str) -> np.ndarray:
 
 
 class _FaceCheck:
-    """A face model's photo must show a usable face: checked when the job is accepted (one MediaPipe detector)."""
+    """When a job is accepted: ``auto`` becomes the model chosen for its photo, and a face model's photo must show a
+    usable face (one MediaPipe face detector and one person detector, kept)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._detector = None
+        self._chooser = None
+
+    def choose(self, path: Path, options: dict[str, object]) -> ModelChoice | None:
+        """Replace ``options["model"]`` ``auto`` with the model chosen for the photo at ``path``
+        (:mod:`enliven.inference.choice`); that choice, or ``None`` for a job naming its model."""
+        from enliven.inference.choice import ModelChooser
+        from enliven.io import read_image
+
+        if not is_auto(options["model"]):
+            return None
+        with self._lock:
+            if self._chooser is None:
+                self._chooser = ModelChooser()
+        choice = self._chooser.choose(read_image(path))
+        options["model"] = choice.model
+        return choice
 
     def check(self, path: Path, options: dict[str, object]) -> None:
         from enliven.inference import FaceCropper

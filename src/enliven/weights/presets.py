@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from enliven.config.fomm import FOMM_PRESETS
-from enliven.config.lite import LITE_2, LiteConfig
+from enliven.config.lite import LITE_2, LITE_ANY, LiteConfig
 from enliven.config.tpsmm import TPSMM_PRESETS
 
 Content = Literal["face", "other"]
@@ -105,6 +105,11 @@ _UNTRAINED_DEMO = {
 }
 
 
+DEFAULT_MODEL = "enliven-lite"
+#: The model for whatever is neither a face nor a person (``--model auto``).
+GENERIC_MODEL = "enliven-any"
+
+
 def _build_presets() -> dict[str, Preset]:
     presets: dict[str, Preset] = {}
     presets["enliven-lite"] = Preset(
@@ -123,6 +128,15 @@ def _build_presets() -> dict[str, Preset]:
         "enliven-lite-2.safetensors",
         "face",
         "enliven-lite 2 (opt-in): the mouth's inside synthesised, a grin's teeth kept; ~23 fps end to end, 256",
+        bundled=True,
+    )
+    presets[GENERIC_MODEL] = Preset(
+        GENERIC_MODEL,
+        "lite",
+        LITE_ANY.to_yaml_dict(),
+        "enliven-any.safetensors",
+        "other",
+        "enliven-any: the generic model (animals, cartoons, drawings, objects), learned keypoints, CPU, 256",
         bundled=True,
     )
     for name, (weights, content, description) in _FOMM_DATA.items():
@@ -156,4 +170,3 @@ def _build_presets() -> dict[str, Preset]:
 
 
 PRESETS: dict[str, Preset] = _build_presets()
-DEFAULT_MODEL = "enliven-lite"
