@@ -233,6 +233,7 @@ def test_animation_pairs_other_identities(tiny_model, dataset: Path, tmp_path: P
         (["--data", "{root}", "--split", "val"], "No clips found"),
         (["--data", "{root}", "--split", "nope"], "has no 'nope' split"),
         (["--data", "{root}", "--model", "no-such-model"], "neither a file nor a known model name"),
+        (["--data", "{root}", "--clips", "zzz*"], "no clip of the split matches zzz*"),
     ],
 )
 def test_cli_errors(dataset: Path, tmp_path: Path, capsys, args: list[str], message: str) -> None:
@@ -246,10 +247,10 @@ def test_cli_writes_report(dataset: Path, reference_dir: Path, tmp_path: Path, c
     folder = reference_dir / "fomm-tiny"
     report = tmp_path / "out"
     model = ["--model", str(folder / "checkpoint-full.pth.tar"), "--config", str(folder / "config.yaml")]
-    argv = ["eval", *model, "--data", str(dataset), "--max-clips", "1", "--max-frames", "2"]
+    argv = ["eval", *model, "--data", str(dataset), "--clips", "*-00", "--max-clips", "1", "--max-frames", "2"]
     assert main([*argv, "--no-baselines", "--samples", "0", "--device", "cpu", "-q", "--report", str(report)]) == 0
     printed = capsys.readouterr().out
-    assert "| checkpoint-full.pth.tar | model |" in printed
+    assert "| checkpoint-full.pth.tar | model |" in printed and "1 clips, 2 frames" in printed
     assert (report / "report.md").is_file() and (report / "results.json").is_file()
     (tmp_path / "file").write_text("x")
     assert main([*argv, "--no-baselines", "-q", "--report", str(tmp_path / "file")]) == 2

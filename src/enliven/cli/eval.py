@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--motion-model", default=None, help="with --protocol motion: a motion VAE file (default bundled)")
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="write results.json, report.md, plots")
     p.add_argument("--max-clips", type=positive_int, default=None, help="at most this many clips, spread evenly")
+    p.add_argument(
+        "--clips",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only the clips whose names match this shell pattern, e.g. 'MGif_*' (repeatable)",
+    )
     p.add_argument("--max-frames", type=positive_int, default=None, help="at most the first N frames of each clip")
     p.add_argument(
         "--landmarks",
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = EvaluationOptions(
         max_clips=args.max_clips,
+        clips=tuple(args.clips),
         max_frames=args.max_frames,
         device=args.device,
         batch_size=args.batch_size,

@@ -31,6 +31,7 @@ class EvaluationOptions:
 
     Attributes:
         max_clips: evaluate at most this many clips, evenly spread over the sorted split (``None``: all).
+        clips: only the clips whose names match one of these shell patterns (e.g. ``MGif_*``); empty: all.
         max_frames: use at most the first this many frames of each clip (``None``: all).
         device: ``auto``, ``cpu`` or ``cuda`` (the model only; metrics run on the CPU).
         batch_size: driving frames per model call.
@@ -44,6 +45,7 @@ class EvaluationOptions:
     """
 
     max_clips: int | None = None
+    clips: tuple[str, ...] = ()
     max_frames: int | None = None
     device: str = "auto"
     batch_size: int = 8

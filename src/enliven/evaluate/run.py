@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import time
@@ -14,6 +15,7 @@ from tqdm import tqdm
 
 from enliven.data import ClipReader, ClipRef, find_clips
 from enliven.data.layout import METADATA_FILE
+from enliven.errors import InputError
 from enliven.evaluate.baselines import MeshWarpBaseline, Method, ModelMethod, StaticBaseline
 from enliven.evaluate.identity import FaceIdentity
 from enliven.evaluate.landmarks import LandmarkSet, make_detector
@@ -75,7 +77,7 @@ def evaluate(
     options = options or EvaluationOptions()
     protocol = Protocol(protocol)
     name, network, untrained, content = _resolve_model(model, config)
-    clips = _choose_clips(find_clips(Path(dataset).expanduser(), split), options.max_clips)
+    clips = _choose_clips(_matching(find_clips(Path(dataset).expanduser(), split), options.clips), options.max_clips)
     kind = _dataset_kind(Path(dataset).expanduser(), content)
     landmarks = options.landmarks or _default_landmarks(kind)
     tasks = make_tasks(clips, protocol)
@@ -172,6 +174,22 @@ def _resolve_model(
     if manifest is not None:
         name = f"{name} ({manifest.export_format} {manifest.quantization})".replace(" float32)", ")")
     return name, loaded.model, loaded.metadata.get("untrained") == "true", loaded.metadata.get("content", "face")
+
+
+def _matching(clips: list[ClipRef], patterns: tuple[str, ...]) -> list[ClipRef]:
+    """The clips whose names match one of ``patterns`` (all of them without patterns).
+
+    Raises:
+        InputError: no clip matches.
+    """
+    if not patterns:
+        return clips
+    chosen = [clip for clip in clips if any(fnmatch.fnmatch(clip.name, pattern) for pattern in patterns)]
+    if not chosen:
+        raise InputError(
+            f"no clip of the split matches {' or '.join(patterns)}; the clips are named like {clips[0].name}."
+        )
+    return chosen
 
 
 def _choose_clips(clips: list[ClipRef], max_clips: int | None) -> list[ClipRef]:
