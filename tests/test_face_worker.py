@@ -115,3 +115,16 @@ def test_the_worker_serves_files_with_cropping_and_no_best_frame_search() -> Non
     assert not worker_applies(np.zeros((8, 8, 3), np.uint8), "b.mp4", crop=True, find_best_frame=False)
     assert not worker_applies("a.jpg", "b.mp4", crop=False, find_best_frame=False)
     assert not worker_applies("a.jpg", "b.mp4", crop=True, find_best_frame=True)
+
+
+def test_the_worker_answers_the_face_question_first(tmp_path: Path, short_clip: Path) -> None:
+    """``--model auto`` asks the worker whether the photo has a usable face before the clip's faces are found."""
+    with FaceWorker.start(PHOTO, short_clip) as worker:
+        assert worker.source_has_face() and 0.15 < worker.source_face_share < 0.5
+        assert worker.plan().source_box is not None
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((128, 128, 3), 200, np.uint8)).save(blank)
+    with FaceWorker.start(blank, short_clip) as worker:
+        assert not worker.source_has_face() and worker.source_face_share is None
+        with pytest.raises(NoFaceError, match="no face was found in the source"):
+            worker.plan()

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     if is_auto(options.model) and options.config is None:
-        options, choice = resolve_auto(options, read_source(Path(args.source)))
+        options, choice = resolve_auto(options, lambda: read_source(Path(args.source)), face_worker=worker)
         print(f"enliven: {choice.line}", flush=True)  # type: ignore[union-attr]
     bar: tqdm | None = None  # made at the first frame, so that an error before it prints no empty bar
 

@@ -124,7 +124,7 @@ def animate_file(
         source_image = read_source(Path(source)) if isinstance(source, (str, Path)) else checked_image(source)
         choice = None
         if model is None:
-            options, choice = resolve_auto(options, source_image)
+            options, choice = resolve_auto(options, source_image, face_worker=worker)
         loaded, device = _resolve_model(model, options)
         content = loaded.metadata.get("content", "face")
         with (

@@ -22,6 +22,9 @@ from enliven.preprocess.person import PersonDetector
 from enliven.weights.presets import DEFAULT_MODEL, GENERIC_MODEL
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from enliven.inference.face_worker import FaceWorker
     from enliven.inference.options import AnimateOptions
 
 __all__ = ["AUTO", "BODY_MODEL", "ModelChoice", "ModelChooser", "choose_model", "is_auto", "resolve_auto"]
@@ -109,10 +112,20 @@ def choose_model(image: np.ndarray) -> ModelChoice:
         return chooser.choose(image)
 
 
-def resolve_auto(options: AnimateOptions, image: np.ndarray) -> tuple[AnimateOptions, ModelChoice | None]:
-    """``options`` with ``auto`` (or no model) replaced by the model :func:`choose_model` picks for ``image``, and
-    that choice; options naming a model come back as they are, with ``None`` (no detector is made for them)."""
+def resolve_auto(
+    options: AnimateOptions,
+    image: np.ndarray | Callable[[], np.ndarray],
+    face_worker: FaceWorker | None = None,
+) -> tuple[AnimateOptions, ModelChoice | None]:
+    """``options`` with ``auto`` (or no model) replaced by the model :func:`choose_model` picks for ``image`` (or
+    what ``image()`` reads, called only when needed), and that choice; options naming a model come back as they
+    are, with ``None`` (no detector is made for them). A ``face_worker`` started on the same photo answers the face
+    question without MediaPipe in this process: the face model then costs ``auto`` nothing."""
     if not is_auto(options.model) or options.config is not None:
         return options, None
+    if face_worker is not None and face_worker.source_has_face():
+        share = face_worker.source_face_share or 0.0
+        choice = ModelChoice(DEFAULT_MODEL, "face", f"a face, {share:.0%} of the photo's shorter side")
+        return replace(options, model=choice.model), choice
     with ModelChooser() as chooser:
-        return chooser.resolve(options, image)
+        return chooser.resolve(options, image() if callable(image) else image)

@@ -138,6 +138,7 @@ class FaceCropper:
         self.crop = crop
         self.feather = feather
         self.any_face = any_face
+        self.source_face_share: float | None = None  # the last source face's side over the photo's shorter side
         self._detector = detector
         self._owns_detector = detector is None
         self._filter = OneEuroBoxFilter(fps=fps, min_cutoff=min_cutoff, beta=beta)
@@ -175,6 +176,7 @@ class FaceCropper:
             raise NoFaceError(f"no face was found in {what}; use --no-crop to animate the whole image.")
         if not self.any_face:
             check_usable_face(faces[0], width, height, what)
+        self.source_face_share = face_size(faces[0], width, height)[1]
         return face_crop_box(faces[0], width, height)
 
     def crop_source(self, image: np.ndarray, what: str = "the source") -> Crop:

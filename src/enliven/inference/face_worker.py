@@ -5,8 +5,8 @@ building its graphs, then found the faces in the whole driving clip before the f
 face mesh ran beside the model in the same process. The worker moves all of it into a second process that never
 imports torch, started before the main process imports torch:
 
-1. it finds the source's face box and the driving clip's crop boxes (:meth:`FaceWorker.plan`), while the main
-   process imports torch and loads the model;
+1. it finds the source's face (:meth:`FaceWorker.source_has_face`, which ``--model auto`` asks first), then the
+   driving clip's crop boxes (:meth:`FaceWorker.plan`), while the main process imports torch and loads the model;
 2. asked with the model's size (:meth:`FaceWorker.landmarks`), it cuts the source and every driving frame and
    streams their face-mesh landmarks (``468 x 2`` floats per frame, in the models' ``[-1, 1]`` convention): a
    face-mesh model (enliven-lite) then renders from landmarks alone, and the main process never decodes the clip.
@@ -86,6 +86,8 @@ class FaceWorker:
         self._process = process
         self._errors = errors
         self._plan: FacePlan | None = None
+        self._source_face: tuple[float, ...] | None = None  # (share of the shorter side,) once found
+        self._source_error: EnlivenError | None = None  # why the source has no face a face model can animate
 
     @classmethod
     def start(
@@ -112,6 +114,26 @@ class FaceWorker:
         worker._send(("job", job))
         return worker
 
+    def source_has_face(self) -> bool:
+        """Whether the source shows a face a face model can animate (waits for the source's face search only, not
+        the clip's). After ``False``, :meth:`plan` raises why.
+
+        Raises:
+            InputError: an input could not be read.
+        """
+        if self._source_face is None and self._source_error is None:
+            try:
+                _, share = self._receive("face")
+                self._source_face = (float(share),)
+            except (NoFaceError, FaceTooSmallError) as error:
+                self._source_error = error
+        return self._source_face is not None
+
+    @property
+    def source_face_share(self) -> float | None:
+        """The source face's side as a share of the photo's shorter side (after :meth:`source_has_face`)."""
+        return self._source_face[0] if self._source_face is not None else None
+
     def plan(self) -> FacePlan:
         """The face boxes (waits for the face search).
 
@@ -119,6 +141,8 @@ class FaceWorker:
             NoFaceError: no face in the source or in the clip. InputError: an input could not be read.
         """
         if self._plan is None:
+            if not self.source_has_face():
+                raise self._source_error  # type: ignore[misc]
             _, source_box, boxes = self._receive("plan")
             self._plan = FacePlan(source_box, boxes)
         return self._plan
@@ -208,6 +232,7 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
         source = read_source(Path(job.source))
         with FaceCropper(1, any_face=job.any_face) as finder:  # boxes do not depend on the crops' size
             source_box = finder.source_box(source, f"the source {job.source}")
+            send(("face", finder.source_face_share))
             boxes = finder.clip_boxes(clip.first_pass(), smooth_track=job.smooth_track, what=clip.what)
             send(("plan", source_box, boxes))
             request = pickle.load(requests)
