@@ -134,6 +134,30 @@ def test_external_landmarks_and_identity_of_identical_frames(grid_frames) -> Non
 # --- baselines ------------------------------------------------------------------------------------------------------
 
 
+def test_joint_angles_of_a_moving_arm_and_their_correlation() -> None:
+    from enliven.evaluate.landmarks import POSE_JOINTS, joint_angles
+    from enliven.evaluate.protocols import AnimationFrames, summarise
+
+    frames = 12
+    points = np.full((frames, 33, 2), np.nan)
+    points[:, 11], points[:, 13] = (100.0, 100.0), (150.0, 100.0)  # left shoulder, elbow: the upper arm level
+    bend = np.linspace(0.2, np.pi - 0.2, frames)  # the forearm folds from nearly closed to nearly straight
+    points[:, 15] = points[:, 13] + 50 * np.stack([np.cos(np.pi - bend), -np.sin(np.pi - bend)], axis=-1)
+    angles = joint_angles(points)
+    assert angles.shape == (frames, len(POSE_JOINTS))
+    np.testing.assert_allclose(angles[:, 0], bend, atol=1e-9)  # the left elbow
+    assert np.isnan(angles[:, 1:]).all()  # no right arm, no hips or knees: not found
+    signals = motion_signals(points, (256, 256))
+    still = motion_signals(np.broadcast_to(points[:1], points.shape), (256, 256))
+    assert signals.joints is not None and motion_signals(np.zeros((frames, 68, 2)), (256, 256)).joints is None
+
+    def item(output):
+        return AnimationFrames(np.zeros(frames), output, signals, np.full(frames, np.nan))
+
+    assert summarise([item(signals)]).joints == pytest.approx(1.0)  # follows the driver's elbow
+    assert summarise([item(still)]).joints == 0.0  # an arm that does not move follows nothing
+
+
 def test_static_baseline_reproduces_the_source(grid_frames) -> None:
     frames = grid_frames["bbaf2n"]
     static = StaticBaseline()

@@ -7,7 +7,8 @@ Public API, the stable library surface that the CLI, the notebook, the batch run
 :func:`load_model` (:mod:`enliven.weights`); the registries' :func:`register_family` and :func:`register_backend` /
 :func:`get_backend`; :func:`export_onnx` and :class:`OnnxMotionModel`; motion without a driving video:
 :class:`MotionGenerator` (the motion VAE: sample, vary, interpolate), :func:`motion_from_clip`, :class:`FaceMotion`,
-:func:`animate_motion`, and :class:`ExpressionEdit` (expression and pose controls, also ``AnimateOptions.edit``).
+:func:`animate_motion`, and :class:`ExpressionEdit` (expression and pose controls, also ``AnimateOptions.edit``);
+:func:`choose_model` and :class:`ModelChoice` (what ``--model auto`` picks for a photo).
 They are imported lazily so that ``import enliven`` stays cheap.
 """
 
@@ -38,6 +39,8 @@ _LAZY = {
     "motion_from_clip": "enliven.motion.generator",
     "FaceMotion": "enliven.motion.sequence",
     "ExpressionEdit": "enliven.motion.edits",
+    "choose_model": "enliven.inference.choice",
+    "ModelChoice": "enliven.inference.choice",
 }
 
 __all__ = ["__version__", *_LAZY]

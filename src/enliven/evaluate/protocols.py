@@ -208,11 +208,19 @@ def summarise(items: Sequence[Frames]) -> Scores:
         for item in anim
         if item.driving is not None and item.output is not None
     ]
+    joints = [
+        metrics.pearson(item.driving.joints[:, joint], item.output.joints[:, joint])
+        for item in anim
+        if item.driving is not None and item.output is not None
+        and item.driving.joints is not None and item.output.joints is not None
+        for joint in range(item.driving.joints.shape[1])
+    ]  # fmt: skip
     return AnimationScores(
         identity=identity,
         **correlations,
         mouth_range=metrics.finite_mean(np.array(ranges, dtype=np.float64)),
         sharpness=metrics.finite_mean(np.concatenate([item.sharpness for item in anim])),
+        joints=metrics.finite_mean(np.array(joints, dtype=np.float64)),
     )
 
 

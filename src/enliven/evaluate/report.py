@@ -70,7 +70,11 @@ def format_score(value: float, name: str) -> str:
 
 
 def _summary_rows(result: EvaluationResult) -> list[str]:
-    names = score_names(result.methods[0].summary)
+    # joint angles exist for bodies only: the column is left out of faces' (and other content's) tables
+    names = tuple(
+        n for n in score_names(result.methods[0].summary)
+        if n != "joints" or any(math.isfinite(getattr(m.summary, n)) for m in result.methods)
+    )  # fmt: skip
     header = ["method", "kind", *(f"{SCORE_INFO[n][0]} {'↓' if SCORE_INFO[n][1] == 'lower' else '↑'}" for n in names)]
     rows = ["| " + " | ".join([*header, "frames/s"]) + " |", "|" + "---|" * (len(header) + 1)]
     for method in result.methods:

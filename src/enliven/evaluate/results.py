@@ -105,6 +105,8 @@ class AnimationScores:
             percentile of a clip) over the driver's; 1 opens as wide as the driver, 0 not at all.
         sharpness: Laplacian energy of the output's face over the source photo's face (each in its own dlib
             landmark box); 1 = as sharp as the photo.
+        joints: Pearson correlation of the elbow, shoulder, hip and knee angles between output and driving frames,
+            the mean over the joints (bodies, with MediaPipe pose keypoints; NaN otherwise).
     """
 
     identity: float
@@ -115,6 +117,7 @@ class AnimationScores:
     yaw: float
     mouth_range: float = float("nan")
     sharpness: float = float("nan")
+    joints: float = float("nan")
 
 
 Scores = ReconstructionScores | AnimationScores
@@ -136,6 +139,7 @@ SCORE_INFO: dict[str, tuple[str, str]] = {
     "mouth_l1": ("mouth L1", "lower"),
     "sharpness": ("sharpness", "higher"),
     "mouth_range": ("mouth range", "higher"),
+    "joints": ("corr. joints", "higher"),
 }
 
 
