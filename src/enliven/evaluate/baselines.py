@@ -7,6 +7,10 @@
   rasterised into one dense sampling grid and applied with a single bilinear ``cv2.remap``, which is the classical
   per-triangle warp without its per-triangle copies.
 
+* ``part warp`` ("no learning", bodies): MediaPipe pose landmarks of the source and of each driving frame; each body
+  part (torso, head, limbs) moved by its own transform and the parts blended by the distance to their bones, the
+  background kept still (:func:`enliven.pose.part_warp_map`).
+
 Every method takes ``N x H x W x 3`` uint8 RGB frames at the evaluation size and returns frames of that shape.
 """
 
@@ -20,6 +24,7 @@ import numpy as np
 from enliven.face_mesh import border_anchor_points, delaunay_triangles
 from enliven.inference.animator import Animator
 from enliven.models.base import MotionTransferModel
+from enliven.pose import part_warp_map
 from enliven.preprocess._deps import import_cv2
 from enliven.types import MotionMode
 
@@ -228,3 +233,63 @@ def piecewise_affine_warp(
         interpolation=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
+
+
+class PartWarpBaseline:
+    """The source's body parts moved along MediaPipe pose landmarks (see the module docstring).
+
+    Args:
+        mode: ``absolute`` moves the source's landmarks onto each driving frame's; ``relative`` moves them by the
+            driving landmarks' displacement from the clip's first driving frame (for another person's motion).
+
+    A frame without a body repeats the previous output (the source at first); a source without a body is repeated.
+    """
+
+    name = "part warp"
+    kind = MethodKind.NO_LEARNING
+
+    def __init__(self, mode: MotionMode = MotionMode.ABSOLUTE) -> None:
+        from enliven.evaluate.landmarks import PoseLandmarks
+
+        if mode not in (MotionMode.ABSOLUTE, MotionMode.RELATIVE):
+            raise ValueError(f"the part warp supports absolute and relative motion, not {mode.value}")
+        self.mode = MotionMode(mode)
+        self._pose = PoseLandmarks()
+        self._source: np.ndarray | None = None
+        self._source_points: np.ndarray | None = None
+        self._reference: np.ndarray | None = None
+        self._last: np.ndarray | None = None
+
+    def set_source(self, image: np.ndarray) -> None:
+        self._source = np.array(image, copy=True)
+        self._last = self._source
+        self._reference = None
+        points = self._pose.detect(self._source)
+        self._source_points = points if np.isfinite(points).any() else None
+
+    def animate(self, frames: np.ndarray) -> np.ndarray:
+        if self._source is None:
+            raise RuntimeError("call set_source() before animating")
+        return np.stack([self._animate_one(frame) for frame in frames])
+
+    def _animate_one(self, frame: np.ndarray) -> np.ndarray:
+        assert self._source is not None and self._last is not None
+        if self._source_points is None:
+            return self._source
+        points = self._pose.detect(frame)
+        if self.mode is MotionMode.RELATIVE:
+            if self._reference is None:
+                self._reference = points
+            points = self._source_points + (points - self._reference)
+        height, width = self._source.shape[:2]
+        where = part_warp_map(self._source_points, points, width, height)
+        if where is None:
+            return self._last
+        cv2 = import_cv2()
+        self._last = cv2.remap(
+            self._source, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        return self._last
+
+    def close(self) -> None:
+        self._pose.close()

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from enliven.data import ClipReader, ClipRef, find_clips
 from enliven.data.layout import METADATA_FILE
 from enliven.errors import InputError
-from enliven.evaluate.baselines import MeshWarpBaseline, Method, ModelMethod, StaticBaseline
+from enliven.evaluate.baselines import MeshWarpBaseline, Method, ModelMethod, PartWarpBaseline, StaticBaseline
 from enliven.evaluate.identity import FaceIdentity
 from enliven.evaluate.landmarks import LandmarkSet, make_detector
 from enliven.evaluate.protocols import (
@@ -90,7 +90,9 @@ def evaluate(
                 other_name = f"{other_name} ({len(methods) + 1})"
             methods.append(ModelMethod(other_network, other_name, mode, options.device, options.batch_size))
         if options.baselines:
-            methods += [StaticBaseline(), MeshWarpBaseline(mode)]
+            # the warp without learning of the content: the face mesh's, the body parts', none for anything else
+            warp = {"faces": MeshWarpBaseline, "bodies": PartWarpBaseline}.get(kind)
+            methods += [StaticBaseline(), *([warp(mode)] if warp is not None else [])]
         for method in methods:
             stack.callback(method.close)
         detector = make_detector(landmarks)
