@@ -19,6 +19,8 @@ RANKS = {
     "geometry": 0,
     "polygons": 0,
     "face_mesh": 0,
+    "pose": 0,  # body parts from pose landmarks and the part warp (numpy)
+    "_tensorflow": 0,  # keeps TensorFlow out of processes that do not use it
     "families": 0,  # the registry names its families' parts as strings, imported on use
     "config": 1,
     "models": 2,
