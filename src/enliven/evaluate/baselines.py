@@ -110,7 +110,45 @@ class StaticBaseline:
         pass
 
 
-class MeshWarpBaseline:
+class _LandmarkWarp:
+    """What the mesh warp and the part warp share: the motion mode, the loop over frames, the relative transfer of
+    landmarks and the frame repeated when none are found. Subclasses find the landmarks and warp."""
+
+    name: str
+    kind = MethodKind.NO_LEARNING
+
+    def __init__(self, mode: MotionMode) -> None:
+        if mode not in (MotionMode.ABSOLUTE, MotionMode.RELATIVE):
+            raise ValueError(f"the {self.name} supports absolute and relative motion, not {MotionMode(mode).value}")
+        self.mode = MotionMode(mode)
+        self._source: np.ndarray | None = None
+        self._reference: np.ndarray | None = None
+        self._last: np.ndarray | None = None
+
+    def set_source(self, image: np.ndarray) -> None:
+        self._source = np.array(image, copy=True)
+        self._last = self._source
+        self._reference = None
+
+    def animate(self, frames: np.ndarray) -> np.ndarray:
+        if self._source is None:
+            raise RuntimeError("call set_source() before animating")
+        return np.stack([self._animate_one(frame) for frame in frames])
+
+    def _target(self, source_points: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Where the source's landmarks go: the driving frame's (absolute), or the source's moved by the driving
+        landmarks' displacement from the clip's first driving frame (relative)."""
+        if self.mode is MotionMode.ABSOLUTE:
+            return points
+        if self._reference is None:
+            self._reference = points
+        return source_points + (points - self._reference)
+
+    def _animate_one(self, frame: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MeshWarpBaseline(_LandmarkWarp):
     """Piecewise-affine warp of the source along MediaPipe face-mesh landmarks (see the module docstring).
 
     Args:
@@ -122,28 +160,20 @@ class MeshWarpBaseline:
     """
 
     name = "mesh warp"
-    kind = MethodKind.NO_LEARNING
 
     def __init__(self, mode: MotionMode = MotionMode.ABSOLUTE) -> None:
         from enliven.preprocess import FaceLandmarker
 
-        if mode not in (MotionMode.ABSOLUTE, MotionMode.RELATIVE):
-            raise ValueError(f"the mesh warp supports absolute and relative motion, not {mode.value}")
-        self.mode = MotionMode(mode)
+        super().__init__(mode)
         self._still = FaceLandmarker()
         self._video: FaceLandmarker | None = None
         self._landmarker_type = FaceLandmarker
-        self._source: np.ndarray | None = None
         self._source_points: np.ndarray | None = None
         self._triangles: np.ndarray | None = None
-        self._reference: np.ndarray | None = None
-        self._last: np.ndarray | None = None
 
     def set_source(self, image: np.ndarray) -> None:
-        self._source = np.array(image, copy=True)
-        self._last = self._source
-        self._reference = None
-        points = self._still.landmarks(self._source)
+        super().set_source(image)
+        points = self._still.landmarks(image)
         if points is None:
             self._source_points = self._triangles = None
         else:
@@ -154,11 +184,6 @@ class MeshWarpBaseline:
             self._video.close()
         self._video = self._landmarker_type(video=True)  # tracking starts afresh with every clip
 
-    def animate(self, frames: np.ndarray) -> np.ndarray:
-        if self._source is None or self._video is None:
-            raise RuntimeError("call set_source() before animating")
-        return np.stack([self._animate_one(frame) for frame in frames])
-
     def _animate_one(self, frame: np.ndarray) -> np.ndarray:
         assert self._source is not None and self._video is not None and self._last is not None
         if self._source_points is None or self._triangles is None:
@@ -167,10 +192,7 @@ class MeshWarpBaseline:
         if points is None:
             return self._last
         num_face = len(points)
-        if self.mode is MotionMode.RELATIVE:
-            if self._reference is None:
-                self._reference = points
-            points = self._source_points[:num_face] + (points - self._reference)
+        points = self._target(self._source_points[:num_face], points)
         target = np.concatenate([points, self._source_points[num_face:]])
         self._last = piecewise_affine_warp(self._source, self._source_points, target, self._triangles)
         return self._last
@@ -235,7 +257,7 @@ def piecewise_affine_warp(
     )
 
 
-class PartWarpBaseline:
+class PartWarpBaseline(_LandmarkWarp):
     """The source's body parts moved along MediaPipe pose landmarks (see the module docstring).
 
     Args:
@@ -246,41 +268,24 @@ class PartWarpBaseline:
     """
 
     name = "part warp"
-    kind = MethodKind.NO_LEARNING
 
     def __init__(self, mode: MotionMode = MotionMode.ABSOLUTE) -> None:
         from enliven.evaluate.landmarks import PoseLandmarks
 
-        if mode not in (MotionMode.ABSOLUTE, MotionMode.RELATIVE):
-            raise ValueError(f"the part warp supports absolute and relative motion, not {mode.value}")
-        self.mode = MotionMode(mode)
+        super().__init__(mode)
         self._pose = PoseLandmarks()
-        self._source: np.ndarray | None = None
         self._source_points: np.ndarray | None = None
-        self._reference: np.ndarray | None = None
-        self._last: np.ndarray | None = None
 
     def set_source(self, image: np.ndarray) -> None:
-        self._source = np.array(image, copy=True)
-        self._last = self._source
-        self._reference = None
-        points = self._pose.detect(self._source)
+        super().set_source(image)
+        points = self._pose.detect(image)
         self._source_points = points if np.isfinite(points).any() else None
-
-    def animate(self, frames: np.ndarray) -> np.ndarray:
-        if self._source is None:
-            raise RuntimeError("call set_source() before animating")
-        return np.stack([self._animate_one(frame) for frame in frames])
 
     def _animate_one(self, frame: np.ndarray) -> np.ndarray:
         assert self._source is not None and self._last is not None
         if self._source_points is None:
             return self._source
-        points = self._pose.detect(frame)
-        if self.mode is MotionMode.RELATIVE:
-            if self._reference is None:
-                self._reference = points
-            points = self._source_points + (points - self._reference)
+        points = self._target(self._source_points, self._pose.detect(frame))
         height, width = self._source.shape[:2]
         where = part_warp_map(self._source_points, points, width, height)
         if where is None:
