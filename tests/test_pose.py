@@ -87,3 +87,20 @@ def test_the_part_warp_baseline_on_a_body_photo(shared_dir) -> None:
         assert np.abs(moved.astype(int) - shifted).mean() < np.abs(image.astype(int) - shifted).mean()
     finally:
         warp.close()
+
+
+def test_model_auto_tells_a_face_a_person_and_anything_else(shared_dir) -> None:
+    pytest.importorskip("mediapipe")
+    from enliven.examples import EXAMPLE_SOURCE
+    from enliven.inference.choice import ModelChooser
+    from enliven.io import read_image
+
+    body = shared_dir / "data" / "bodies" / "MRAA-taichi" / "images" / "taichi_cmp1_source0.png"
+    if not body.is_file():
+        pytest.skip(f"{body} is not in the shared data")
+    with ModelChooser() as chooser:
+        face, person = chooser.choose(read_image(EXAMPLE_SOURCE)), chooser.choose(read_image(body))
+        other = chooser.choose(np.full((240, 320, 3), 90, np.uint8))
+    assert (face.model, face.subject) == ("enliven-lite", "face")
+    assert (person.model, person.subject) == ("enliven-any", "person") and "no body model" in person.reason
+    assert (other.model, other.subject) == ("enliven-any", "other")
