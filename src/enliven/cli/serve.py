@@ -26,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get("ENLIVEN_TOKEN"),
         help="require 'Authorization: Bearer TOKEN' (default: $ENLIVEN_TOKEN; none: no authentication)",
     )
-    p.add_argument("--model", default=None, help="the model for jobs that name none and for animate-frame")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="the model for jobs that name none (default auto: chosen for each job's photo) and for animate-frame "
+        "(default enliven-lite)",
+    )
     p.add_argument("--max-upload-mb", type=positive_int, default=200, help="largest upload (default 200 MB)")
     p.add_argument("--max-video-seconds", type=positive_float, default=120.0, help="longest clip (default 120 s)")
     p.add_argument(

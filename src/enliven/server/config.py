@@ -21,7 +21,8 @@ class ServerConfig:
         workers: worker processes running jobs (each loads its models once).
         max_upload_mb: the largest request body taken (larger ones get 413 before they are stored).
         max_video_seconds: the longest driving clip taken.
-        model: the model jobs use when they name none, and ``/v1/animate-frame`` uses.
+        model: the model jobs use when they name none (``None``: ``auto``, chosen for each job's photo), and
+            ``/v1/animate-frame`` uses (``None``: the default face model).
         frame_sessions: cached sources for ``/v1/animate-frame`` (least recently used ones are dropped).
         jobs_per_worker: a worker process ends after this many jobs and a fresh one takes its place (the memory a
             long-lived process gathers stays bounded).
