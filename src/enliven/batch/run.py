@@ -13,6 +13,7 @@ CPU each; a task whose worker dies is retried by Ray, up to three times).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -95,13 +96,19 @@ class ResultsManifest:
 
 # -- one job, in whatever process runs it ---------------------------------------------------------------------------
 _MODELS: dict[tuple, object] = {}  # this process's loaded models (a worker loads each once)
-_CHOOSER: list = []  # this process's ModelChooser for --model auto (its detectors made once)
+
+
+@functools.cache
+def _chooser():  # noqa: ANN202 - a ModelChooser, imported late (the main process of a batch does not load MediaPipe)
+    """This process's chooser for ``--model auto`` (its detectors made once)."""
+    from enliven.inference.choice import ModelChooser
+
+    return ModelChooser()
 
 
 def run_job(job: dict[str, object], output_dir: str, threads: int | None = None) -> dict[str, object]:
     """Run one job (:meth:`BatchJob.to_dict`) and return its :class:`JobResult` as a dict; never raises."""
     from enliven.inference import animate_file, load_for_options, set_threads
-    from enliven.inference.choice import ModelChooser
     from enliven.inference.driving import read_source
 
     started = time.perf_counter()
@@ -114,9 +121,7 @@ def run_job(job: dict[str, object], output_dir: str, threads: int | None = None)
     try:
         options = batch_job.options
         if is_auto(options.model) and options.config is None:  # the model for this job's photo
-            if not _CHOOSER:
-                _CHOOSER.append(ModelChooser())
-            options, _ = _CHOOSER[0].resolve(options, read_source(Path(batch_job.source)))
+            options, _ = _chooser().resolve(options, read_source(Path(batch_job.source)))
         if threads is not None:  # the worker's share of the cores: the model's and the encoder's threads
             set_threads(threads)
             options = replace(options, threads=threads)

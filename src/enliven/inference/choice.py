@@ -55,6 +55,11 @@ class ModelChoice:
         return f"model auto: {self.model} ({self.reason})"
 
 
+def _face_choice(share: float) -> ModelChoice:
+    """The face model, for a face ``share`` of the photo's shorter side."""
+    return ModelChoice(DEFAULT_MODEL, "face", f"a face, {share:.0%} of the photo's shorter side")
+
+
 class ModelChooser:
     """:func:`choose_model` with its MediaPipe detectors kept between photos (each made on first use; thread-safe):
     for a batch worker or a server, which choose for every job. Close it (or use ``with``) to free them."""
@@ -72,8 +77,7 @@ class ModelChooser:
                 self._faces = FaceDetector()
             found = self._faces.detect(image)
             if found and is_usable_face(found[0], width, height):
-                _, share = face_size(found[0], width, height)
-                return ModelChoice(DEFAULT_MODEL, "face", f"a face, {share:.0%} of the photo's shorter side")
+                return _face_choice(face_size(found[0], width, height)[1])
             if self._people is None:
                 self._people = PersonDetector(video=False)
             person = self._people.detect(image)
@@ -124,8 +128,7 @@ def resolve_auto(
     if not is_auto(options.model) or options.config is not None:
         return options, None
     if face_worker is not None and face_worker.source_has_face():
-        share = face_worker.source_face_share or 0.0
-        choice = ModelChoice(DEFAULT_MODEL, "face", f"a face, {share:.0%} of the photo's shorter side")
+        choice = _face_choice(face_worker.source_face_share or 0.0)
         return replace(options, model=choice.model), choice
     with ModelChooser() as chooser:
         return chooser.resolve(options, image() if callable(image) else image)
