@@ -90,8 +90,9 @@ def evaluate(
                 other_name = f"{other_name} ({len(methods) + 1})"
             methods.append(ModelMethod(other_network, other_name, mode, options.device, options.batch_size))
         if options.baselines:
-            # the warp without learning of the content: the face mesh's, the body parts', none for anything else
-            warp = {"faces": MeshWarpBaseline, "bodies": PartWarpBaseline}.get(kind)
+            # the warp without learning: the body parts' when bodies are measured by their pose, the face mesh's for
+            # faces, none for anything else
+            warp = PartWarpBaseline if landmarks is LandmarkSet.POSE else MeshWarpBaseline if kind == "faces" else None
             methods += [StaticBaseline(), *([warp(mode)] if warp is not None else [])]
         for method in methods:
             stack.callback(method.close)
