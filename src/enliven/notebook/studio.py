@@ -17,8 +17,10 @@ crops and keypoints (clip, model, crop), the reference frame.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -162,22 +164,15 @@ class Studio:
             image, name = np.ascontiguousarray(source), name or "photo"
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise InputError(f"a photo must be an H x W x 3 uint8 RGB array, got {image.dtype} {image.shape}.")
-        old_state = (self._choice, self._loaded, self._loaded_for, self._device, self._animator, self._clip)
-        if is_auto(self._options.model) and self._options.config is None:
-            self._choice = choose_model(image)  # the photo may need another model (a face, a body, an animal)
-            if self._choice.model != self._loaded_for:
-                self._loaded, self._animator = None, None  # the old ones are closed below, once this photo is in
-        try:
+        with self._all_or_nothing():
+            before = self._animator
+            if is_auto(self._options.model) and self._options.config is None:
+                self._choice = choose_model(image)  # the photo may need another model (a face, a body, an animal)
+                if self._choice.model != self._loaded_for:
+                    self._loaded, self._animator = None, None
             photo = self._cut_photo(image, name, BoxAdjustment())
-            if self._animator is not old_state[4] and self._clip_path is not None:  # cut again for the new model
+            if self._animator is not before and self._clip_path is not None:  # cut again for the new model
                 self._clip = self._cut_clip(*self._clip_path, None)
-        except Exception:
-            if self._animator is not None and self._animator is not old_state[4]:
-                self._animator.close()
-            self._choice, self._loaded, self._loaded_for, self._device, self._animator, self._clip = old_state
-            raise
-        if old_state[4] is not None and self._animator is not old_state[4]:
-            old_state[4].close()
         self._photo_source, self._adjustment, self._photo = (image, name), BoxAdjustment(), photo
         self._forget_encoding()
         self._best_frame = None
@@ -230,9 +225,8 @@ class Studio:
         changed = {name for name in changes if getattr(new, name) != getattr(self._options, name)}
         if not changed:
             return self._options
-        old_state = (self._options, self._loaded, self._device, self._animator, self._photo, self._clip)
-        self._options = new
-        try:
+        with self._all_or_nothing():
+            self._options = new
             if changed & _MODEL_OPTIONS:
                 self._loaded = None
                 self.loaded_model  # noqa: B018 - load now: a bad name or file is reported by this call
@@ -242,18 +236,28 @@ class Studio:
                 self._get_animator()  # now: what does not fit this model is reported by this call
             if changed & (_MODEL_OPTIONS | _CROP_OPTIONS):
                 self._recut()
-        except Exception:
-            if self._animator is not None and self._animator is not old_state[3]:
-                self._animator.close()
-            self._options, self._loaded, self._device, self._animator, self._photo, self._clip = old_state
-            raise
-        if old_state[3] is not None and self._animator is not old_state[3]:
-            old_state[3].close()
         if changed - {"edit"}:  # an edit changes the driving keypoints only: the encoding and reference stay
             self._forget_encoding()
         if changed & {"find_best_frame"} or changed & (_MODEL_OPTIONS | _CROP_OPTIONS):
             self._best_frame = None
         return self._options
+
+    @contextlib.contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """What changes inside stays only if nothing fails: on an error the options, model, animator, photo and clip
+        before come back (a new animator is closed); on success an animator that was replaced is closed."""
+        saved = (self._options, self._choice, self._loaded, self._loaded_for, self._device, self._animator,
+                 self._photo, self._clip)  # fmt: skip
+        try:
+            yield
+        except Exception:
+            if self._animator is not None and self._animator is not saved[5]:
+                self._animator.close()
+            (self._options, self._choice, self._loaded, self._loaded_for, self._device, self._animator, self._photo,
+             self._clip) = saved  # fmt: skip
+            raise
+        if saved[5] is not None and self._animator is not saved[5]:
+            saved[5].close()
 
     # -- work --------------------------------------------------------------------------------------------------
     def preview(self, position: int) -> Preview:
