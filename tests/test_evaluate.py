@@ -135,8 +135,8 @@ def test_external_landmarks_and_identity_of_identical_frames(grid_frames) -> Non
 
 
 def test_joint_angles_of_a_moving_arm_and_their_correlation() -> None:
-    from enliven.evaluate.landmarks import POSE_JOINTS, joint_angles
     from enliven.evaluate.protocols import AnimationFrames, summarise
+    from enliven.pose import POSE_JOINTS, joint_angles
 
     frames = 12
     points = np.full((frames, 33, 2), np.nan)

@@ -57,6 +57,28 @@ BODY_PARTS: tuple[BodyPart, ...] = (
     BodyPart("right shin", (RIGHT_KNEE, RIGHT_ANKLE), (RIGHT_KNEE, RIGHT_ANKLE), 0.12),
 )  # fmt: skip
 
+#: The joint angles of a body (one end, the joint, the other end): elbows (shoulder, elbow, wrist), shoulders (hip,
+#: shoulder, elbow), hips (shoulder, hip, knee), knees (hip, knee, ankle); left, then right.
+POSE_JOINTS: tuple[tuple[int, int, int], ...] = (
+    (LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST), (RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST),
+    (LEFT_HIP, LEFT_SHOULDER, LEFT_ELBOW), (RIGHT_HIP, RIGHT_SHOULDER, RIGHT_ELBOW),
+    (LEFT_SHOULDER, LEFT_HIP, LEFT_KNEE), (RIGHT_SHOULDER, RIGHT_HIP, RIGHT_KNEE),
+    (LEFT_HIP, LEFT_KNEE, LEFT_ANKLE), (RIGHT_HIP, RIGHT_KNEE, RIGHT_ANKLE),
+)  # fmt: skip
+
+
+def joint_angles(points: np.ndarray) -> np.ndarray:
+    """``N x len(POSE_JOINTS)`` angles (radians, in ``[0, pi]``: folded to straight) of ``N x 33 x 2`` pose
+    keypoints; NaN where a keypoint of the joint was not found or a limb has no length."""
+    ends = np.array(POSE_JOINTS)
+    a = points[:, ends[:, 0]] - points[:, ends[:, 1]]
+    b = points[:, ends[:, 2]] - points[:, ends[:, 1]]
+    lengths = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = (a * b).sum(-1) / np.where(lengths > 1e-6, lengths, np.nan)
+    return np.arccos(np.clip(cosine, -1.0, 1.0))
+
+
 #: The background's weight far from the body: a part's weight at two half-thicknesses from its bone. Near a bone it
 #: fades out (see :func:`part_warp_map`), so that a part moves whole instead of being held back by the background.
 BACKGROUND_WEIGHT = float(np.exp(-2.0))

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from enliven.pose import NUM_POSE_POINTS, joint_angles
 from enliven.preprocess._deps import import_dlib
 from enliven.preprocess.face import MediaPipeGraphs, pose_found
 
@@ -106,7 +107,7 @@ class PoseLandmarks(MediaPipeGraphs):
     """MediaPipe pose, 33 body keypoints; a keypoint below :data:`POSE_MIN_VISIBILITY` counts as not found. Its
     native start-up messages are kept off the terminal (:class:`~enliven.preprocess.face.MediaPipeGraphs`)."""
 
-    num_keypoints = 33
+    num_keypoints = NUM_POSE_POINTS
 
     def __init__(self) -> None:
         super().__init__()
@@ -153,7 +154,8 @@ class MotionSignals:
         head_y: vertical position of the keypoints' centroid, as a fraction of the image height.
         yaw: nose tip position between the jaw ends, -0.5 (turned to one side) to 0.5 (the other) (faces).
         joints: ``N x 8`` angles in radians, ``0`` (folded) to ``pi`` (straight), of the elbows, shoulders, hips and
-            knees, left and right (:data:`POSE_JOINTS`; bodies, MediaPipe pose), or ``None`` for other keypoints.
+            knees, left and right (:data:`enliven.pose.POSE_JOINTS`; bodies, MediaPipe pose), or ``None`` for other
+            keypoints.
     """
 
     mouth: np.ndarray
@@ -164,28 +166,6 @@ class MotionSignals:
     joints: np.ndarray | None = None
 
     NAMES: ClassVar[tuple[str, ...]] = ("mouth", "eyes", "head_x", "head_y", "yaw")
-
-
-#: The joint angles of a body, as MediaPipe pose indices (one end, the joint, the other end): elbows (shoulder,
-#: elbow, wrist), shoulders (hip, shoulder, elbow), hips (shoulder, hip, knee), knees (hip, knee, ankle); left, right.
-POSE_JOINTS: tuple[tuple[int, int, int], ...] = (
-    (11, 13, 15), (12, 14, 16),
-    (23, 11, 13), (24, 12, 14),
-    (11, 23, 25), (12, 24, 26),
-    (23, 25, 27), (24, 26, 28),
-)  # fmt: skip
-
-
-def joint_angles(points: np.ndarray) -> np.ndarray:
-    """``N x len(POSE_JOINTS)`` angles (radians, in ``[0, pi]``) of ``N x 33 x 2`` pose keypoints; NaN where a
-    keypoint of the joint was not found or a limb has no length."""
-    ends = np.array(POSE_JOINTS)
-    a = points[:, ends[:, 0]] - points[:, ends[:, 1]]
-    b = points[:, ends[:, 2]] - points[:, ends[:, 1]]
-    lengths = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cosine = (a * b).sum(-1) / np.where(lengths > 1e-6, lengths, np.nan)
-    return np.arccos(np.clip(cosine, -1.0, 1.0))
 
 
 def motion_signals(points: np.ndarray, image_size: tuple[int, int]) -> MotionSignals:
@@ -201,7 +181,7 @@ def motion_signals(points: np.ndarray, image_size: tuple[int, int]) -> MotionSig
         head_y = np.nanmean(points[..., 1], axis=1) / height
     if points.shape[1] != 68:
         nan = np.full(len(points), np.nan)
-        joints = joint_angles(points) if points.shape[1] == PoseLandmarks.num_keypoints else None
+        joints = joint_angles(points) if points.shape[1] == NUM_POSE_POINTS else None
         return MotionSignals(nan, nan.copy(), head_x, head_y, nan.copy(), joints)
 
     def dist(i: int, j: int) -> np.ndarray:
