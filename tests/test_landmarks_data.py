@@ -18,6 +18,7 @@ from enliven.data.layout import clip_kind
 from enliven.data.pairs import augment_points, landmarks_path
 from enliven.errors import InputError
 from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS, normalized_to_pixels
+from enliven.types import LandmarkKind
 
 REAL_CLIP = "faces/PC-AVS/videos/Input_00010.mp4"
 REAL_FRAMES = 4
@@ -180,7 +181,7 @@ def test_landmarks_off_changes_nothing_and_missing_sidecars_are_reported(tmp_pat
     assert batch.source_landmarks is None and batch.to("cpu").driving_landmarks is None
 
     bare = _dot_dataset(tmp_path / "bare", {"a": [True] * 4}, sidecars=False)
-    assert PairDatasetConfig.from_dict({"root": str(bare), "landmarks": True}).landmarks is True
+    assert PairDatasetConfig.from_dict({"root": str(bare), "landmarks": True}).landmarks is LandmarkKind.FACE_MESH
     with pytest.raises(InputError, match="enliven data landmarks") as err:
         PairDataset(PairDatasetConfig(root=bare, frame_size=(OUT, OUT), landmarks=True))
     assert str(err.value).count(". ") == 0

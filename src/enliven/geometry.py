@@ -81,6 +81,36 @@ def inverse_3x3(matrix: Tensor, min_abs_det: float = 0.0) -> Tensor:
     return adjugate / det[..., None, None]
 
 
+def fit_similarity(points_from: Tensor, points_to: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Least-squares similarity (rotation, uniform scale, translation) between point sets, in closed form.
+
+    Args:
+        points_from: ``B x K x 2`` points, ``K >= 2``.
+        points_to: ``B x K x 2`` where they go.
+        weights: ``B x K`` non-negative weights of the points (default all 1; at least two points weighing more
+            than 0).
+
+    Returns:
+        ``B x 3 x 2`` matrix ``A`` with ``[x, y, 1] @ A`` approximating ``points_to`` (as :func:`fit_affine`). Points
+        on top of each other give the translation of their means.
+    """
+    if weights is None:
+        weights = torch.ones_like(points_from[..., 0])
+    w = (weights / weights.sum(1, keepdim=True).clamp(min=1e-12)).unsqueeze(-1)  # B x K x 1, summing to 1
+    mean_from, mean_to = (w * points_from).sum(1, keepdim=True), (w * points_to).sum(1, keepdim=True)
+    a, b = points_from - mean_from, points_to - mean_to
+    norm = (w * a * a).sum((1, 2))
+    valid = norm > 1e-12
+    safe = torch.where(valid, norm, torch.ones_like(norm))
+    # The complex-number form: to = s e^{i theta} from + t, with s cos = <a, b> / |a|^2, s sin = (a x b) / |a|^2.
+    cos = torch.where(valid, (w * a * b).sum((1, 2)) / safe, torch.ones_like(norm))
+    cross = (w[..., 0] * (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0])).sum(1)
+    sin = torch.where(valid, cross / safe, torch.zeros_like(norm))
+    linear = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], 1)  # B x 2 x 2, row vectors
+    shift = mean_to - mean_from @ linear  # B x 1 x 2
+    return torch.cat([linear, shift], 1)
+
+
 def fit_affine(points_from: Tensor, points_to: Tensor, ridge: float = 1e-4) -> Tensor:
     """Least-squares affine map between point sets, in closed form (exportable to ONNX).
 

@@ -67,6 +67,40 @@ POSE_JOINTS: tuple[tuple[int, int, int], ...] = (
 )  # fmt: skip
 
 
+#: The torso's corners (moved together, by one affine map) and the head's points (moved rigidly about the neck).
+TORSO_POINTS: tuple[int, ...] = (LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP)
+HEAD_POINTS: tuple[int, ...] = tuple(range(11))  # nose, eyes, ears, mouth
+
+
+@dataclass(frozen=True)
+class Bone:
+    """A bone of the skeleton for retargeting: ``child`` hangs from ``parent`` (placed before it) at an angle
+    measured from the direction ``axis`` (two landmarks), and ``followers`` (a hand's or a foot's points) move
+    rigidly with it. A ``hinge`` (elbow, knee) folds one way only, whichever side of its axis a picture shows it
+    on."""
+
+    parent: int
+    child: int
+    axis: tuple[int, int]
+    hinge: bool = False
+    followers: tuple[int, ...] = ()
+
+
+#: The limbs from the torso outwards, parents first: every point outside the torso and head is placed by one bone.
+#: Upper arms turn against the shoulder line, thighs against the hip line (the shoulders and hips of
+#: :data:`POSE_JOINTS`), forearms and shins against their parent bone (elbows and knees).
+SKELETON: tuple[Bone, ...] = (
+    Bone(LEFT_SHOULDER, LEFT_ELBOW, (RIGHT_SHOULDER, LEFT_SHOULDER)),
+    Bone(LEFT_ELBOW, LEFT_WRIST, (LEFT_ELBOW, LEFT_SHOULDER), True, (17, 19, 21)),
+    Bone(RIGHT_SHOULDER, RIGHT_ELBOW, (LEFT_SHOULDER, RIGHT_SHOULDER)),
+    Bone(RIGHT_ELBOW, RIGHT_WRIST, (RIGHT_ELBOW, RIGHT_SHOULDER), True, (18, 20, 22)),
+    Bone(LEFT_HIP, LEFT_KNEE, (RIGHT_HIP, LEFT_HIP)),
+    Bone(LEFT_KNEE, LEFT_ANKLE, (LEFT_KNEE, LEFT_HIP), True, (29, 31)),
+    Bone(RIGHT_HIP, RIGHT_KNEE, (LEFT_HIP, RIGHT_HIP)),
+    Bone(RIGHT_KNEE, RIGHT_ANKLE, (RIGHT_KNEE, RIGHT_HIP), True, (30, 32)),
+)
+
+
 def joint_angles(points: np.ndarray) -> np.ndarray:
     """``N x len(POSE_JOINTS)`` angles (radians, in ``[0, pi]``: folded to straight) of ``N x 33 x 2`` pose
     keypoints; NaN where a keypoint of the joint was not found or a limb has no length."""

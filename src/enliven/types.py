@@ -64,6 +64,33 @@ class Keypoints:
         return Keypoints(self.value.expand(batch, -1, -1), jac)
 
 
+class LandmarkKind(StrEnum):
+    """Landmarks MediaPipe finds outside the models, stored beside training clips and computed by the animator.
+
+    ``face_mesh``: the face mesh's 468 points (:mod:`enliven.face_mesh`); ``pose``: the body's 33 pose points
+    (:mod:`enliven.pose`). A clip's sidecar is ``<split>/<clip name><suffix>``: ``T x N x 2`` float32 pixel
+    positions of the stored frames, a NaN row where nothing was found.
+    """
+
+    FACE_MESH = "face_mesh"
+    POSE = "pose"
+
+    @property
+    def num_points(self) -> int:
+        """Points per frame: 468 or 33."""
+        return 468 if self is LandmarkKind.FACE_MESH else 33
+
+    @property
+    def suffix(self) -> str:
+        """The sidecar's file name suffix: ``.face_mesh.npy`` or ``.pose.npy``."""
+        return f".{self.value}.npy"
+
+    @property
+    def subject(self) -> str:
+        """What the landmarks are found on, for messages: ``a face`` or ``a person``."""
+        return "a face" if self is LandmarkKind.FACE_MESH else "a person"
+
+
 class MotionMode(StrEnum):
     """How driving keypoints move the source.
 

@@ -55,8 +55,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=positive_int, default=50, help="timed frames per model and backend (default 50)")
     p.add_argument("--warmup", type=positive_int, default=5, help="untimed frames before them (default 5)")
     p.add_argument("--size", type=positive_int, default=256, help="side of the square frames (default 256)")
-    p.add_argument("--source", type=Path, default=None, help="source face photo (default: the bundled astronaut)")
-    p.add_argument("--driving", type=Path, default=None, help="driving face clip (default: the bundled GRID clip)")
+    p.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="source photo: a face, or a person for body models (default: the bundled astronaut)",
+    )
+    p.add_argument(
+        "--driving", type=Path, default=None, help="driving clip: a face, or a person (default: the bundled GRID clip)"
+    )
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="also write every number as JSON")
     p.add_argument(
         "--in-process",

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from enliven.cli.arguments import positive_int
+from enliven.types import LandmarkKind
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,13 +42,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview.set_defaults(handler=_preview)
     landmarks = commands.add_parser(
         "landmarks",
-        help="store MediaPipe face-mesh landmarks beside every clip",
+        help="store MediaPipe face-mesh (or pose) landmarks beside every clip",
         description="Run MediaPipe's face mesh on every stored frame of every clip and write "
-        "<split>/<clip>.face_mesh.npy (468 landmarks per frame, NaN where no face was found). Runs resume: "
-        "complete landmark files are kept.",
-        epilog="example: enliven data landmarks ~/enliven-data/faces --workers 2",
+        "<split>/<clip>.face_mesh.npy (468 landmarks per frame, NaN where no face was found); with --kind pose, "
+        "MediaPipe's pose and <split>/<clip>.pose.npy (33 body landmarks per frame, NaN where nobody was found). "
+        "Runs resume: complete landmark files are kept.",
+        epilog="examples: enliven data landmarks ~/enliven-data/faces --workers 2\n"
+        "          enliven data landmarks ~/enliven-data/bodies --kind pose --workers 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     landmarks.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder (FOMM layout)")
+    landmarks.add_argument(
+        "--kind",
+        choices=[kind.value for kind in LandmarkKind],
+        default=LandmarkKind.FACE_MESH.value,
+        help="face_mesh (faces, the default) or pose (bodies)",
+    )
     landmarks.add_argument("--workers", type=positive_int, default=1, help="parallel processes (default 1)")
     landmarks.add_argument(
         "--splits", type=_split_list, default=None, help="comma-separated splits (default: every split)"
@@ -66,7 +76,9 @@ def _split_list(text: str) -> list[str]:
 def _landmarks(args: argparse.Namespace) -> int:
     from enliven.prepare.landmarks import add_landmarks
 
-    summary = add_landmarks(args.dataset, splits=args.splits, workers=args.workers, progress=args.progress)
+    summary = add_landmarks(
+        args.dataset, splits=args.splits, workers=args.workers, progress=args.progress, kind=LandmarkKind(args.kind)
+    )
     print(summary.line())
     return 1 if summary.failed else 0
 

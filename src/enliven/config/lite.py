@@ -43,8 +43,10 @@ class LiteConfig:
     Attributes:
         image_size: side of the square frames (256; 128 for quick experiments).
         num_channels: image channels (3).
-        keypoints: ``face_mesh`` (MediaPipe landmarks given from outside; the default) or ``learned`` (a small
-            keypoint detector trained without supervision, FOMM-style, with equivariance losses).
+        keypoints: ``face_mesh`` (MediaPipe landmarks given from outside; the default), ``pose`` (MediaPipe's 33
+            body landmarks given from outside: a body model, whose candidate flows are the body parts' motions,
+            :mod:`enliven.models.lite.body`) or ``learned`` (a small keypoint detector trained without supervision,
+            FOMM-style, with equivariance losses).
         landmarks: name of the face-mesh subset in :data:`LANDMARK_SUBSETS` that moves the face (``face_mesh``).
         num_kp: number of learned keypoints (``learned``).
         motion_size: side of the dense motion grid (64 for 256 px frames: motion is smooth, a quarter suffices).
@@ -103,9 +105,14 @@ class LiteConfig:
     image_warp: str = "bilinear"
 
     def __post_init__(self) -> None:
-        if self.keypoints not in ("face_mesh", "learned"):
+        if self.keypoints not in ("face_mesh", "pose", "learned"):
             raise ConfigError(
-                f"'model_params.common_params.keypoints' must be face_mesh or learned, got {self.keypoints!r}."
+                f"'model_params.common_params.keypoints' must be face_mesh, pose or learned, got {self.keypoints!r}."
+            )
+        if self.keypoints == "pose" and (self.piecewise or self.face_margin is not None or self.mouth_interior):
+            raise ConfigError(
+                "a body model (keypoints: pose) has no face mesh: set motion_params piecewise: false and "
+                "face_margin: null, and generator_params mouth_interior: false."
             )
         if not is_int(self.num_kp) or self.num_kp < 3:
             raise ConfigError(f"'model_params.common_params.num_kp' must be an integer >= 3, got {self.num_kp!r}.")
@@ -216,7 +223,8 @@ class LiteConfig:
                 "common_params": {
                     "num_channels": self.num_channels,
                     "keypoints": self.keypoints,
-                    **({"landmarks": self.landmarks} if self.keypoints == "face_mesh" else {"num_kp": self.num_kp}),
+                    **({"landmarks": self.landmarks} if self.keypoints == "face_mesh" else {}),
+                    **({"num_kp": self.num_kp} if self.keypoints == "learned" else {}),
                 },
                 "motion_params": {
                     "size": self.motion_size,
@@ -246,3 +254,6 @@ LITE_2 = LiteConfig(channels=(48, 96), num_refine_blocks=2, mouth_interior=True,
 #: enliven-any (``--model enliven-any``, the generic model: animals, cartoons, drawings, objects): 10 keypoints learned
 #: without supervision move the same generator (``configs/lite-any.yaml``).
 LITE_ANY = LiteConfig(keypoints="learned", num_kp=10, kernel_sigmas=(0.08, 0.2), piecewise=False, face_margin=None)
+#: enliven-body (``--model enliven-body``, people): MediaPipe's 33 pose landmarks move the body's parts, the same
+#: generator mixes their motions, predicts occlusion and fills in (``configs/lite-body.yaml``).
+LITE_BODY = LiteConfig(keypoints="pose", piecewise=False, face_margin=None)

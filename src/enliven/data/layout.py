@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from enliven.errors import InputError
-from enliven.face_mesh import LANDMARKS_SUFFIX
+from enliven.types import LandmarkKind
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ def _scan_folder(folder: Path, root: Path, split: str, infos: dict[str, ClipInfo
     for path in sorted(folder.iterdir()):
         kind = clip_kind(path)
         if kind is None:
-            known = path.name == METADATA_FILE or path.name.endswith(LANDMARKS_SUFFIX)  # our own files
+            sidecar = any(path.name.endswith(kind.suffix) for kind in LandmarkKind)
+            known = path.name == METADATA_FILE or sidecar  # our own files
             if not known and not path.name.startswith("."):
                 log.warning("skipping %s: not a clip (a frame folder, video, gif or png strip)", path)
             continue

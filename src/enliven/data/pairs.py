@@ -4,8 +4,9 @@ An epoch holds ``num_repeats`` passes over the clips, or over the identities whe
 identity appears exactly ``num_repeats`` times per epoch whatever its number of clips (a person filmed in 40 clips
 weighs no more than one filmed once), and each item draws one clip of its identity, then two distinct frames.
 
-Face-mesh landmarks (``landmarks: true``): each clip's sidecar (:mod:`enliven.face_mesh`, written by
-``enliven data landmarks``) is read once per worker and cached; pairs are drawn among the frames with a face, and
+Landmarks (``landmarks: true`` for the face mesh, ``landmarks: pose`` for bodies): each clip's sidecar
+(:class:`enliven.types.LandmarkKind`, written by ``enliven data landmarks [--kind pose]``) is read once per worker and
+cached; pairs are drawn among the frames where they were found (a face, a person), and
 each item carries both frames' landmarks in ``[-1, 1]`` coordinates of the delivered frames, moved by the same
 augmentation as the pixels (a mirror mirrors the coordinates and keeps the point order: the model pairs point ``k``
 of the source with point ``k`` of the driving frame, which stays true).
@@ -35,7 +36,8 @@ from enliven.data.config import AugmentationConfig, find_augmentation_settings
 from enliven.data.layout import ClipRef, find_clips, group_by_identity
 from enliven.data.readers import ClipReader
 from enliven.errors import ConfigError, InputError
-from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS, pixels_to_normalized
+from enliven.face_mesh import pixels_to_normalized
+from enliven.types import LandmarkKind
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,9 @@ _MAX_SKIPS = 20
 _MAX_CACHED_LANDMARKS = 128
 
 
-def landmarks_path(clip: ClipRef) -> Path:
-    """Where the face-mesh landmark sidecar of ``clip`` lives: ``<split folder>/<clip name>.face_mesh.npy``."""
-    return clip.path.with_name(clip.name + LANDMARKS_SUFFIX)
+def landmarks_path(clip: ClipRef, kind: LandmarkKind = LandmarkKind.FACE_MESH) -> Path:
+    """Where a landmark sidecar of ``clip`` lives: ``<split folder>/<clip name>.face_mesh.npy`` (or ``.pose.npy``)."""
+    return clip.path.with_name(clip.name + kind.suffix)
 
 
 def choose_frames(candidates: np.ndarray, rng: np.random.Generator, max_gap: int | None) -> tuple[int, int]:
@@ -98,8 +100,9 @@ class PairDatasetConfig:
         augmentation: the augmentation applied (``AugmentationConfig()`` only converts to the value range).
         seed: base seed; items are then reproducible whatever the worker count. ``None`` draws fresh entropy.
         skip_corrupt: replace an unreadable clip by another (logged once per clip) instead of raising.
-        landmarks: deliver each frame's face-mesh landmarks (needs the sidecars of ``enliven data landmarks``) and
-            draw only frames with a face; a clip with fewer than two is treated as unreadable.
+        landmarks: deliver each frame's landmarks of this kind (``face_mesh``, or ``pose`` for bodies; YAML
+            ``true`` means ``face_mesh``; needs the sidecars of ``enliven data landmarks [--kind pose]``) and draw only
+            frames where they were found; a clip with fewer than two such frames is treated as unreadable.
         max_frame_gap: at most this many frames between a pair's two frames (``None``: any two frames of the clip,
             as FOMM samples). Evaluation animates each frame from the clip's first one; a gap near that protocol's
             clip length trains on the motion it measures.
@@ -115,7 +118,7 @@ class PairDatasetConfig:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     seed: int | None = None
     skip_corrupt: bool = True
-    landmarks: bool = False
+    landmarks: LandmarkKind | None = None
     max_frame_gap: int | None = None
     mouth_pairs: float = 0.0
 
@@ -127,9 +130,10 @@ class PairDatasetConfig:
             raise ConfigError(f"num_repeats must be a positive integer, got {self.num_repeats!r}.")
         if not isinstance(self.split, str) or not self.split:
             raise ConfigError(f"split must be a split folder name such as 'train', got {self.split!r}.")
-        for name in ("id_sampling", "skip_corrupt", "landmarks"):
+        for name in ("id_sampling", "skip_corrupt"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        object.__setattr__(self, "landmarks", _landmark_kind(self.landmarks))
         gap = self.max_frame_gap
         if gap is not None and (isinstance(gap, bool) or not isinstance(gap, int) or gap < 1):
             raise ConfigError(f"max_frame_gap must be a positive integer or null, got {gap!r}.")
@@ -139,7 +143,7 @@ class PairDatasetConfig:
             or not (0 <= self.mouth_pairs <= 1)
         ):
             raise ConfigError(f"mouth_pairs must be a probability in [0, 1], got {self.mouth_pairs!r}.")
-        if self.mouth_pairs and not self.landmarks:
+        if self.mouth_pairs and self.landmarks is not LandmarkKind.FACE_MESH:
             raise ConfigError("mouth_pairs needs the face-mesh landmarks: set 'landmarks: true' too.")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an integer or null, got {self.seed!r}.")
@@ -171,6 +175,20 @@ class PairDatasetConfig:
         )
 
 
+def _landmark_kind(value: object) -> LandmarkKind | None:
+    """A dataset's ``landmarks`` setting: ``true`` (the face mesh, as before kinds existed), ``false``/``null`` or a
+    kind's name."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return LandmarkKind.FACE_MESH
+    try:
+        return LandmarkKind(value)
+    except ValueError:
+        names = ", ".join(kind.value for kind in LandmarkKind)
+        raise ConfigError(f"landmarks must be true, false or one of {names}, got {value!r}.") from None
+
+
 class FramePair(NamedTuple):
     """One training item.
 
@@ -179,7 +197,8 @@ class FramePair(NamedTuple):
         driving: ``3 x H x W`` float32, same clip, augmented with the same parameters.
         clip: the clip name; identity: its identity.
         source_index, driving_index: frame numbers within the clip (after a time flip, as delivered).
-        source_landmarks, driving_landmarks: ``468 x 2`` float32 face-mesh ``(x, y)`` of each frame in ``[-1, 1]``
+        source_landmarks, driving_landmarks: ``N x 2`` float32 landmarks (468 face-mesh or 33 pose points)
+            ``(x, y)`` of each frame in ``[-1, 1]``
             coordinates of the delivered frame (``-1``/``+1`` at the centres of its edge pixels), augmented like
             the pixels; ``None`` unless the dataset's ``landmarks`` setting is on.
     """
@@ -196,7 +215,7 @@ class FramePair(NamedTuple):
 
 class PairBatch(NamedTuple):
     """A batch of :class:`FramePair`: ``B x 3 x H x W`` tensors, per-item names and frame numbers, and (when the
-    dataset delivers them) ``B x 468 x 2`` landmarks in ``[-1, 1]`` frame coordinates."""
+    dataset delivers them) ``B x N x 2`` landmarks in ``[-1, 1]`` frame coordinates."""
 
     source: Tensor
     driving: Tensor
@@ -288,11 +307,12 @@ class PairDataset(Dataset[FramePair]):
         self._bad: set[str] = set()
         self._landmarks: OrderedDict[Path, np.ndarray] = OrderedDict()
         if config.landmarks:
-            missing = [clip for clip in self.clips if not landmarks_path(clip).is_file()]
+            kind = config.landmarks
+            missing = [clip for clip in self.clips if not landmarks_path(clip, kind).is_file()]
             if missing:
                 raise InputError(
-                    f"{len(missing)} of {len(self.clips)} clips of {config.root} lack their face-mesh landmark file "
-                    f"(such as {landmarks_path(missing[0]).name}); run 'enliven data landmarks {config.root}' first."
+                    f"{len(missing)} of {len(self.clips)} clips of {config.root} lack their {kind.value} landmark file "
+                    f"(such as {landmarks_path(missing[0], kind).name}); run '{_landmarks_command(config)}' first."
                 )
 
     def __len__(self) -> int:
@@ -345,11 +365,12 @@ class PairDataset(Dataset[FramePair]):
 
     def _make_pair(self, clip: ClipRef, rng: np.random.Generator) -> FramePair:
         count = self.reader.num_frames(clip)
-        landmarks = self._clip_landmarks(clip, count) if self.config.landmarks else None
+        kind = self.config.landmarks
+        landmarks = self._clip_landmarks(clip, count, kind) if kind is not None else None
         if landmarks is not None:
             with_face = np.flatnonzero(~np.isnan(landmarks).any(axis=(1, 2)))
             if len(with_face) < 2:
-                raise InputError(f"The clip {clip.path} has fewer than 2 frames with a face; it is left out.")
+                raise InputError(f"The clip {clip.path} has fewer than 2 frames with {kind.subject}; it is left out.")
             if self.config.mouth_pairs and rng.random() < self.config.mouth_pairs:
                 first, second = choose_frames_by_mouth(
                     with_face, mouth_opening(landmarks), rng, self.config.max_frame_gap
@@ -383,32 +404,38 @@ class PairDataset(Dataset[FramePair]):
         )
 
     def _delivered_points(self, points: np.ndarray, in_size: tuple[int, int], params: AugmentParams) -> np.ndarray:
-        """One frame's stored landmarks -> ``468 x 2`` float32 ``[-1, 1]`` coordinates of its delivered frame."""
+        """One frame's stored landmarks -> ``N x 2`` float32 ``[-1, 1]`` coordinates of its delivered frame."""
         height, width = self.config.frame_size
         moved = augment_points(points, params, in_size, (height, width))
         return pixels_to_normalized(moved, width, height).astype(np.float32)
 
-    def _clip_landmarks(self, clip: ClipRef, count: int) -> np.ndarray:
-        """The clip's ``T x 468 x 2`` sidecar, read once and kept in a small per-process LRU cache.
+    def _clip_landmarks(self, clip: ClipRef, count: int, kind: LandmarkKind) -> np.ndarray:
+        """The clip's ``T x N x 2`` sidecar, read once and kept in a small per-process LRU cache.
 
         Raises:
             InputError: the sidecar is missing, unreadable or does not hold one row per frame.
         """
-        path = landmarks_path(clip)
+        path = landmarks_path(clip, kind)
         cached = self._landmarks.pop(path, None)
         if cached is None:
             try:
                 cached = np.load(path)
             except (OSError, ValueError) as err:
                 raise InputError(
-                    f"Cannot read the landmarks {path} ({err}); run 'enliven data landmarks {self.config.root}'."
+                    f"Cannot read the landmarks {path} ({err}); run '{_landmarks_command(self.config)}'."
                 ) from err
             if len(self._landmarks) >= _MAX_CACHED_LANDMARKS:
                 self._landmarks.popitem(last=False)
         self._landmarks[path] = cached
-        if cached.shape != (count, NUM_FACE_MESH_POINTS, 2):
+        if cached.shape != (count, kind.num_points, 2):
             raise InputError(
                 f"The landmarks {path} have shape {cached.shape} for a clip of {count} frames; delete them and "
-                f"run 'enliven data landmarks {self.config.root}'."
+                f"run '{_landmarks_command(self.config)}'."
             )
         return cached
+
+
+def _landmarks_command(config: PairDatasetConfig) -> str:
+    """The command that writes a dataset's missing landmark sidecars."""
+    kind = "" if config.landmarks in (None, LandmarkKind.FACE_MESH) else f" --kind {config.landmarks.value}"
+    return f"enliven data landmarks {config.root}{kind}"

@@ -8,9 +8,10 @@
 Frames are taken as they are (already cropped) and resized to the model's size. Relative motion is measured
 against a reference driving frame: the first frame animated after :meth:`Animator.set_source` unless
 :meth:`Animator.set_reference` chose another (e.g. the best-matching frame). Nothing is kept per frame, so memory
-does not grow with video length. Models driven by face-mesh landmarks (enliven-lite) get them from a
-:class:`~enliven.inference.landmarks.FaceMeshTracker`, which follows the face from frame to frame: feed one clip's
-frames in order, and call :meth:`Animator.set_source` (or :meth:`Animator.restart_tracking`) before another clip.
+does not grow with video length. Models driven by MediaPipe landmarks (enliven-lite: the face mesh; enliven-body: the
+pose) get them from a :class:`~enliven.inference.landmarks.LandmarkTracker`, which follows the face (body) from frame
+to frame: feed one clip's frames in order, and call :meth:`Animator.set_source` (or
+:meth:`Animator.restart_tracking`) before another clip.
 Motion that does not come from frames (generated, edited, or landmarks found elsewhere) drives the same renderer
 through :meth:`Animator.animate_keypoints`.
 """
@@ -27,13 +28,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from enliven.config import ModelConfig
-from enliven.face_mesh import NUM_FACE_MESH_POINTS
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.motion_transfer import movement_scale
-from enliven.types import GeneratorOutput, Keypoints, MotionMode
+from enliven.types import GeneratorOutput, Keypoints, LandmarkKind, MotionMode
 
 if TYPE_CHECKING:
-    from enliven.inference.landmarks import FaceMeshTracker
+    from enliven.inference.landmarks import LandmarkTracker
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -49,6 +49,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 @torch.inference_mode()
+def landmark_kind(model: MotionTransferModel) -> LandmarkKind | None:
+    """The landmarks a model is driven by when MediaPipe finds them outside it (face mesh, pose), else ``None``."""
+    return {KeypointSource.FACE_MESH: LandmarkKind.FACE_MESH, KeypointSource.POSE: LandmarkKind.POSE}.get(
+        model.keypoint_source
+    )
+
+
 def check_runs_at(model: MotionTransferModel, size: int) -> None:
     """Run ``model`` once on a blank ``size x size`` source and frame, so that a size its networks cannot take (their
     down- and up-sampling must meet again) is one clear sentence before any work, not a traceback mid-clip.
@@ -61,10 +68,11 @@ def check_runs_at(model: MotionTransferModel, size: int) -> None:
     device = next(iter(model.parameters()), torch.empty(0)).device
     image = torch.zeros(1, 3, size, size, device=device)
     keypoints = None
-    if model.keypoint_source is KeypointSource.FACE_MESH:  # a face-mesh-shaped grid of points stands in
-        side = int(np.ceil(np.sqrt(NUM_FACE_MESH_POINTS)))
+    kind = landmark_kind(model)
+    if kind is not None:  # a grid of as many points stands in for the landmarks
+        side = int(np.ceil(np.sqrt(kind.num_points)))
         grid = torch.stack(torch.meshgrid(*[torch.linspace(-0.5, 0.5, side)] * 2, indexing="xy"), -1)
-        keypoints = Keypoints(grid.reshape(1, -1, 2)[:, :NUM_FACE_MESH_POINTS].to(device))
+        keypoints = Keypoints(grid.reshape(1, -1, 2)[:, : kind.num_points].to(device))
     try:
         encoding = model.encode_source(image, keypoints)
         model.generate(encoding, keypoints if keypoints is not None else model.detect_keypoints(image))
@@ -114,19 +122,26 @@ class Animator:
         self._source: SourceEncoding | None = None
         self._reference: Keypoints | None = None
         self._scale = 1.0
-        self._face_mesh = model.keypoint_source is KeypointSource.FACE_MESH
-        self._tracker: FaceMeshTracker | None = None  # made on first use: landmarks given from outside need none
+        self._landmark_kind = landmark_kind(model)
+        self._face_mesh = self._landmark_kind is LandmarkKind.FACE_MESH
+        self._tracker: LandmarkTracker | None = None  # made on first use: landmarks given from outside need none
 
     @property
     def uses_face_mesh(self) -> bool:
         """Whether the model is driven by MediaPipe face-mesh landmarks (468 points) instead of its own detector."""
         return self._face_mesh
 
-    def _mesh(self) -> FaceMeshTracker:
-        if self._tracker is None:
-            from enliven.inference.landmarks import FaceMeshTracker
+    @property
+    def landmark_kind(self) -> LandmarkKind | None:
+        """The landmarks MediaPipe finds for the model (face mesh, pose), or ``None`` for a model's own keypoints."""
+        return self._landmark_kind
 
-            self._tracker = FaceMeshTracker()
+    def _mesh(self) -> LandmarkTracker:
+        if self._tracker is None:
+            from enliven.inference.landmarks import LandmarkTracker
+
+            assert self._landmark_kind is not None
+            self._tracker = LandmarkTracker(self._landmark_kind)
         return self._tracker
 
     def _on_device(self, points: np.ndarray) -> Keypoints:
@@ -196,14 +211,14 @@ class Animator:
         """
         source = self.to_tensor(image)[:1]
         keypoints = None
-        if self._face_mesh:
+        if self._landmark_kind is not None:
             if self._tracker is not None:
                 self._tracker.restart()  # a new source starts a new driving clip
             if landmarks is None:
                 landmarks = self._mesh().still(self.to_uint8(source)[0])
             points = np.asarray(landmarks, dtype=np.float32).reshape(1, -1, 2)
-            if points.shape[1] != NUM_FACE_MESH_POINTS:
-                raise ValueError(f"expected {NUM_FACE_MESH_POINTS} source landmarks, got {points.shape[1]}")
+            if points.shape[1] != self._landmark_kind.num_points:
+                raise ValueError(f"expected {self._landmark_kind.num_points} source landmarks, got {points.shape[1]}")
             keypoints = self._on_device(points)
         if detail is not None and self.composes_detail:
             detail_tensor = torch.from_numpy(np.ascontiguousarray(detail)).to(self.device)
@@ -222,7 +237,7 @@ class Animator:
     def set_reference(self, frame: np.ndarray | Tensor) -> None:
         """Measure relative motion against this driving frame (default: the first frame animated)."""
         frame_tensor = self.to_tensor(frame)[:1]
-        if not self._face_mesh:
+        if self._landmark_kind is None:
             keypoints = self.model.detect_keypoints(frame_tensor)
         else:  # found on its own: the clip's tracking state stays untouched
             keypoints = self._on_device(self._mesh().still(self.to_uint8(frame_tensor)[0]))
@@ -353,7 +368,7 @@ class Animator:
 
     def _driving_keypoints(self, frames: Tensor, frames_uint8: np.ndarray | None = None) -> Keypoints:
         """Keypoints of ``B`` driving frames (face-mesh rows are NaN before the clip's first face)."""
-        if not self._face_mesh:
+        if self._landmark_kind is None:
             return self.model.detect_keypoints(frames)
         return self._on_device(self._mesh().driving(self.to_uint8(frames) if frames_uint8 is None else frames_uint8))
 

@@ -11,8 +11,9 @@ one stable box per clip, FOMM ``crop-video`` style, or a zero-phase smoothed tra
     ...         shown = cropper.paste(frame, animate(crop.image), crop.box)
 
 Images are ``H x W x 3`` uint8 RGB; boxes are :class:`~enliven.preprocess.Box` in pixels. Models that do not
-animate faces (``content="other"``) get the frame padded to a square instead; with ``crop=False`` frames are taken
-whole and only resized.
+animate faces get a square around the person instead (``content="body"``: MediaPipe pose, one box per clip as the
+body training crops were cut) or the frame padded to a square (``content="other"``); with ``crop=False`` frames are
+taken whole and only resized.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ from enliven.preprocess import (
     track_faces,
     track_faces_sampled,
 )
+from enliven.preprocess.person import PersonDetector, body_box, track_people
 
-Content = Literal["face", "other"]
+Content = Literal["face", "body", "other"]
+#: A stream's person is looked for in every this many frames (its box moves slowly; pose estimation is not free).
+PERSON_STRIDE = 3
 
 #: Frames without a matching face after which any face found may restart a stream's track (as in ``track_faces``).
 REACQUIRE_AFTER = 15
@@ -102,7 +106,8 @@ class FaceCropper:
 
     Args:
         size: side of the square crops (the model's size).
-        content: ``face`` crops around a detected face; ``other`` pads frames to a square.
+        content: ``face`` crops around a detected face; ``body`` a square around the person (MediaPipe pose);
+            ``other`` pads frames to a square.
         crop: ``False`` takes frames whole (resized to ``size``): pre-cropped inputs.
         fps: frame rate of streams given to :meth:`crop_frame` (the One-Euro filter's time step).
         min_cutoff: One-Euro cutoff at rest, Hz (lower: steadier, more lag when still).
@@ -131,8 +136,8 @@ class FaceCropper:
     ) -> None:
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
-        if content not in ("face", "other"):
-            raise ValueError(f"content must be 'face' or 'other', got {content!r}")
+        if content not in ("face", "body", "other"):
+            raise ValueError(f"content must be 'face', 'body' or 'other', got {content!r}")
         self.size = size
         self.content: Content = content
         self.crop = crop
@@ -145,6 +150,8 @@ class FaceCropper:
         self._last_face: Box | None = None  # the tracked face box (detector framing), unsmoothed
         self._last_crop: Box | None = None
         self._missed = 0
+        self._people: PersonDetector | None = None
+        self._frames_seen = 0
 
     @property
     def finds_faces(self) -> bool:
@@ -169,6 +176,15 @@ class FaceCropper:
         if not self.crop:
             return None
         height, width = image.shape[:2]
+        if self.content == "body":
+            with PersonDetector(video=False) as people:
+                person = people.detect(image)
+            if person is None:
+                raise NoFaceError(
+                    f"no person was found in {what}; this model animates people, so use --model auto (which picks a "
+                    "model for other content) or --no-crop to animate the whole image."
+                )
+            return person.square().fitted_inside(width, height)
         if self.content != "face":
             return square_pad_box(width, height)
         faces = self.detector.detect(image)
@@ -206,6 +222,8 @@ class FaceCropper:
         padded to a square is used.
         """
         height, width = frame.shape[:2]
+        if self.crop and self.content == "body":
+            return self._crop_person(frame)
         if not self.finds_faces:
             box = square_pad_box(width, height) if self.crop and (width != height) else None
             return Crop(self.cut(frame, box), box, False)
@@ -221,6 +239,26 @@ class FaceCropper:
         self._last_crop = face_crop_box(smoothed, width, height)
         return Crop(self.cut(frame, self._last_crop), self._last_crop, True)
 
+    def _crop_person(self, frame: np.ndarray) -> Crop:
+        """A stream's frame cut around its person, found every :data:`PERSON_STRIDE` frames and smoothed; the last
+        box is held in between and while the person is lost (the whole frame padded before the first)."""
+        height, width = frame.shape[:2]
+        found = False
+        if self._frames_seen % PERSON_STRIDE == 0:
+            if self._people is None:
+                self._people = PersonDetector(video=True)
+            person = self._people.detect(frame)
+            if person is not None:
+                found = True
+                if self._last_face is None:
+                    self._filter.reset()
+                self._last_face = person
+                square = self._filter.update(person).square()
+                self._last_crop = square.fitted_inside(width, height)
+        self._frames_seen += 1
+        box = self._last_crop or square_pad_box(width, height)
+        return Crop(self.cut(frame, box), box, found or self._last_crop is not None)
+
     def _continue_track(self, faces: list[FaceDetection]) -> FaceDetection | None:
         if not faces:
             return None
@@ -235,6 +273,10 @@ class FaceCropper:
         self._filter.reset()
         self._last_face = self._last_crop = None
         self._missed = 0
+        self._frames_seen = 0
+        if self._people is not None:
+            self._people.close()  # its tracking belongs to the old stream
+            self._people = None
 
     # -- whole clips -------------------------------------------------------------------------------------------
     def clip_boxes(
@@ -257,6 +299,12 @@ class FaceCropper:
         """
         if not self.crop:
             return None
+        if self.content == "body":
+            with PersonDetector(video=True) as people:
+                track = track_people(frames, people, stride=PERSON_STRIDE)
+            if track.num_detected == 0:
+                raise NoFaceError(f"no person was found in {what}; use --no-crop to use whole frames.")
+            return [body_box(track)]
         if self.content != "face":
             first = next(iter(frames), None)
             if first is None or first.shape[0] == first.shape[1]:
@@ -280,10 +328,13 @@ class FaceCropper:
         return paste_back(frame, animated, box, self.feather)
 
     def close(self) -> None:
-        """Release the detector's MediaPipe graphs (when this cropper made it)."""
+        """Release the detectors' MediaPipe graphs (those this cropper made)."""
         if self._detector is not None and self._owns_detector:
             self._detector.close()
             self._detector = None
+        if self._people is not None:
+            self._people.close()
+            self._people = None
 
     def __enter__(self) -> FaceCropper:
         return self

@@ -1,6 +1,7 @@
-"""Face-mesh keypoints for models driven by landmarks (``KeypointSource.FACE_MESH``, e.g. enliven-lite).
+"""Landmark keypoints for models driven by landmarks found outside them: MediaPipe's face mesh
+(``KeypointSource.FACE_MESH``, e.g. enliven-lite) and MediaPipe's pose (``KeypointSource.POSE``, enliven-body).
 
-MediaPipe finds the 468 landmarks of the source once (still-image mode) and tracks them through the driving frames
+MediaPipe finds the landmarks of the source once (still-image mode) and tracks them through the driving frames
 (video mode: faster and steadier than detecting anew). Frames are taken at the model's size, as the training data
 stored its landmarks, and positions are returned in the models' ``[-1, 1]`` convention, as ``float32`` numpy
 arrays (``K x 2`` per image; wrap them in :class:`~enliven.types.Keypoints` for a model). The module does not import
@@ -9,62 +10,81 @@ torch, so the driving worker (:mod:`enliven.inference.face_worker`) runs it in a
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from enliven.errors import NoFaceError
-from enliven.face_mesh import NUM_FACE_MESH_POINTS, pixels_to_normalized
+from enliven.face_mesh import pixels_to_normalized
+from enliven.types import LandmarkKind
 
 
-class FaceMeshTracker:
+class LandmarkTracker:
     """Landmarks of a source image and of a stream of driving frames (MediaPipe, loaded on first use).
 
-    A driving frame whose face is lost keeps the last landmarks found; frames before the first face found get NaN
-    rows, which :class:`~enliven.inference.animator.Animator` renders as the unmoved source.
+    A driving frame whose face (person) is lost keeps the last landmarks found; frames before the first one found get
+    NaN rows, which :class:`~enliven.inference.animator.Animator` renders as the unmoved source.
+
+    Args:
+        kind: the face mesh (468 points) or the body's pose (33 points).
     """
 
-    def __init__(self) -> None:
-        from enliven.preprocess import FaceLandmarker
-
-        self._still = FaceLandmarker()
-        self._video: FaceLandmarker | None = None
-        self._landmarker_type = FaceLandmarker
+    def __init__(self, kind: LandmarkKind = LandmarkKind.FACE_MESH) -> None:
+        self.kind = LandmarkKind(kind)
+        self._still = self._landmarker(video=False)
+        self._video: Any = None
         self._last: np.ndarray | None = None
 
+    def _landmarker(self, video: bool) -> Any:
+        if self.kind is LandmarkKind.POSE:
+            from enliven.preprocess.person import PersonDetector
+
+            return PersonDetector(video=video)
+        from enliven.preprocess import FaceLandmarker
+
+        return FaceLandmarker(video=video)
+
     def source(self, image: np.ndarray) -> np.ndarray:
-        """Landmarks ``1 x 468 x 2`` of a ``H x W x 3`` uint8 source; restarts driving-frame tracking.
+        """Landmarks ``1 x K x 2`` of a ``H x W x 3`` uint8 source; restarts driving-frame tracking.
 
         Raises:
-            NoFaceError: no face was found.
+            NoFaceError: no face (no person, for the pose) was found.
         """
         keypoints = self.still(image)
         self.restart()
         return keypoints
 
     def still(self, image: np.ndarray) -> np.ndarray:
-        """Landmarks ``1 x 468 x 2`` of one ``H x W x 3`` uint8 image found on its own (driving-frame tracking is
+        """Landmarks ``1 x K x 2`` of one ``H x W x 3`` uint8 image found on its own (driving-frame tracking is
         untouched).
 
         Raises:
-            NoFaceError: no face was found.
+            NoFaceError: no face (no person, for the pose) was found.
         """
         points = self._still.landmarks(image)
         if points is None:
+            if self.kind is LandmarkKind.POSE:
+                raise NoFaceError(
+                    "No person was found in the source image; this model animates bodies, so use a photo showing a "
+                    "person (or --model auto, which picks a model for other content)."
+                )
             raise NoFaceError(
                 "No face landmarks were found in the source image; this model animates faces, so use a photo "
                 "with a clearly visible face (or a FOMM/TPSMM model with --model)."
             )
-        return self._to_keypoints(points[None], image.shape)
+        return self._to_keypoints(points[None, : self.kind.num_points], image.shape)
 
     def driving(self, frames: np.ndarray) -> np.ndarray:
-        """Landmarks of ``N x H x W x 3`` uint8 consecutive driving frames (``N x 468 x 2``, NaN before a face)."""
+        """Landmarks of ``N x H x W x 3`` uint8 consecutive driving frames (``N x K x 2``, NaN before the first face
+        or person)."""
         if self._video is None:
-            self._video = self._landmarker_type(video=True)
+            self._video = self._landmarker(video=True)
         rows = []
         for frame in frames:
             points = self._video.landmarks(frame)
             if points is not None:
-                self._last = points
-            rows.append(self._last if self._last is not None else np.full((NUM_FACE_MESH_POINTS, 2), np.nan))
+                self._last = points[: self.kind.num_points]
+            rows.append(self._last if self._last is not None else np.full((self.kind.num_points, 2), np.nan))
         return self._to_keypoints(np.stack(rows), frames.shape[1:])
 
     def restart(self) -> None:
@@ -82,3 +102,10 @@ class FaceMeshTracker:
     def _to_keypoints(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         height, width = shape[0], shape[1]
         return pixels_to_normalized(points, width, height).astype(np.float32)
+
+
+class FaceMeshTracker(LandmarkTracker):
+    """:class:`LandmarkTracker` of the face mesh (468 landmarks)."""
+
+    def __init__(self) -> None:
+        super().__init__(LandmarkKind.FACE_MESH)

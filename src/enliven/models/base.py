@@ -24,10 +24,12 @@ class KeypointSource(StrEnum):
     ``learned``: the model's own detector (:meth:`MotionTransferModel.detect_keypoints`; FOMM, TPSMM).
     ``face_mesh``: MediaPipe face-mesh landmarks computed outside the model (``B x 468 x 2``, normalised, see
     :mod:`enliven.face_mesh`) and passed in; the animator computes them, training reads them from the dataset.
+    ``pose``: the same for MediaPipe's 33 body pose landmarks (``B x 33 x 2``, :mod:`enliven.pose`).
     """
 
     LEARNED = "learned"
     FACE_MESH = "face_mesh"
+    POSE = "pose"
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
-"""Face-mesh landmark sidecars: MediaPipe's 468 landmarks of every stored frame, for training without MediaPipe.
+"""Landmark sidecars: MediaPipe's face-mesh (468) or pose (33) landmarks of every stored frame, for training
+without MediaPipe.
 
-``add_landmarks(root)`` writes ``<split>/<clip name>.face_mesh.npy`` beside each clip of a FOMM-layout dataset, in
-the storage convention of :mod:`enliven.face_mesh` (``T x 468 x 2`` float32 pixel positions of the stored frames,
-a NaN row where no face was found). Each clip gets a fresh :class:`enliven.preprocess.FaceLandmarker` in video
-mode, so tracking restarts per clip. Sidecars are written to a temporary file and renamed; a sidecar that already
-holds one row per frame is kept, so an interrupted run resumes where it stopped.
+``add_landmarks(root)`` writes ``<split>/<clip name>.face_mesh.npy`` beside each clip of a FOMM-layout dataset
+(``kind=LandmarkKind.POSE``: ``.pose.npy``), in the storage convention of :class:`enliven.types.LandmarkKind`
+(``T x N x 2`` float32 pixel positions of the stored frames, a NaN row where no face or person was found). Each clip
+gets a fresh MediaPipe graph in video mode, so tracking restarts per clip. Sidecars are written to a temporary file
+and renamed; a sidecar that already holds one row per frame is kept, so an interrupted run resumes where it stopped.
 
-Command line: ``enliven data landmarks ~/enliven-data/faces --workers 2``; ``enliven prepare --kind faces`` calls
-:func:`add_landmarks` for the clips it writes.
+Command line: ``enliven data landmarks ~/enliven-data/faces --workers 2`` (``--kind pose`` for bodies);
+``enliven prepare --kind faces`` calls :func:`add_landmarks` for the clips it writes.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from enliven.data.layout import ClipKind, ClipRef, find_clips, split_names
 from enliven.data.pairs import landmarks_path
 from enliven.data.readers import ClipReader
 from enliven.errors import ConfigError, EnlivenError, InputError
-from enliven.face_mesh import NUM_FACE_MESH_POINTS
 from enliven.io import atomic_output
 from enliven.preprocess._deps import MissingDependencyError
+from enliven.types import LandmarkKind
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class LandmarksSummary:
         computed: clips whose sidecar this run wrote.
         skipped: clips whose sidecar was already complete (not recomputed).
         frames: frames of the computed clips.
-        missing: frames of the computed clips without a face (NaN rows).
+        missing: frames of the computed clips without a face (a person, for pose landmarks): NaN rows.
         failed: ``(clip path, reason)`` for clips that could not be read (no sidecar written).
         seconds: wall time.
     """
@@ -69,12 +70,14 @@ class LandmarksSummary:
     missing: int = 0
     failed: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
+    kind: LandmarkKind = LandmarkKind.FACE_MESH
 
     def line(self) -> str:
         """The one-line report printed by the command line."""
+        what = "Face-mesh" if self.kind is LandmarkKind.FACE_MESH else "Pose"
         text = (
-            f"Face-mesh landmarks: {self.clips} clips ({self.computed} computed, {self.skipped} already done), "
-            f"{self.frames} frames, {self.missing} without a face, in {self.seconds:.0f} s."
+            f"{what} landmarks: {self.clips} clips ({self.computed} computed, {self.skipped} already done), "
+            f"{self.frames} frames, {self.missing} without {self.kind.subject}, in {self.seconds:.0f} s."
         )
         if self.failed:
             text += f" {len(self.failed)} clips could not be read, e.g. {self.failed[0][0]}: {self.failed[0][1]}"
@@ -109,6 +112,7 @@ def add_landmarks(
     workers: int = 1,
     progress: bool = True,
     clips: Sequence[ClipRef] | None = None,
+    kind: LandmarkKind = LandmarkKind.FACE_MESH,
 ) -> LandmarksSummary:
     """Write the landmark sidecar of every clip of a dataset that lacks a complete one (see the module docstring).
 
@@ -118,6 +122,7 @@ def add_landmarks(
         workers: processes working in parallel (each owns its MediaPipe graph).
         progress: show a progress bar on stderr.
         clips: process these clips instead of scanning ``root`` (``enliven prepare`` passes the ones it wrote).
+        kind: the face mesh (faces) or the pose (bodies).
 
     Returns:
         The summary; unreadable clips are listed in ``failed``, not raised.
@@ -131,7 +136,7 @@ def add_landmarks(
     if workers < 1:
         raise ConfigError(f"--workers must be 1 or more, not {workers}; fix the option and run again.")
     todo = list(clips) if clips is not None else dataset_clips(Path(root), splits)
-    results = _run_all(todo, workers, progress)
+    results = _run_all(todo, workers, progress, LandmarkKind(kind))
     done = [r for r in results if r.error is None and not r.skipped]
     return LandmarksSummary(
         clips=len(todo),
@@ -141,18 +146,19 @@ def add_landmarks(
         missing=sum(r.missing for r in done),
         failed=tuple(sorted((r.name, r.error) for r in results if r.error is not None)),
         seconds=time.monotonic() - started,
+        kind=LandmarkKind(kind),
     )
 
 
-def clip_landmarks(clip: ClipRef) -> ClipLandmarks:
+def clip_landmarks(clip: ClipRef, kind: LandmarkKind = LandmarkKind.FACE_MESH) -> ClipLandmarks:
     """Compute and write one clip's sidecar unless a complete one exists; errors become ``error``, not raised."""
     reader = ClipReader()
-    target = landmarks_path(clip)
+    target = landmarks_path(clip, kind)
     try:
         count = reader.num_frames(clip)
-        if _complete(target, count):
+        if _complete(target, count, kind):
             return ClipLandmarks(str(clip.path), count, skipped=True)
-        points = _track(reader, clip)
+        points = _track(reader, clip, kind)
         with atomic_output(target) as temp:
             np.save(temp, points)
     except MissingDependencyError:  # nothing can be done without MediaPipe: stop the run with its hint
@@ -165,7 +171,7 @@ def clip_landmarks(clip: ClipRef) -> ClipLandmarks:
     return ClipLandmarks(str(clip.path), len(points), int(np.isnan(points[:, 0, 0]).sum()))
 
 
-def _complete(path: Path, count: int) -> bool:
+def _complete(path: Path, count: int, kind: LandmarkKind) -> bool:
     """Whether ``path`` is a sidecar of ``count`` frames (read lazily: only the header)."""
     if not path.is_file():
         return False
@@ -173,7 +179,7 @@ def _complete(path: Path, count: int) -> bool:
         stored = np.load(path, mmap_mode="r")
     except (OSError, ValueError):
         return False
-    return stored.shape == (count, NUM_FACE_MESH_POINTS, 2) and stored.dtype == np.float32
+    return stored.shape == (count, kind.num_points, 2) and stored.dtype == np.float32
 
 
 def _frames(reader: ClipReader, clip: ClipRef) -> Iterator[np.ndarray]:
@@ -184,15 +190,17 @@ def _frames(reader: ClipReader, clip: ClipRef) -> Iterator[np.ndarray]:
         yield from reader.read_all(clip)
 
 
-def _track(reader: ClipReader, clip: ClipRef) -> np.ndarray:
-    """``T x 468 x 2`` float32 landmarks of every frame of ``clip``, NaN rows where no face was found."""
+def _track(reader: ClipReader, clip: ClipRef, kind: LandmarkKind) -> np.ndarray:
+    """``T x N x 2`` float32 landmarks of every frame of ``clip``, NaN rows where nothing was found."""
     from enliven.preprocess import FaceLandmarker
+    from enliven.preprocess.person import PersonDetector
 
     rows = []
-    with FaceLandmarker(video=True) as landmarker:  # fresh per clip: tracking must not carry over between clips
+    # fresh per clip: tracking must not carry over between clips
+    with FaceLandmarker(video=True) if kind is LandmarkKind.FACE_MESH else PersonDetector(video=True) as landmarker:
         for frame in _frames(reader, clip):
             points = landmarker.landmarks(frame)
-            rows.append(np.full((NUM_FACE_MESH_POINTS, 2), np.nan) if points is None else points)
+            rows.append(np.full((kind.num_points, 2), np.nan) if points is None else points[: kind.num_points])
     if not rows:
         raise InputError(f"The clip {clip.path} has no frames; delete it or re-run prepare.")
     return np.stack(rows).astype(np.float32)
@@ -212,7 +220,7 @@ def _silent_worker() -> None:
     os.close(devnull)
 
 
-def _run_all(clips: list[ClipRef], workers: int, progress: bool) -> list[ClipLandmarks]:
+def _run_all(clips: list[ClipRef], workers: int, progress: bool, kind: LandmarkKind) -> list[ClipLandmarks]:
     if not clips:
         return []
     from tqdm import tqdm
@@ -231,12 +239,12 @@ def _run_all(clips: list[ClipRef], workers: int, progress: bool) -> list[ClipLan
     try:
         if workers == 1 or len(clips) == 1:
             for clip in clips:
-                done(clip_landmarks(clip))
+                done(clip_landmarks(clip, kind))
             return results
         # Spawned (not forked) workers: MediaPipe's threads do not survive a fork safely.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_silent_worker) as pool:
-            futures = [pool.submit(clip_landmarks, clip) for clip in clips]
+            futures = [pool.submit(clip_landmarks, clip, kind) for clip in clips]
             try:
                 for future in as_completed(futures):
                     done(future.result())

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from enliven.preprocess import Box, FaceTrack, center_square_box, split_track, square_pad_box
-from enliven.preprocess.person import PersonDetector
+from enliven.preprocess.person import body_box
 
 Kind = Literal["faces", "bodies", "any"]
 AnyCrop = Literal["center", "full"]
@@ -41,24 +41,6 @@ def scene_ranges(num_frames: int, cuts: Iterable[int]) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges between scene cuts (a cut index starts a new scene)."""
     bounds = [0, *sorted(c for c in set(cuts) if 0 < c < num_frames), num_frames]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-
-
-def track_people(frames: Iterable[np.ndarray], detector: PersonDetector, stride: int = 1) -> FaceTrack:
-    """Per-frame person boxes (NaN where nobody was found or the frame was skipped by ``stride``)."""
-    boxes: list[Box | None] = []
-    size = (0, 0)
-    for i, frame in enumerate(frames):
-        size = (frame.shape[1], frame.shape[0])
-        boxes.append(detector.detect(frame) if i % stride == 0 else None)
-    return FaceTrack.from_boxes(boxes, size)
-
-
-def body_box(track: FaceTrack) -> Box:
-    """A square around every frame's person box (2nd/98th percentile edges), made to fit the image."""
-    found = track.boxes[track.detected]
-    lo = np.percentile(found[:, :2], 2, axis=0)
-    hi = np.percentile(found[:, 2:], 98, axis=0)
-    return Box(lo[0], lo[1], hi[0], hi[1]).square().fitted_inside(*track.image_size)
 
 
 def face_box(track: FaceTrack) -> Box:

@@ -226,6 +226,7 @@ def release_run(
     Returns:
         The written path and the metadata stored in it.
     """
+    from enliven.models.base import KeypointSource
     from enliven.models.factory import build_model
     from enliven.weights.checkpoint import save_release
 
@@ -256,6 +257,8 @@ def release_run(
         "training_config": state["config"],
         "weights": "ema" if use_ema else "raw",
     }
-    if data.get("kind"):
+    if model.keypoint_source is KeypointSource.POSE:  # crops around the person, as its training clips
+        metadata["content"] = "body"
+    elif data.get("kind"):
         metadata["content"] = "face" if str(data["kind"]).startswith("face") else "other"
     return save_release(model, Path(output), metadata), metadata

@@ -29,6 +29,7 @@ from enliven.models.lite.regions import polygon_mask
 from enliven.models.tpsmm import BgMotionPredictor, TpsmmModel, build_bg_predictor
 from enliven.models.tpsmm.keypoints import POINTS_PER_TPS
 from enliven.models.tpsmm.tps import resize_grid, resize_map, sample
+from enliven.pose import NUM_POSE_POINTS
 from enliven.train.equivariance import TpsKernel, float32
 from enliven.train.losses import DEFAULT_DISCRIMINATOR, LossConfig
 from enliven.train.objectives import DiscriminatorObjective, GeneratorObjective, LandmarkPair, _Generated
@@ -172,7 +173,9 @@ class LiteObjective(GeneratorObjective):
 
     @classmethod
     def discriminator_keypoints(cls, config: LiteConfig) -> int:
-        return config.num_kp if config.keypoints == "learned" else NUM_FACE_MESH_POINTS
+        if config.keypoints == "learned":
+            return config.num_kp
+        return NUM_POSE_POINTS if config.keypoints == "pose" else NUM_FACE_MESH_POINTS
 
     def networks(self) -> dict[str, nn.Module]:
         model = self.model
@@ -185,7 +188,7 @@ class LiteObjective(GeneratorObjective):
         if self.model.kp_detector is not None:
             kp_source, kp_driving = self.model.detect_keypoints(source), self.model.detect_keypoints(driving)
         elif landmarks is None:
-            raise ValueError("the lite family trains on face-mesh landmarks: the batch has none")
+            raise ValueError("this lite model trains on stored landmarks (face mesh or pose): the batch has none")
         else:
             kp_source, kp_driving = Keypoints(landmarks.source), Keypoints(landmarks.driving)
         output = self.model.generate(self.model.encode_source(source, kp_source), kp_driving)
@@ -194,8 +197,11 @@ class LiteObjective(GeneratorObjective):
             parts["correction"] = self.config.correction * (output.prediction - output.deformed).abs().mean()
         if self.config.landmark_flow and landmarks is not None:
             moved = sample_flow(output.motion.deformation, landmarks.driving)
-            parts["landmark_flow"] = self.config.landmark_flow * (moved - landmarks.source).norm(dim=-1).mean()
-        if self.config.mouth_region and landmarks is not None:
+            # Only points in both frames count: pose landmarks also place cut-off limbs, outside the frame.
+            seen = ((landmarks.driving.abs() <= 1).all(-1) & (landmarks.source.abs() <= 1).all(-1)).to(moved.dtype)
+            error = (moved - landmarks.source).norm(dim=-1) * seen
+            parts["landmark_flow"] = self.config.landmark_flow * error.sum() / seen.sum().clamp(min=1)
+        if self.config.mouth_region and landmarks is not None and not self.model.body:
             parts["mouth_region"] = self.config.mouth_region * mouth_region_error(
                 output.prediction, driving, landmarks.driving
             )

@@ -46,6 +46,7 @@ from enliven.train.distributed import (
 )
 from enliven.train.objectives import LandmarkPair
 from enliven.train.visualize import TrainingLog, visuals_grid
+from enliven.types import LandmarkKind
 
 ADAM_BETAS = (0.5, 0.999)
 # Consecutive non-finite steps after which an AMP run is declared diverged.
@@ -129,8 +130,9 @@ class Trainer:
         self.discriminator_ddp = None if self.discriminator is None else wrap_ddp(self.discriminator, info, device)
 
         dataset_config = config.dataset
-        if generator.model.keypoint_source is KeypointSource.FACE_MESH:
-            dataset_config = replace(dataset_config, landmarks=True)  # the family trains on stored landmarks
+        given = {KeypointSource.FACE_MESH: LandmarkKind.FACE_MESH, KeypointSource.POSE: LandmarkKind.POSE}
+        if generator.model.keypoint_source in given:  # the model trains on stored landmarks of its kind
+            dataset_config = replace(dataset_config, landmarks=given[generator.model.keypoint_source])
         self.dataset = PairDataset(dataset_config)
         self.sampler = ShardedSampler(len(self.dataset), info, seed=config.seed)
         self.steps_per_epoch = self.sampler.shard_size // config.batch_size

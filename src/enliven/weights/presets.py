@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from enliven.config.fomm import FOMM_PRESETS
-from enliven.config.lite import LITE_2, LITE_ANY, LiteConfig
+from enliven.config.lite import LITE_2, LITE_ANY, LITE_BODY, LiteConfig
 from enliven.config.tpsmm import TPSMM_PRESETS
 
-Content = Literal["face", "other"]
+Content = Literal["face", "body", "other"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class Preset:
         weights: the weights' file name: in the package's ``weights`` folder when ``bundled``, else the published
             checkpoint's name, looked for in :func:`models_dir`; ``None`` for a model that has no trained weights
             (built with random weights).
-        content: what the model animates: ``face`` models crop around a detected face, others pad to a square.
+        content: what the model animates: ``face`` models crop around a detected face, ``body`` models around the
+            person (MediaPipe pose), others pad to a square.
         description: one line for ``enliven models``.
         bundled: the weights ship inside the package (an enliven ``.safetensors`` release).
     """
@@ -108,6 +109,8 @@ _UNTRAINED_DEMO = {
 DEFAULT_MODEL = "enliven-lite"
 #: The model for whatever is neither a face nor a person (``--model auto``).
 GENERIC_MODEL = "enliven-any"
+#: The model for people whose face is too small to animate (``--model auto``).
+BODY_MODEL = "enliven-body"
 
 
 def _build_presets() -> dict[str, Preset]:
@@ -137,6 +140,15 @@ def _build_presets() -> dict[str, Preset]:
         "enliven-any.safetensors",
         "other",
         "enliven-any: the generic model (animals, cartoons, drawings, objects), learned keypoints, CPU, 256",
+        bundled=True,
+    )
+    presets[BODY_MODEL] = Preset(
+        BODY_MODEL,
+        "lite",
+        LITE_BODY.to_yaml_dict(),
+        "enliven-body.safetensors",
+        "body",
+        "enliven-body: people (dance, tai-chi, talks), body parts moved by MediaPipe pose landmarks, CPU, 256",
         bundled=True,
     )
     for name, (weights, content, description) in _FOMM_DATA.items():

@@ -25,6 +25,7 @@ from enliven.config.lite import LiteConfig
 from enliven.face_mesh import INNER_LIPS, NUM_FACE_MESH_POINTS, UPPER_INNER_LIP_MIDDLE
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.keypoint_detector import KeypointDetector
+from enliven.models.lite.body import BLEND_CANDIDATE, NUM_BODY_CANDIDATES, body_flows, retarget_pose
 from enliven.models.lite.motion import (
     LiteDenseMotion,
     conv_norm_relu,
@@ -36,7 +37,8 @@ from enliven.models.lite.motion import (
     warp,
 )
 from enliven.models.lite.regions import mouth_motion, polygon_mask
-from enliven.types import GeneratorOutput, Keypoints, MotionField
+from enliven.pose import BODY_PARTS, NUM_POSE_POINTS
+from enliven.types import GeneratorOutput, Keypoints, MotionField, MotionMode
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,8 @@ def lite_host_source_inputs(config: LiteConfig, keypoints: Keypoints) -> dict[st
 class LiteModel(MotionTransferModel):
     """enliven-lite (see the module docstring).
 
-    Keypoints are the 468 face-mesh landmarks, given from outside (``keypoints: face_mesh``), or, for comparison,
+    Keypoints are the 468 face-mesh landmarks, given from outside (``keypoints: face_mesh``), MediaPipe's 33 pose
+    landmarks, also given from outside (``keypoints: pose``: a body model, :mod:`enliven.models.lite.body`), or
     ``num_kp`` keypoints of a small detector trained without supervision (``keypoints: learned``, FOMM's detector
     at a quarter of the resolution, no jacobians).
 
@@ -266,14 +269,20 @@ class LiteModel(MotionTransferModel):
                 pad=3,
             )
         self.piecewise = has_mesh_warp(config)
+        self.body = config.keypoints == "pose"
         # The points of the piecewise-affine candidate's mesh, as indices into the face mesh.
         self.register_buffer("mesh_indices", torch.tensor(config.piecewise_indices), persistent=False)
+        if self.body:  # the parts' motions, their blend first (the part warp), told where each part lies
+            candidates, densities, preferred = NUM_BODY_CANDIDATES, len(BODY_PARTS), BLEND_CANDIDATE
+        else:
+            candidates = 2 + int(self.piecewise) + len(config.kernel_sigmas)
+            densities, preferred = len(config.kernel_sigmas), PIECEWISE_CANDIDATE if self.piecewise else None
         self.dense_motion = LiteDenseMotion(
             config.num_channels,
-            2 + int(self.piecewise) + len(config.kernel_sigmas),
-            len(config.kernel_sigmas),
+            candidates,
+            densities,
             config.motion_expansion,
-            preferred=PIECEWISE_CANDIDATE if self.piecewise else None,
+            preferred=preferred,
             residual_flow=config.residual_flow,
         )
         self.encoder = LiteEncoder(config.num_channels, config.channels, config.num_bottleneck_blocks)
@@ -292,7 +301,23 @@ class LiteModel(MotionTransferModel):
 
     @property  # type: ignore[override]
     def keypoint_source(self) -> KeypointSource:
-        return KeypointSource.FACE_MESH if self.kp_detector is None else KeypointSource.LEARNED
+        if self.kp_detector is not None:
+            return KeypointSource.LEARNED
+        return KeypointSource.POSE if self.body else KeypointSource.FACE_MESH
+
+    def transfer_motion(
+        self,
+        kp_source: Keypoints,
+        kp_driving: Keypoints,
+        kp_reference: Keypoints | None,
+        mode: MotionMode,
+        scale: float = 1.0,
+    ) -> Keypoints:
+        """As :meth:`MotionTransferModel.transfer_motion`; a body model's relative motion turns the source's bones
+        as the driver's turned (:func:`~enliven.models.lite.body.retarget_pose`) instead of adding displacements."""
+        if self.body and mode is MotionMode.RELATIVE and kp_reference is not None:
+            return Keypoints(retarget_pose(kp_source.value, kp_driving.value, kp_reference.value, scale))
+        return super().transfer_motion(kp_source, kp_driving, kp_reference, mode, scale)
 
     def detect_keypoints(self, image: Tensor) -> Keypoints:
         """Learned keypoints (``B x num_kp x 2``) of ``B x 3 x H x W`` images in ``[0, 1]``."""
@@ -320,7 +345,8 @@ class LiteModel(MotionTransferModel):
         the texture from ``detail`` warped at its own resolution, so a paste-back keeps the photo's sharpness."""
         if keypoints is None:
             if self.kp_detector is None:
-                raise ValueError("a lite model needs the source's face-mesh landmarks (B x 468 x 2) to encode it")
+                what = "pose landmarks (B x 33 x 2)" if self.body else "face-mesh landmarks (B x 468 x 2)"
+                raise ValueError(f"a lite model needs the source's {what} to encode it")
             keypoints = self.detect_keypoints(source)
         self._check_keypoints(keypoints)
         if self.piecewise and triangles is None:
@@ -365,11 +391,14 @@ class LiteModel(MotionTransferModel):
             piecewise = resize_grid(mesh.flow, size)
             if self.config.face_margin is not None:
                 face = face_region(mesh.face, size, self.config.face_margin)
-        if self.kp_detector is None:
-            driving = driving.index_select(1, self.landmark_indices)
-            source = source.index_select(1, self.landmark_indices)
-        source = source.expand(driving.shape[0], -1, -1)
-        grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas, piecewise)
+        if self.body:
+            grids, density = body_flows(source.expand(driving.shape[0], -1, -1), driving, size)
+        else:
+            if self.kp_detector is None:
+                driving = driving.index_select(1, self.landmark_indices)
+                source = source.index_select(1, self.landmark_indices)
+            source = source.expand(driving.shape[0], -1, -1)
+            grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas, piecewise)
         motion = self.dense_motion(encoding.small, grids, density, face)
         mouth = None
         if self.config.mouth_interior:
@@ -390,7 +419,11 @@ class LiteModel(MotionTransferModel):
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
 
     def _check_keypoints(self, keypoints: Keypoints) -> None:
-        expected = NUM_FACE_MESH_POINTS if self.kp_detector is None else self.config.num_kp
+        if self.kp_detector is not None:
+            expected, what = self.config.num_kp, "learned keypoints"
+        elif self.body:
+            expected, what = NUM_POSE_POINTS, "pose landmarks"
+        else:
+            expected, what = NUM_FACE_MESH_POINTS, "face-mesh landmarks"
         if keypoints.num_keypoints != expected:
-            what = "face-mesh landmarks" if self.kp_detector is None else "learned keypoints"
             raise ValueError(f"this lite model takes {expected} {what}, got {keypoints.num_keypoints} points")

@@ -16,16 +16,17 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from enliven.config import config_from_dict
 from enliven.errors import ConfigError, InputError, NoFaceError
-from enliven.face_mesh import NUM_FACE_MESH_POINTS
 from enliven.families import get_family
-from enliven.inference.animator import Animator
-from enliven.inference.landmarks import FaceMeshTracker
+from enliven.inference.animator import Animator, landmark_kind
+from enliven.inference.cropper import is_usable_face
+from enliven.inference.landmarks import LandmarkTracker
 from enliven.io import read_frames, read_image
-from enliven.models.base import KeypointSource, MotionTransferModel
+from enliven.models.base import MotionTransferModel
 from enliven.models.factory import build_model
 from enliven.models.motion_transfer import movement_scale
 from enliven.pipelines.bench.results import StageTimes
-from enliven.preprocess import FaceDetector, crop_and_resize, face_crop_box, track_faces
+from enliven.preprocess import Box, FaceDetector, crop_and_resize, face_crop_box, track_faces
+from enliven.preprocess.person import PersonDetector, body_box, track_people
 from enliven.types import Keypoints, MotionMode
 from enliven.weights.loader import load_model
 from enliven.weights.presets import PRESETS
@@ -56,26 +57,43 @@ def load_bench_model(spec: str) -> tuple[MotionTransferModel, bool]:
 
 
 def prepare_inputs(source: Path, driving: Path, size: int, count: int) -> BenchInputs:
-    """The source and ``count`` driving frames, each cropped to one square face box and resized to ``size``.
+    """The source and ``count`` driving frames, each cropped to one square box and resized to ``size``: around the
+    face, or around the person where the source shows no face big enough to animate (a body photo and clip, for
+    ``enliven-body``).
 
     Raises:
-        InputError: a missing or unreadable input, or no face in the source or the clip.
+        InputError: a missing or unreadable input, or no face (nor person) in the source or the clip.
     """
     image = read_image(source)
     clip = read_frames(driving, max_frames=count)
     if len(clip) == 0:
         raise InputError(f"the driving clip {driving} has no frames; pass another with --driving.")
+    height, width = image.shape[:2]
     with FaceDetector() as detector:
         faces = detector.detect(image)
-        if not faces:
-            raise NoFaceError(f"no face was found in the source {source}; pass a face photo with --source.")
-        track = track_faces(iter(clip), detector)
-    if track.num_detected == 0:
-        raise NoFaceError(f"no face was found in the driving clip {driving}; pass another with --driving.")
-    box = track.stable_box()
+        if faces and is_usable_face(faces[0], width, height):
+            track = track_faces(iter(clip), detector)
+            if track.num_detected == 0:
+                raise NoFaceError(f"no face was found in the driving clip {driving}; pass another with --driving.")
+            box, source_box = track.stable_box(), face_crop_box(faces[0], width, height)
+        else:
+            box, source_box = _person_boxes(image, clip, source, driving)
     crops = [crop_and_resize(frame, box, size) for frame in clip]
-    source_crop = crop_and_resize(image, face_crop_box(faces[0], image.shape[1], image.shape[0]), size)
+    source_crop = crop_and_resize(image, source_box, size)
     return BenchInputs(source_crop, np.stack([crops[i] for i in clip_order(len(crops), count)]))
+
+
+def _person_boxes(image: np.ndarray, clip: np.ndarray, source: Path, driving: Path) -> tuple[Box, Box]:
+    """The clip's and the source's square person boxes (as the body training clips were cut)."""
+    with PersonDetector(video=False) as people:
+        person = people.detect(image)
+    if person is None:
+        raise NoFaceError(f"neither a face nor a person was found in the source {source}; pass another with --source.")
+    with PersonDetector(video=True) as people:
+        track = track_people(iter(clip), people)
+    if track.num_detected == 0:
+        raise NoFaceError(f"no person was found in the driving clip {driving}; pass another with --driving.")
+    return body_box(track), person.square().fitted_inside(image.shape[1], image.shape[0])
 
 
 def clip_order(length: int, count: int) -> list[int]:
@@ -89,12 +107,13 @@ def count_gflop(model: MotionTransferModel, size: int) -> tuple[float, float]:
     """GFLOP of one frame (driving keypoints + generate) and of source encoding, at ``size x size``.
 
     Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products; sampling and
-    element-wise work are not counted); face-mesh landmarks (MediaPipe) stand in as random points.
+    element-wise work are not counted); MediaPipe's landmarks (face mesh, pose) stand in as random points.
     """
     image = torch.rand(1, 3, size, size)
     keypoints = None
-    if model.keypoint_source is KeypointSource.FACE_MESH:
-        keypoints = Keypoints(torch.rand(1, NUM_FACE_MESH_POINTS, 2) * 1.2 - 0.6)
+    kind = landmark_kind(model)
+    if kind is not None:
+        keypoints = Keypoints(torch.rand(1, kind.num_points, 2) * 1.2 - 0.6)
     with FlopCounterMode(display=False) as source_counter:
         encoding = model.encode_source(image, keypoints)
     with FlopCounterMode(display=False) as frame_counter:
@@ -130,7 +149,8 @@ def time_stages(animator: Animator, inputs: BenchInputs, warmup: int) -> tuple[S
     """Animate ``inputs.frames`` one by one (the first ``warmup`` untimed); returns stage medians and the source
     encoding's median milliseconds (see the module docstring)."""
     model = animator.model
-    tracker = FaceMeshTracker() if model.keypoint_source is KeypointSource.FACE_MESH else None
+    kind = landmark_kind(model)
+    tracker = None if kind is None else LandmarkTracker(kind)
     try:
         source_samples = []
         for _ in range(4):
@@ -154,7 +174,7 @@ def time_stages(animator: Animator, inputs: BenchInputs, warmup: int) -> tuple[S
                 kp_driving = model.detect_keypoints(tensor)
             else:
                 kp_driving = Keypoints(torch.from_numpy(tracker.driving(mesh_input)))
-                if bool(kp_driving.value.isnan().any()):  # no face yet: the unmoved source, as the Animator does
+                if bool(kp_driving.value.isnan().any()):  # nobody yet: the unmoved source, as the Animator does
                     kp_driving = encoding.keypoints
             if reference is None:
                 reference = kp_driving, movement_scale(encoding.keypoints, kp_driving)

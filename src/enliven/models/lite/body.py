@@ -1,0 +1,252 @@
+"""Candidate flows of a body from MediaPipe pose landmarks: each part moved by its own transform, and their blend.
+
+The torch form of :func:`enliven.pose.part_warp_map` (the part-warp baseline), on a model's motion grid and in
+normalised coordinates (:mod:`enliven.types`): every body part of :data:`enliven.pose.BODY_PARTS` (torso, head,
+upper arms, forearms, thighs, shins) gets the transform that takes its landmarks in the output frame to the same
+landmarks in the source (a similarity; the torso an affine map pulled towards its similarity, so that a torso seen
+edge-on stays finite), and a weight that falls with the distance to its bone in the output frame. The candidates a
+lite body model mixes per pixel (:class:`~enliven.models.lite.motion.LiteDenseMotion`) are the identity (the
+background stands still), the parts' weighted blend with the background (linear blend skinning: the part warp),
+and each part's own transform (a hand in front of the torso follows the forearm, not the blend).
+
+Plain tensor algebra (matmuls, exp, comparisons), exportable; MediaPipe places all 33 points whenever it finds a
+person, guessing hidden or cut-off ones, so no point is missing here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from enliven.geometry import fit_similarity, inverse_3x3, make_coordinate_grid
+from enliven.models.lite.regions import polygon_mask
+from enliven.pose import (
+    BACKGROUND_WEIGHT,
+    BODY_PARTS,
+    HEAD_POINTS,
+    LEFT_HIP,
+    LEFT_KNEE,
+    LEFT_SHOULDER,
+    RIGHT_HIP,
+    RIGHT_KNEE,
+    RIGHT_SHOULDER,
+    SKELETON,
+    TORSO_POINTS,
+    Bone,
+)
+
+#: Candidate flows of a body model: identity, the blend, then one per part.
+NUM_BODY_CANDIDATES = 2 + len(BODY_PARTS)
+#: Index of the parts' blend among the candidates: the untrained mixture prefers it (the part warp).
+BLEND_CANDIDATE = 1
+#: Pull of the torso's affine map towards its similarity (normal equations' ridge, normalised units squared).
+TORSO_RIDGE = 1e-2
+#: The smallest body scale (normalised units): a body seen from far away or a degenerate pose still has width.
+MIN_BODY_SCALE = 0.05
+
+
+def body_flows(kp_source: Tensor, kp_driving: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Candidate backward flows of a body from the output frame to the source (see the module docstring).
+
+    Args:
+        kp_source: ``B x 33 x 2`` pose landmarks in the source, ``(x, y)`` in ``[-1, 1]``.
+        kp_driving: ``B x 33 x 2`` where they are in the output frame.
+        size: side of the square grid.
+
+    Returns:
+        grids: ``B x (2 + P) x size x size x 2`` sampling positions in the source: identity, the blend, then each
+        of the ``P`` parts' transforms.
+        weights: ``B x P x size x size`` in ``[0, 1]``: how much each part owns each grid point.
+    """
+    batch, dtype, device = kp_driving.shape[0], kp_driving.dtype, kp_driving.device
+    grid = make_coordinate_grid((size, size), dtype, device).view(1, size * size, 2)
+    scale = _body_scale(kp_driving)  # B
+    homogeneous = torch.cat([grid, torch.ones_like(grid[..., :1])], -1)  # 1 x N x 3
+    moved, weights = [], []
+    for part in BODY_PARTS:
+        fit = list(part.fit)
+        frm, to = kp_driving[:, fit], kp_source[:, fit]
+        transform = fit_similarity(frm, to)
+        if part.affine:
+            transform = _affine_near(frm, to, transform, TORSO_RIDGE)
+        moved.append(homogeneous @ transform)  # B x N x 2
+        distance = _distance_to_bone(grid, kp_driving[:, list(part.bone)], size)
+        weights.append(torch.exp(-0.5 * (distance / (part.width * scale[:, None])) ** 2))
+    weight = torch.stack(weights, 1)  # B x P x N
+    nearest = weight.amax(1)  # B x N
+    background = BACKGROUND_WEIGHT * torch.exp(-((nearest / (2 * BACKGROUND_WEIGHT)) ** 2))
+    parts = torch.stack(moved, 1)  # B x P x N x 2
+    blend = ((weight.unsqueeze(-1) * parts).sum(1) + background.unsqueeze(-1) * grid) / (
+        weight.sum(1) + background
+    ).unsqueeze(-1)
+    grids = torch.cat([grid.expand(batch, -1, -1).unsqueeze(1), blend.unsqueeze(1), parts], 1)
+    return grids.view(batch, -1, size, size, 2), weight.view(batch, -1, size, size)
+
+
+def _body_scale(points: Tensor) -> Tensor:
+    """``B`` body sizes: the larger of the shoulders' width and the torso's height (:func:`enliven.pose.body_scale`)."""
+    shoulders = points[:, LEFT_SHOULDER] - points[:, RIGHT_SHOULDER]
+    torso = (points[:, LEFT_SHOULDER] + points[:, RIGHT_SHOULDER] - points[:, LEFT_HIP] - points[:, RIGHT_HIP]) / 2
+    return torch.maximum(shoulders.norm(dim=-1), torso.norm(dim=-1)).clamp(min=MIN_BODY_SCALE)
+
+
+def _affine_near(points_from: Tensor, points_to: Tensor, prior: Tensor, ridge: float) -> Tensor:
+    """The least-squares affine map ``B x 3 x 2`` of ``B x K x 2`` points, pulled towards ``prior`` (``B x 3 x 2``)
+    by ``ridge``: ``argmin |D A - to|^2 + ridge |A - prior|^2``, so nearly collinear points keep the prior's map."""
+    design = torch.cat([points_from, torch.ones_like(points_from[..., :1])], -1)  # B x K x 3
+    identity = torch.tensor(((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), dtype=design.dtype,
+                            device=design.device)  # fmt: skip
+    normal = design.transpose(1, 2) @ design + ridge * identity
+    return inverse_3x3(normal) @ (design.transpose(1, 2) @ points_to + ridge * prior)
+
+
+def _distance_to_bone(grid: Tensor, bone: Tensor, size: int) -> Tensor:
+    """``B x N`` distances of ``1 x N x 2`` grid points to ``B x n x 2`` bones: a point, a segment, or a closed
+    polygon (0 inside)."""
+    if bone.shape[1] <= 2:
+        return _distance_to_segment(grid, bone[:, 0], bone[:, -1])
+    edges = torch.stack(
+        [_distance_to_segment(grid, bone[:, i], bone[:, (i + 1) % bone.shape[1]]) for i in range(bone.shape[1])]
+    ).amin(0)
+    inside = polygon_mask(bone, size, feather=0).view(bone.shape[0], -1)
+    return edges * (1 - inside)
+
+
+def _distance_to_segment(grid: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """``B x N`` distances of ``1 x N x 2`` points to the ``B`` segments ``start``-``end`` (``B x 2`` each)."""
+    direction = (end - start).unsqueeze(1)  # B x 1 x 2
+    length = (direction * direction).sum(-1)  # B x 1
+    along = ((grid - start.unsqueeze(1)) * direction).sum(-1) / length.clamp(min=1e-12)
+    nearest = start.unsqueeze(1) + along.clamp(0, 1).unsqueeze(-1) * direction
+    return (grid - nearest).norm(dim=-1)
+
+
+#: A limb's length may change by at most this factor between the reference frame and another (a limb pointing at the
+#: camera shortens; a landmark glitch must not stretch the source's arm across the frame).
+MAX_LENGTH_CHANGE = 3.0
+
+
+def retarget_pose(kp_source: Tensor, kp_driving: Tensor, kp_reference: Tensor, scale: float = 1.0) -> Tensor:
+    """Relative motion for bodies: the source's skeleton moved as the driver's moved since its reference frame.
+
+    Instead of adding the driver's landmark displacements to the source's (FOMM's relative transfer, which stretches
+    a shorter source arm or bends a longer one), the torso moves by the similarity the driver's torso made (its
+    translation, and what the similarity leaves over, times ``scale``), the head rigidly about the neck as the
+    driver's did, and each bone of :data:`enliven.pose.SKELETON` hangs from its placed parent at the source's joint
+    angle changed by the driver's change (an elbow or knee folding more where the driver's folds more, whichever side
+    of its axis it lies on), its length changed by the driver's factor. Landmarks outside the frame (MediaPipe guesses
+    cut-off limbs) move nothing: such a bone keeps the source's pose, and hips count only when the knees are seen.
+    So the joint angles of the result change as the driver's do.
+
+    Args:
+        kp_source: ``1 x 33 x 2`` (or ``B x``) the source's pose landmarks, ``(x, y)`` in ``[-1, 1]``.
+        kp_driving: ``B x 33 x 2`` the driving frames'.
+        kp_reference: ``1 x 33 x 2`` (or ``B x``) the reference driving frame's.
+        scale: translation scale, source over driver (:func:`~enliven.models.motion_transfer.movement_scale`).
+
+    Returns:
+        ``B x 33 x 2`` landmarks to drive the model with.
+    """
+    batch = kp_driving.shape[0]
+    source = kp_source.expand(batch, -1, -1)
+    reference = kp_reference.expand(batch, -1, -1)
+    placed = source.clone()
+
+    # A landmark counts where it lies in the frame in both driving frames (MediaPipe also guesses cut-off limbs);
+    # the hips only when the knees are seen too: in a half-body shot MediaPipe moves them tens of pixels from frame
+    # to frame under a jacket, a desk or the frame's edge.
+    seen = _in_frame(reference) & _in_frame(kp_driving)  # B x 33
+    legs = (seen[:, LEFT_KNEE] & seen[:, RIGHT_KNEE]).to(source.dtype)
+    weights = torch.stack([torch.ones_like(legs), torch.ones_like(legs), legs, legs], 1)  # B x 4, as TORSO_POINTS
+    torso = list(TORSO_POINTS)
+    ref_torso, now_torso, src_torso = reference[:, torso], kp_driving[:, torso], source[:, torso]
+    motion = fit_similarity(ref_torso, now_torso, weights)
+    share = (weights / weights.sum(1, keepdim=True)).unsqueeze(-1)
+    ref_centre, src_centre = (share * ref_torso).sum(1, True), (share * src_torso).sum(1, True)
+    now_centre = ref_centre @ motion[:, :2] + motion[:, 2:]
+    # what the similarity leaves over (shrugs, a turn of the chest against the hips) is added as a displacement
+    residual = (now_torso - ref_torso @ motion[:, :2] - motion[:, 2:]) * weights.unsqueeze(-1)
+    placed[:, torso] = (
+        (src_torso - src_centre) @ motion[:, :2] + src_centre + (now_centre - ref_centre + residual) * scale
+    )
+
+    head = list(HEAD_POINTS)
+    necks = [(points[:, LEFT_SHOULDER] + points[:, RIGHT_SHOULDER]).unsqueeze(1) / 2
+             for points in (reference, kp_driving, source, placed)]  # fmt: skip
+    ref_head, now_head, src_head = (
+        reference[:, head] - necks[0],
+        kp_driving[:, head] - necks[1],
+        source[:, head] - necks[2],
+    )
+    motion = fit_similarity(ref_head, now_head)
+    shift = now_head.mean(1, True) - ref_head.mean(1, True)
+    placed[:, head] = (
+        necks[3] + (src_head - src_head.mean(1, True)) @ motion[:, :2] + src_head.mean(1, True) + shift * scale
+    )
+
+    for bone in SKELETON:
+        # The joint's angle changes as the driver's did; a hinge folds more (or less) as the driver's does, whichever
+        # side of its axis it lies on in the picture (an elbow bent inwards in the photo and outwards in the driving
+        # video still folds when the driver's does; turning it the same way would unfold it).
+        before = _signed_angle(reference, bone)
+        change = _signed_angle(kp_driving, bone) - before
+        change = torch.atan2(torch.sin(change), torch.cos(change))  # wrapped into (-pi, pi]
+        ours = _signed_angle(source, bone)
+        same_side = torch.ones_like(change)
+        if bone.hinge:
+            same_side = torch.where((ours >= 0) == (before >= 0), same_side, -same_side)
+        visible = seen[:, bone.parent] & seen[:, bone.child]
+        angle = ours + torch.where(visible, same_side * change, torch.zeros_like(change))
+        length = _length(kp_driving, bone) / _length(reference, bone).clamp(min=1e-6)
+        length = torch.where(visible, length.clamp(1 / MAX_LENGTH_CHANGE, MAX_LENGTH_CHANGE), torch.ones_like(length))
+        axis = placed[:, bone.axis[1]] - placed[:, bone.axis[0]]
+        direction = _rotate(axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-6),
+                            torch.stack([torch.cos(angle), torch.sin(angle)], -1))  # fmt: skip
+        limb = source[:, bone.child] - source[:, bone.parent]
+        new_limb = direction * (limb.norm(dim=-1, keepdim=True) * length.unsqueeze(-1))
+        placed[:, bone.child] = placed[:, bone.parent] + new_limb
+        turn = _complex_ratio(new_limb, limb)  # how the limb turned: its hand or foot turns with it
+        for follower in bone.followers:
+            placed[:, follower] = placed[:, bone.child] + _rotate(source[:, follower] - source[:, bone.child], turn)
+    return placed
+
+
+def _signed_angle(points: Tensor, bone: Bone) -> Tensor:
+    """``B`` angles (radians, in ``(-pi, pi]``) from a bone's axis to the bone in ``B x 33 x 2`` landmarks."""
+    axis = points[:, bone.axis[1]] - points[:, bone.axis[0]]
+    limb = points[:, bone.child] - points[:, bone.parent]
+    cross = axis[:, 0] * limb[:, 1] - axis[:, 1] * limb[:, 0]
+    return torch.atan2(cross, (axis * limb).sum(-1))
+
+
+def _length(points: Tensor, bone: Bone) -> Tensor:
+    """``B`` lengths of a bone in ``B x 33 x 2`` landmarks."""
+    return (points[:, bone.child] - points[:, bone.parent]).norm(dim=-1)
+
+
+def _complex_ratio(now: Tensor, before: Tensor) -> Tensor:
+    """``B x 2``: the rotation and scaling taking the ``B x 2`` vectors ``before`` to ``now``, as complex numbers
+    ``now / before`` (1 where ``before`` vanished)."""
+    norm = (before * before).sum(-1, keepdim=True)
+    ratio = torch.stack(
+        [now[:, 0] * before[:, 0] + now[:, 1] * before[:, 1], now[:, 1] * before[:, 0] - now[:, 0] * before[:, 1]], -1
+    ) / norm.clamp(min=1e-12)
+    identity = torch.zeros_like(ratio)
+    identity[:, 0] = 1.0
+    return torch.where(norm > 1e-12, ratio, identity)
+
+
+def _rotate(vector: Tensor, ratio: Tensor) -> Tensor:
+    """``B x 2`` vectors multiplied by ``B x 2`` complex numbers (rotated and scaled)."""
+    return torch.stack(
+        [
+            vector[:, 0] * ratio[:, 0] - vector[:, 1] * ratio[:, 1],
+            vector[:, 0] * ratio[:, 1] + vector[:, 1] * ratio[:, 0],
+        ],
+        -1,
+    )
+
+
+def _in_frame(points: Tensor) -> Tensor:
+    """``B x K`` whether ``B x K x 2`` points lie inside the frame (``[-1, 1]`` both ways)."""
+    return (points.abs() <= 1).all(-1)

@@ -1,0 +1,241 @@
+"""The body model (enliven-body): its candidate flows, pose retargeting, training from pose sidecars, inference."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import TINY_SIDE, write_square_clips
+from enliven.config.lite import LITE_BODY, LiteConfig
+from enliven.errors import ConfigError, NoFaceError
+from enliven.models.factory import build_model
+from enliven.models.lite.body import BLEND_CANDIDATE, body_flows, retarget_pose
+from enliven.pose import (
+    LEFT_ELBOW,
+    LEFT_HIP,
+    LEFT_SHOULDER,
+    LEFT_WRIST,
+    NUM_POSE_POINTS,
+    RIGHT_SHOULDER,
+    joint_angles,
+    part_warp_map,
+)
+from enliven.train.trainer import train
+from enliven.types import Keypoints, LandmarkKind, MotionMode
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY_BODY = LiteConfig(
+    image_size=TINY_SIDE,
+    keypoints="pose",
+    piecewise=False,
+    face_margin=None,
+    motion_size=16,
+    channels=(8, 16),
+    motion_expansion=8,
+    num_bottleneck_blocks=1,
+)
+
+
+def standing(side: int = 200) -> np.ndarray:
+    """A stick figure's 33 pose points in pixels of a ``side`` square (hands, feet and face points placed too)."""
+    spots = {0: (100, 40), 1: (97, 37), 2: (95, 35), 3: (93, 35), 4: (103, 37), 5: (105, 35), 6: (107, 35),
+             7: (88, 38), 8: (112, 38), 9: (97, 48), 10: (103, 48), 11: (80, 70), 12: (120, 70), 13: (70, 100),
+             14: (130, 100), 15: (65, 130), 16: (135, 130), 17: (63, 138), 18: (137, 138), 19: (65, 140),
+             20: (135, 140), 21: (67, 136), 22: (133, 136), 23: (85, 130), 24: (115, 130), 25: (85, 165),
+             26: (115, 165), 27: (85, 190), 28: (115, 190), 29: (83, 194), 30: (117, 194), 31: (90, 196),
+             32: (110, 196)}  # fmt: skip
+    return np.array([spots[i] for i in range(NUM_POSE_POINTS)], dtype=np.float64) * side / 200
+
+
+def normalised(pixels: np.ndarray, side: int = 200) -> torch.Tensor:
+    """``1 x 33 x 2`` normalised keypoints of pixel positions (pixel ``i`` covers ``[i, i + 1)``)."""
+    return torch.from_numpy((pixels - 0.5) / (side - 1) * 2 - 1).float()[None]
+
+
+def raised_forearm(points: np.ndarray) -> np.ndarray:
+    """The stick figure with its left forearm (and hand) turned up about the elbow."""
+    moved = points.copy()
+    elbow = points[LEFT_ELBOW]
+    turn = np.array([[0.0, -1.0], [1.0, 0.0]])  # 90 degrees
+    for index in (LEFT_WRIST, 17, 19, 21):
+        moved[index] = elbow + turn @ (points[index] - elbow)
+    return moved
+
+
+def test_the_blend_candidate_is_the_part_warp() -> None:
+    source, driving = standing(), raised_forearm(standing())
+    grids, weights = body_flows(normalised(source), normalised(driving), 200)
+    assert grids.shape == (1, 12, 200, 200, 2) and weights.shape == (1, 10, 200, 200)
+    reference = part_warp_map(source, driving, 200, 200) / 199 * 2 - 1  # remap positions (centres at i)
+    difference = np.abs(grids[0, BLEND_CANDIDATE].numpy() - reference)
+    assert difference.mean() < 1e-3 and difference.max() < 0.02  # the torso's affine map is pulled to a similarity
+    identity = grids[0, 0].numpy()
+    corner = (slice(0, 10), slice(180, 200))  # far from the body: the blend stands still
+    assert np.abs(grids[0, BLEND_CANDIDATE].numpy()[corner] - identity[corner]).max() < 1e-3
+    assert float(weights[0, 3].max()) > 0.99 and float(weights[0, 3, 5, 190]) < 1e-3  # the left forearm's own
+
+
+def test_retargeting_keeps_a_pose_and_moves_joints_as_the_driver() -> None:
+    still = normalised(standing())
+    assert torch.allclose(retarget_pose(still, still, still), still, atol=1e-5)
+    raised = normalised(raised_forearm(standing()))
+    # the driver's own reference: its own pose back (torso, limbs; hands turn with the forearm)
+    assert torch.allclose(retarget_pose(still, raised, still), raised, atol=1e-4)
+
+    # A source with longer arms bent the other way: the elbow still folds as the driver's does, the forearm keeps
+    # its own length times the driver's change.
+    other = standing()
+    other[LEFT_ELBOW] = (60, 105)
+    other[LEFT_WRIST] = (70, 145)
+    folded = standing()
+    folded[LEFT_WRIST] = (80, 125)  # the driver's elbow folds more
+    result = retarget_pose(normalised(other), normalised(folded), still)[0].numpy()
+    angles = joint_angles(np.stack([standing(), folded, other, (result + 1) / 2 * 199 + 0.5]))[:, 0]
+    assert angles[1] < angles[0] and angles[3] < angles[2]  # both fold
+    assert np.isclose(angles[2] - angles[3], angles[0] - angles[1], atol=1e-3)  # by the same angle
+
+    def forearm(points: np.ndarray) -> float:
+        return float(np.linalg.norm(points[LEFT_WRIST] - points[LEFT_ELBOW]))
+
+    shortened = forearm(folded) / forearm(standing())  # the driver's forearm looks shorter: so does the source's
+    assert np.isclose(forearm((result + 1) / 2 * 199 + 0.5), forearm(other) * shortened, rtol=1e-3)
+
+    # a limb the driver does not show (outside the frame) keeps the source's pose; the hips follow the shoulders
+    gone = folded.copy()
+    gone[LEFT_WRIST] = (80, 260)
+    gone[LEFT_HIP] = (85, 150)  # a half-body shot's wandering hip: ignored, the knees are not in the frame
+    gone[[25, 26, 27, 28]] += (0, 100)
+    unseen = retarget_pose(still, normalised(gone), still)[0]
+    assert torch.allclose(unseen[LEFT_WRIST], still[0, LEFT_WRIST], atol=1e-5)
+    assert torch.allclose(unseen[LEFT_HIP], still[0, LEFT_HIP], atol=1e-5)
+
+
+def test_the_body_model_runs_and_transfers_relative_motion_by_retargeting() -> None:
+    model = build_model(TINY_BODY).eval()
+    assert model.keypoint_source.value == "pose"
+    source, driving = (
+        normalised(standing(TINY_SIDE), TINY_SIDE),
+        normalised(raised_forearm(standing(TINY_SIDE)), TINY_SIDE),
+    )
+    with torch.inference_mode():
+        encoding = model.encode_source(torch.rand(1, 3, TINY_SIDE, TINY_SIDE), Keypoints(source))
+        output = model.generate(encoding, Keypoints(driving.expand(2, -1, -1)))
+        assert output.prediction.shape == (2, 3, TINY_SIDE, TINY_SIDE)
+        assert output.motion.mask.shape == (2, 12, 16, 16)
+        # untrained, the mixture prefers the parts' blend
+        assert float(output.motion.mask[:, BLEND_CANDIDATE].mean()) > 0.5
+        relative = model.transfer_motion(Keypoints(source), Keypoints(driving), Keypoints(source), MotionMode.RELATIVE)
+        assert torch.allclose(relative.value, retarget_pose(source, driving, source))
+        absolute = model.transfer_motion(Keypoints(source), Keypoints(driving), None, MotionMode.ABSOLUTE)
+        assert absolute.value is driving
+    with pytest.raises(ValueError, match="33 pose landmarks"):
+        model.generate(encoding, Keypoints(torch.zeros(1, 468, 2)))
+    with pytest.raises(ValueError, match="pose landmarks"):
+        model.encode_source(torch.rand(1, 3, TINY_SIDE, TINY_SIDE))
+
+
+def test_a_body_config_has_no_face_mesh() -> None:
+    assert LiteConfig.from_yaml_dict(LITE_BODY.to_yaml_dict()) == LITE_BODY
+    with pytest.raises(ConfigError, match="keypoints: pose"):
+        LiteConfig(keypoints="pose")  # the face mesh's piecewise warp is on by default
+
+
+def test_trains_from_pose_sidecars(tmp_path: Path) -> None:
+    root = write_square_clips(tmp_path / "bodies", ("train",) * 2, 4)
+    rng = np.random.default_rng(0)
+    for clip in ("clip0", "clip1"):
+        frames = standing(TINY_SIDE)[None] + rng.normal(0, 1.0, (4, NUM_POSE_POINTS, 2))
+        frames[1] = np.nan  # nobody found in this frame: pairs are drawn among the others
+        np.save(root / "train" / f"clip0{LandmarkKind.POSE.suffix}".replace("clip0", clip), frames.astype(np.float32))
+    document = copy.deepcopy(TINY_BODY.to_yaml_dict())
+    document["dataset_params"].update({"id_sampling": False})  # the pose sidecars are switched on by the model
+    document["train_params"] = {
+        "num_epochs": 1,
+        "num_repeats": 2,
+        "batch_size": 2,
+        "dataloader_workers": 0,
+        "scales": [1, 0.5],
+        "loss_weights": {"equivariance_value": 0, "equivariance_jacobian": 0, "landmark_flow": 10},
+        "log_every": 1,
+        "seed": 0,
+    }
+    config = tmp_path / "body.yaml"
+    config.write_text(yaml.safe_dump(document))
+    result = train(config, root, tmp_path / "run", progress=False)
+    assert result.step == 2 and all(np.isfinite(v) for v in result.losses.values())
+    assert result.losses["landmark_flow"] > 0
+
+    (root / "train" / f"clip1{LandmarkKind.POSE.suffix}").unlink()
+    from enliven.data import PairDataset, PairDatasetConfig
+    from enliven.errors import InputError
+
+    with pytest.raises(InputError, match=r"enliven data landmarks .* --kind pose"):
+        PairDataset(PairDatasetConfig(root=root, landmarks=LandmarkKind.POSE, frame_size=(TINY_SIDE, TINY_SIDE)))
+    with pytest.raises(ConfigError, match="landmarks must be"):
+        PairDatasetConfig(root=root, landmarks="hands")
+    assert PairDatasetConfig(root=root, landmarks=True).landmarks is LandmarkKind.FACE_MESH
+
+
+def test_pose_sidecars_cropper_and_animator_on_a_real_body(shared_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mediapipe")
+    import cv2
+
+    from enliven.inference.animator import Animator
+    from enliven.inference.cropper import FaceCropper
+    from enliven.io import read_image
+    from enliven.prepare.landmarks import add_landmarks
+
+    bodies = shared_dir / "data" / "bodies" / "MRAA-taichi"
+    photo, clip = bodies / "images" / "taichi_cmp1_source0.png", bodies / "videos" / "taichi_copart01.mp4"
+    if not (photo.is_file() and clip.is_file()):
+        pytest.skip("the shared tai-chi photo and clip are not here")
+    capture = cv2.VideoCapture(str(clip))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 60)  # standing, facing the camera (the clip opens with a high kick)
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(6)]
+    capture.release()
+    folder = tmp_path / "bodies" / "train" / "taichi"
+    folder.mkdir(parents=True)
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    summary = add_landmarks(tmp_path / "bodies", progress=False, kind=LandmarkKind.POSE)
+    assert (summary.computed, summary.frames, summary.missing) == (1, 6, 0) and "without a person" in summary.line()
+    stored = np.load(folder.with_name("taichi" + LandmarkKind.POSE.suffix))
+    assert stored.shape == (6, NUM_POSE_POINTS, 2) and np.isfinite(stored).all()
+
+    image = read_image(photo)  # 256 x 256, the woman standing from head to feet
+    wide = np.concatenate([np.full_like(image, 90), image, np.full_like(image, 90)], axis=1)
+    side = 128  # MediaPipe finds no one in a 64 px frame
+    with FaceCropper(side, content="body") as cropper:
+        box = cropper.source_box(wide)
+        assert box is not None and box.width == pytest.approx(box.height)
+        assert 256 <= box.center[0] <= 512 and box.width <= 300  # around the woman, not the whole frame
+        boxes = cropper.clip_boxes(frames)
+        assert boxes is not None and len(boxes) == 1
+        streamed = [cropper.crop_frame(frame) for frame in frames]
+        assert all(crop.image.shape == (side, side, 3) for crop in streamed) and streamed[0].face_found
+        with pytest.raises(NoFaceError, match="no person"):
+            cropper.source_box(np.full((120, 160, 3), 90, np.uint8))
+
+    model = build_model(dataclasses.replace(TINY_BODY, image_size=side, motion_size=32))
+    with Animator(model, device="cpu") as animator:
+        assert animator.landmark_kind is LandmarkKind.POSE and not animator.uses_face_mesh
+        animator.set_source(cropper.cut(wide, box))
+        out = animator(np.stack([cropper.cut(frame, boxes[0]) for frame in frames]))
+        assert out.shape == (6, side, side, 3)
+        with pytest.raises(NoFaceError, match="No person"):
+            animator.set_source(np.full((side, side, 3), 90, np.uint8))
+
+
+def test_the_skeleton_turns_the_joints_the_evaluation_measures() -> None:
+    from enliven.pose import POSE_JOINTS, SKELETON
+
+    measured = {joint[:2] for joint in POSE_JOINTS} | {joint[1:] for joint in POSE_JOINTS}
+    assert all((bone.parent, bone.child) in measured for bone in SKELETON)
+    assert {LEFT_SHOULDER, RIGHT_SHOULDER} <= {bone.parent for bone in SKELETON}
