@@ -147,6 +147,19 @@ def test_a_body_config_has_no_face_mesh() -> None:
         LiteConfig(keypoints="pose")  # the face mesh's piecewise warp is on by default
 
 
+def test_what_the_source_hides_comes_from_the_background_plate() -> None:
+    model = build_model(dataclasses.replace(TINY_BODY, background_plate=True)).eval()
+    assert model.needs_plate
+    source, plate = torch.full((1, 3, TINY_SIDE, TINY_SIDE), 0.8), torch.full((1, 3, TINY_SIDE, TINY_SIDE), 0.2)
+    keypoints = Keypoints(normalised(standing(TINY_SIDE), TINY_SIDE))
+    with pytest.raises(ValueError, match="plate"):
+        model.encode_source(source, keypoints)
+    with torch.no_grad():
+        model.dense_motion.head.bias[-1] = -20.0  # everything hidden: the warped source gives way to the plate
+        output = model.generate(model.encode_source(source, keypoints, plate=plate), keypoints)
+    assert torch.allclose(output.prediction, plate, atol=1e-4) and torch.allclose(output.deformed, plate, atol=1e-4)
+
+
 def test_trains_from_pose_sidecars(tmp_path: Path) -> None:
     root = write_square_clips(tmp_path / "bodies", ("train",) * 2, 4)
     rng = np.random.default_rng(0)
@@ -154,8 +167,8 @@ def test_trains_from_pose_sidecars(tmp_path: Path) -> None:
         frames = standing(TINY_SIDE)[None] + rng.normal(0, 1.0, (4, NUM_POSE_POINTS, 2))
         frames[1] = np.nan  # nobody found in this frame: pairs are drawn among the others
         np.save(root / "train" / f"clip0{LandmarkKind.POSE.suffix}".replace("clip0", clip), frames.astype(np.float32))
-    document = copy.deepcopy(TINY_BODY.to_yaml_dict())
-    document["dataset_params"].update({"id_sampling": False})  # the pose sidecars are switched on by the model
+    document = copy.deepcopy(dataclasses.replace(TINY_BODY, background_plate=True).to_yaml_dict())
+    document["dataset_params"].update({"id_sampling": False})  # the pose sidecars and plates: switched on by the model
     document["train_params"] = {
         "num_epochs": 1,
         "num_repeats": 2,
@@ -239,3 +252,46 @@ def test_the_skeleton_turns_the_joints_the_evaluation_measures() -> None:
     measured = {joint[:2] for joint in POSE_JOINTS} | {joint[1:] for joint in POSE_JOINTS}
     assert all((bone.parent, bone.child) in measured for bone in SKELETON)
     assert {LEFT_SHOULDER, RIGHT_SHOULDER} <= {bone.parent for bone in SKELETON}
+
+
+def test_a_body_model_is_not_exported_but_says_why(tmp_path: Path) -> None:
+    from enliven.errors import InputError
+    from enliven.export import export_onnx
+
+    with pytest.raises(InputError, match="cannot be exported yet.*--backend torch"):
+        export_onnx(build_model(TINY_BODY), tmp_path / "export")
+    assert not (tmp_path / "export").exists()
+
+
+def test_a_body_photo_goes_to_the_body_model_and_is_pasted_back(shared_dir: Path, tmp_path: Path) -> None:
+    """The CLI with no --model: a tai-chi photo in a wider frame, the body model, pasted back by the person mask."""
+    pytest.importorskip("mediapipe")
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from enliven.io import read_frames, read_image
+
+    bodies = shared_dir / "data" / "bodies" / "MRAA-taichi"
+    photo, clip = bodies / "images" / "taichi_cmp1_source0.png", bodies / "videos" / "taichi_copart01.mp4"
+    if not (photo.is_file() and clip.is_file()):
+        pytest.skip("the shared tai-chi photo and clip are not here")
+    image = read_image(photo)
+    wide = np.concatenate([np.full_like(image, 90), image, np.full_like(image, 90)], axis=1)  # 768 x 256
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    short = tmp_path / "short.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-frames:v", "12", "-y", str(short)], check=True)
+    out = tmp_path / "out.mp4"
+    done = subprocess.run(
+        [sys.executable, "-m", "enliven", "animate", str(tmp_path / "wide.png"), str(short), "-o", str(out), "-q",
+         "--paste-back"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "ENLIVEN_MODELS": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "enliven: model auto: enliven-body (a person, " in done.stdout
+    frames = read_frames(out)
+    assert frames.shape[1:] == (256, 768, 3)
+    # pasted where the person is: the grey sides of the photo are untouched
+    assert np.abs(frames[:, :, :200].astype(int) - 90).max() <= 3

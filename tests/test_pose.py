@@ -102,5 +102,5 @@ def test_model_auto_tells_a_face_a_person_and_anything_else(shared_dir) -> None:
         face, person = chooser.choose(read_image(EXAMPLE_SOURCE)), chooser.choose(read_image(body))
         other = chooser.choose(np.full((240, 320, 3), 90, np.uint8))
     assert (face.model, face.subject) == ("enliven-lite", "face")
-    assert (person.model, person.subject) == ("enliven-any", "person") and "no body model" in person.reason
+    assert (person.model, person.subject) == ("enliven-body", "person") and person.reason.startswith("a person, ")
     assert (other.model, other.subject) == ("enliven-any", "other")

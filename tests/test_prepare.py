@@ -312,3 +312,11 @@ def test_real_body_clip(data_dir: Path, tmp_path: Path) -> None:
     assert summary.total.clips == 1 and entry["num_frames"] == stop - start >= 8 and stop == 20
     x0, y0, x1, y1 = entry["crop_box"]
     assert abs((x1 - x0) - (y1 - y0)) < 1.0 and 0 <= x0 and x1 <= 256  # square, inside the 256 x 256 frame
+    # the clip's pose landmarks are stored beside it, one row per frame (for body models)
+    assert (
+        summary.landmarks is not None
+        and summary.landmarks.computed == 1
+        and "Pose landmarks" in summary.landmarks.line()
+    )
+    (sidecar,) = out.glob("*/*.pose.npy")
+    assert np.load(sidecar).shape == (entry["num_frames"], 33, 2)

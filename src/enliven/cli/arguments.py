@@ -92,8 +92,8 @@ def add_animation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="auto (the default: the face model for a face, else the generic model; one line says which and why), a "
-        "model name (see 'enliven models') or a checkpoint path",
+        help="auto (the default: the face model for a face, the body model for a person, else the generic model; one "
+        "line says which and why), a model name (see 'enliven models') or a checkpoint path",
     )
     p.add_argument("--config", default=None, help="YAML config of an authors' FOMM/TPSMM checkpoint")
     mode = p.add_mutually_exclusive_group()

@@ -85,8 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument(
         "--model",
         default=None,
-        help="auto (the default: the face model for a face photo, else the generic model), a model name (see "
-        "'enliven models') or a checkpoint path",
+        help="auto (the default: the face model for a face photo, the body model for a person, else the generic "
+        "model), a model name (see 'enliven models') or a checkpoint path",
     )
     model.add_argument("--absolute", action="store_true", help="absolute motion instead of relative to a reference")
     model.add_argument(

@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-landmarks",
         dest="landmarks",
         action="store_false",
-        help="with --kind faces: do not store face-mesh landmarks beside each clip",
+        help="do not store MediaPipe landmarks beside each clip (face mesh with --kind faces, pose with --kind bodies)",
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(handler=run)  # fmt: skip

@@ -67,6 +67,8 @@ class LiteConfig:
             the side, the motion is the mesh warp and the network chooses elsewhere only; ``None``: it chooses
             everywhere. With a choice there, the trained mixture warped the face softer than the mesh warp (AKD
             1.652 against 1.595 px on the validation clips; forced, 0.05 around the face: 1.586, and a lower L1).
+            A body model (``pose``) takes the parts' blend inside the head the same way (a head moves whole: left to
+            choose, the network trained on small tai-chi heads tore larger ones apart).
         residual_flow: the dense motion network also predicts a small flow added to the mixture of candidates
             (off by default: it moved lips and eyelids without lowering the pixel error; see
             :class:`~enliven.models.lite.motion.LiteDenseMotion`).
@@ -82,6 +84,10 @@ class LiteConfig:
             (instead of lips or teeth stretched into the gap).
         image_warp: ``bilinear`` or ``bicubic`` sampling of the source image by the final flow (the features are
             always sampled bilinearly); bicubic keeps more of the photo's fine texture.
+        background_plate: where the occlusion map says the warped source is hidden, start from a background plate
+            (the source with its person painted out, made on the host: :func:`enliven.preprocess.person
+            .background_plate`) instead of the warped source: what a body leaves behind when it moves is background,
+            not a second copy of the body.
     """
 
     family: ClassVar[str] = "lite"
@@ -103,16 +109,17 @@ class LiteConfig:
     num_refine_blocks: int = 1
     mouth_interior: bool = False
     image_warp: str = "bilinear"
+    background_plate: bool = False
 
     def __post_init__(self) -> None:
         if self.keypoints not in ("face_mesh", "pose", "learned"):
             raise ConfigError(
                 f"'model_params.common_params.keypoints' must be face_mesh, pose or learned, got {self.keypoints!r}."
             )
-        if self.keypoints == "pose" and (self.piecewise or self.face_margin is not None or self.mouth_interior):
+        if self.keypoints == "pose" and (self.piecewise or self.mouth_interior):
             raise ConfigError(
                 "a body model (keypoints: pose) has no face mesh: set motion_params piecewise: false and "
-                "face_margin: null, and generator_params mouth_interior: false."
+                "generator_params mouth_interior: false."
             )
         if not is_int(self.num_kp) or self.num_kp < 3:
             raise ConfigError(f"'model_params.common_params.num_kp' must be an integer >= 3, got {self.num_kp!r}.")
@@ -180,7 +187,7 @@ class LiteConfig:
                              "piecewise_stride", "residual_flow", "face_margin"))  # fmt: skip
         check_keys(gen, "model_params.generator_params",
                    optional=("channels", "num_bottleneck_blocks", "num_refine_blocks", "mouth_interior",
-                             "image_warp"))  # fmt: skip
+                             "image_warp", "background_plate"))  # fmt: skip
         positive = (lambda v: is_number(v) and v > 0), "positive numbers"
         return cls(
             image_size=image_size(data),
@@ -212,6 +219,7 @@ class LiteConfig:
             ),  # fmt: skip
             mouth_interior=get_bool(gen, "mouth_interior", "model_params.generator_params", d.mouth_interior),
             image_warp=str(gen.get("image_warp", d.image_warp)),
+            background_plate=get_bool(gen, "background_plate", "model_params.generator_params", d.background_plate),
         )
 
     def to_yaml_dict(self) -> dict[str, Any]:
@@ -242,6 +250,7 @@ class LiteConfig:
                     "num_refine_blocks": self.num_refine_blocks,
                     "mouth_interior": self.mouth_interior,
                     "image_warp": self.image_warp,
+                    "background_plate": self.background_plate,
                 },
             },
         }
@@ -256,4 +265,4 @@ LITE_2 = LiteConfig(channels=(48, 96), num_refine_blocks=2, mouth_interior=True,
 LITE_ANY = LiteConfig(keypoints="learned", num_kp=10, kernel_sigmas=(0.08, 0.2), piecewise=False, face_margin=None)
 #: enliven-body (``--model enliven-body``, people): MediaPipe's 33 pose landmarks move the body's parts, the same
 #: generator mixes their motions, predicts occlusion and fills in (``configs/lite-body.yaml``).
-LITE_BODY = LiteConfig(keypoints="pose", piecewise=False, face_margin=None)
+LITE_BODY = LiteConfig(keypoints="pose", piecewise=False, face_margin=0.02, background_plate=True)

@@ -108,6 +108,9 @@ class PairDatasetConfig:
             clip length trains on the motion it measures.
         mouth_pairs: with this probability a pair's second frame is drawn by how much its mouth differs from the
             first's (:func:`choose_frames_by_mouth`; needs ``landmarks``), else uniformly.
+        plates: deliver the source frame's background plate too (the frame with its person painted out, by
+            MediaPipe's selfie segmentation in each worker: :func:`enliven.preprocess.person.background_plate`),
+            for body models that compose over it.
     """
 
     root: Path
@@ -121,6 +124,7 @@ class PairDatasetConfig:
     landmarks: LandmarkKind | None = None
     max_frame_gap: int | None = None
     mouth_pairs: float = 0.0
+    plates: bool = False
 
     def __post_init__(self) -> None:
         height, width = self.frame_size
@@ -130,7 +134,7 @@ class PairDatasetConfig:
             raise ConfigError(f"num_repeats must be a positive integer, got {self.num_repeats!r}.")
         if not isinstance(self.split, str) or not self.split:
             raise ConfigError(f"split must be a split folder name such as 'train', got {self.split!r}.")
-        for name in ("id_sampling", "skip_corrupt"):
+        for name in ("id_sampling", "skip_corrupt", "plates"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         object.__setattr__(self, "landmarks", _landmark_kind(self.landmarks))
@@ -201,6 +205,8 @@ class FramePair(NamedTuple):
             ``(x, y)`` of each frame in ``[-1, 1]``
             coordinates of the delivered frame (``-1``/``+1`` at the centres of its edge pixels), augmented like
             the pixels; ``None`` unless the dataset's ``landmarks`` setting is on.
+        source_plate: ``3 x H x W`` like ``source``: the source with its person painted out; ``None`` unless the
+            dataset's ``plates`` setting is on.
     """
 
     source: Tensor
@@ -211,11 +217,13 @@ class FramePair(NamedTuple):
     driving_index: int
     source_landmarks: Tensor | None = None
     driving_landmarks: Tensor | None = None
+    source_plate: Tensor | None = None
 
 
 class PairBatch(NamedTuple):
     """A batch of :class:`FramePair`: ``B x 3 x H x W`` tensors, per-item names and frame numbers, and (when the
-    dataset delivers them) ``B x N x 2`` landmarks in ``[-1, 1]`` frame coordinates."""
+    dataset delivers them) ``B x N x 2`` landmarks in ``[-1, 1]`` frame coordinates and ``B x 3 x H x W`` source
+    plates."""
 
     source: Tensor
     driving: Tensor
@@ -225,6 +233,7 @@ class PairBatch(NamedTuple):
     driving_indices: Tensor
     source_landmarks: Tensor | None = None
     driving_landmarks: Tensor | None = None
+    source_plate: Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> PairBatch:
         def move(tensor: Tensor | None) -> Tensor | None:
@@ -235,6 +244,7 @@ class PairBatch(NamedTuple):
             driving=move(self.driving),
             source_landmarks=move(self.source_landmarks),
             driving_landmarks=move(self.driving_landmarks),
+            source_plate=move(self.source_plate),
         )
 
 
@@ -250,6 +260,7 @@ def collate_pairs(items: Sequence[FramePair]) -> PairBatch:
         driving_indices=torch.tensor([item.driving_index for item in items]),
         source_landmarks=_stack_optional([item.source_landmarks for item in items]),
         driving_landmarks=_stack_optional([item.driving_landmarks for item in items]),
+        source_plate=_stack_optional([item.source_plate for item in items]),
     )
 
 
@@ -306,6 +317,7 @@ class PairDataset(Dataset[FramePair]):
         self.epoch = 0
         self._bad: set[str] = set()
         self._landmarks: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._segmenter: Any = None  # a PersonSegmenter, made in the worker that first needs it (plates)
         if config.landmarks:
             kind = config.landmarks
             missing = [clip for clip in self.clips if not landmarks_path(clip, kind).is_file()]
@@ -392,6 +404,7 @@ class PairDataset(Dataset[FramePair]):
                 torch.from_numpy(self._delivered_points(landmarks[index], frame.shape[:2], params))
                 for index, frame in zip((first, second), frames, strict=True)
             )
+        plate = torch.from_numpy(self._plate(source)) if self.config.plates else None
         return FramePair(
             source=torch.from_numpy(source),
             driving=torch.from_numpy(driving),
@@ -401,7 +414,19 @@ class PairDataset(Dataset[FramePair]):
             driving_index=second,
             source_landmarks=points[0],
             driving_landmarks=points[1],
+            source_plate=plate,
         )
+
+    def _plate(self, source: np.ndarray) -> np.ndarray:
+        """The delivered ``3 x H x W`` source with its person painted out, in the same value range."""
+        from enliven.preprocess.person import PersonSegmenter, background_plate
+
+        if self._segmenter is None:  # one per worker process, made there
+            self._segmenter = PersonSegmenter()
+        low, high = self.config.augmentation.value_range
+        image = ((np.transpose(source, (1, 2, 0)) - low) / (high - low) * 255).clip(0, 255).round().astype(np.uint8)
+        plate = background_plate(image, self._segmenter.mask(image))
+        return np.ascontiguousarray(plate.transpose(2, 0, 1), dtype=np.float32) / 255 * (high - low) + low
 
     def _delivered_points(self, points: np.ndarray, in_size: tuple[int, int], params: AugmentParams) -> np.ndarray:
         """One frame's stored landmarks -> ``N x 2`` float32 ``[-1, 1]`` coordinates of its delivered frame."""

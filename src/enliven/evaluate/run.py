@@ -211,7 +211,7 @@ def _dataset_kind(root: Path, model_content: str) -> str:
         kind = None
     if kind in _KINDS:
         return str(kind)
-    return "faces" if model_content == "face" else "any"
+    return {"face": "faces", "body": "bodies"}.get(model_content, "any")
 
 
 def _default_landmarks(kind: str) -> LandmarkSet:

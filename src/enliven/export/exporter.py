@@ -19,6 +19,7 @@ import yaml
 from torch import Tensor, nn
 
 from enliven import __version__
+from enliven.errors import InputError
 from enliven.export.flatten import flatten
 from enliven.export.manifest import (
     CONFIG_NAME,
@@ -109,7 +110,16 @@ def export_onnx(
 
 @contextlib.contextmanager
 def on_cpu_in_eval_mode(model: MotionTransferModel) -> Iterator[None]:
-    """Move ``model`` to the CPU in eval mode for an export; its device and training flag are restored after."""
+    """Move ``model`` to the CPU in eval mode for an export; its device and training flag are restored after.
+
+    Raises:
+        InputError: a model no export takes yet (a body model: MediaPipe's pose and person mask feed it).
+    """
+    if model.keypoint_source is KeypointSource.POSE or getattr(model, "needs_plate", False):
+        raise InputError(
+            "body models (enliven-body) cannot be exported yet: their inputs (MediaPipe's pose and the background "
+            "plate painted from its person mask) have no exported form; run them with --backend torch."
+        )
     device = next(iter(model.parameters()), torch.empty(0)).device
     training = model.training
     model.to("cpu").eval()

@@ -34,6 +34,7 @@ from enliven.types import GeneratorOutput, Keypoints, LandmarkKind, MotionMode
 
 if TYPE_CHECKING:
     from enliven.inference.landmarks import LandmarkTracker
+    from enliven.preprocess.person import PersonSegmenter
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -125,6 +126,7 @@ class Animator:
         self._landmark_kind = landmark_kind(model)
         self._face_mesh = self._landmark_kind is LandmarkKind.FACE_MESH
         self._tracker: LandmarkTracker | None = None  # made on first use: landmarks given from outside need none
+        self._segmenter: PersonSegmenter | None = None  # made on first use, for models that take a plate
 
     @property
     def uses_face_mesh(self) -> bool:
@@ -220,13 +222,23 @@ class Animator:
             if points.shape[1] != self._landmark_kind.num_points:
                 raise ValueError(f"expected {self._landmark_kind.num_points} source landmarks, got {points.shape[1]}")
             keypoints = self._on_device(points)
+        extra: dict[str, Tensor] = {}
+        if getattr(self.model, "needs_plate", False):  # a body model: the background behind the person, once
+            extra["plate"] = self._plate(self.to_uint8(source)[0])
         if detail is not None and self.composes_detail:
             detail_tensor = torch.from_numpy(np.ascontiguousarray(detail)).to(self.device)
-            detail_tensor = detail_tensor.permute(2, 0, 1)[None].float().div_(255.0)
-            self._source = self.model.encode_source(source, keypoints, detail=detail_tensor)  # type: ignore[call-arg]
-        else:
-            self._source = self.model.encode_source(source, keypoints)
+            extra["detail"] = detail_tensor.permute(2, 0, 1)[None].float().div_(255.0)
+        self._source = self.model.encode_source(source, keypoints, **extra)  # type: ignore[call-arg]
         self.reset_reference()
+
+    def _plate(self, image: np.ndarray) -> Tensor:
+        """``1 x 3 x H x W`` the source ``image`` (``H x W x 3`` uint8) with its person painted out."""
+        from enliven.preprocess.person import PersonSegmenter, background_plate
+
+        if self._segmenter is None:
+            self._segmenter = PersonSegmenter()
+        plate = background_plate(image, self._segmenter.mask(image))
+        return torch.from_numpy(plate).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
 
     @property
     def composes_detail(self) -> bool:
@@ -373,9 +385,12 @@ class Animator:
         return self._on_device(self._mesh().driving(self.to_uint8(frames) if frames_uint8 is None else frames_uint8))
 
     def close(self) -> None:
-        """Release MediaPipe's graphs (face-mesh models); the animator cannot animate afterwards."""
+        """Release MediaPipe's graphs (landmark and plate models); the animator cannot animate afterwards."""
         if self._tracker is not None:
             self._tracker.close()
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
 
     def __enter__(self) -> Animator:
         return self

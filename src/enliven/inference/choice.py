@@ -1,10 +1,10 @@
 """``--model auto`` (the default): which bundled model animates a photo.
 
 A face big enough to animate (:func:`~enliven.inference.cropper.is_usable_face`: at least 15 % of the photo's
-shorter side and 64 px) goes to the face model; otherwise a person (MediaPipe pose) goes to the body model, or to
-the generic model while no body model ships; anything else (animals, cartoons, drawings, objects) to the generic
-model. The same choice serves ``enliven animate``, ``batch``, ``live``, the notebook and the server, each of which
-says in one line what was chosen and why (:attr:`ModelChoice.line`).
+shorter side and 64 px) goes to the face model; otherwise a person (MediaPipe pose) goes to the body model; anything
+else (animals, cartoons, drawings, objects) to the generic model. The same choice serves ``enliven animate``,
+``batch``, ``live``, the notebook and the server, each of which says in one line what was chosen and why
+(:attr:`ModelChoice.line`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from enliven.inference.cropper import face_size, is_usable_face
 from enliven.inference.options import AUTO, is_auto
 from enliven.preprocess import FaceDetector
 from enliven.preprocess.person import PersonDetector
-from enliven.weights.presets import DEFAULT_MODEL, GENERIC_MODEL
+from enliven.weights.presets import BODY_MODEL, DEFAULT_MODEL, GENERIC_MODEL
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from enliven.inference.options import AnimateOptions
 
 __all__ = ["AUTO", "BODY_MODEL", "ModelChoice", "ModelChooser", "choose_model", "is_auto", "resolve_auto"]
-
-#: The model for people without a usable face; ``None`` while no body model ships (they go to the generic model).
-BODY_MODEL: str | None = None
 
 Subject = Literal["face", "person", "other"]
 
@@ -83,9 +80,7 @@ class ModelChooser:
             person = self._people.detect(image)
         face = "a face too small to animate" if found else "no face"
         if person is not None:
-            if BODY_MODEL is not None:
-                return ModelChoice(BODY_MODEL, "person", f"a person, {face}")
-            return ModelChoice(GENERIC_MODEL, "person", f"a person, {face}; no body model ships yet")
+            return ModelChoice(BODY_MODEL, "person", f"a person, {face}")
         return ModelChoice(GENERIC_MODEL, "other", f"{face} and no person: animals, drawings and objects")
 
     def resolve(self, options: AnimateOptions, image: np.ndarray) -> tuple[AnimateOptions, ModelChoice | None]:

@@ -38,11 +38,16 @@ from enliven.preprocess import (
     track_faces,
     track_faces_sampled,
 )
-from enliven.preprocess.person import PersonDetector, body_box, track_people
+from enliven.preprocess._deps import import_cv2
+from enliven.preprocess.person import PersonDetector, PersonSegmenter, body_box, track_people
 
 Content = Literal["face", "body", "other"]
 #: A stream's person is looked for in every this many frames (its box moves slowly; pose estimation is not free).
 PERSON_STRIDE = 3
+#: A body is pasted back where the person is (before or after moving), grown by this share of the crop's side and
+#: softened as much: the model's own background next to the body (what it filled in) comes along, the rest of the
+#: photo stays untouched.
+PERSON_MARGIN = 0.04
 
 #: Frames without a matching face after which any face found may restart a stream's track (as in ``track_faces``).
 REACQUIRE_AFTER = 15
@@ -151,6 +156,9 @@ class FaceCropper:
         self._last_crop: Box | None = None
         self._missed = 0
         self._people: PersonDetector | None = None
+        self._segmenter: PersonSegmenter | None = None
+        # the last frame pasted into, its box, its crop and that crop's person mask (kept while the frame is)
+        self._under: tuple[np.ndarray, Box, np.ndarray, np.ndarray | None] | None = None
         self._frames_seen = 0
 
     @property
@@ -321,20 +329,47 @@ class FaceCropper:
     # -- back into the frame -----------------------------------------------------------------------------------
     def paste(self, frame: np.ndarray, animated: np.ndarray, box: Box | None) -> np.ndarray:
         """``animated`` (a crop's animation, any size) blended into a copy of ``frame`` where ``box`` was cut, with
-        a feathered edge; ``None`` box: ``animated`` resized to the whole frame."""
+        a feathered edge; ``None`` box: ``animated`` resized to the whole frame. A body (``content="body"``) is
+        pasted where the person is in the animation or was in the frame (what the motion uncovers), by MediaPipe's
+        selfie segmentation: the photo's background stays the photo's."""
         if box is None:
             height, width = frame.shape[:2]
             box = Box(0.0, 0.0, float(width), float(height))
-        return paste_back(frame, animated, box, self.feather)
+        mask = None
+        if self.content == "body":
+            if self._under is None or self._under[0] is not frame or self._under[1] != box:  # a photo: once
+                self._under = (frame, box, self.cut(frame, box), None)
+            mask = self.person_mask(self._under[2], animated)
+        return paste_back(frame, animated, box, self.feather, mask)
+
+    def person_mask(self, under: np.ndarray, animated: np.ndarray) -> np.ndarray:
+        """``S x S`` float32 weights in ``[0, 1]``: the person of ``animated`` and of ``under`` (the frame's crop
+        beneath it, ``S x S x 3``), grown and softened by :data:`PERSON_MARGIN`."""
+        cv2 = import_cv2()
+        if self._segmenter is None:
+            self._segmenter = PersonSegmenter()
+        side = under.shape[0]
+        moved = animated if animated.shape[:2] == under.shape[:2] else resize_image(animated, (side, side))
+        if self._under is not None and self._under[2] is under:  # the photo pasted into: segmented once
+            if self._under[3] is None:
+                self._under = (*self._under[:3], self._segmenter.mask(under))
+            beneath = self._under[3]
+        else:
+            beneath = self._segmenter.mask(under)
+        union = np.maximum(beneath, self._segmenter.mask(moved))
+        size = 2 * max(1, round(PERSON_MARGIN * side)) + 1
+        grown = cv2.dilate(union, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+        return cv2.GaussianBlur(grown, (size, size), 0)
 
     def close(self) -> None:
         """Release the detectors' MediaPipe graphs (those this cropper made)."""
         if self._detector is not None and self._owns_detector:
             self._detector.close()
             self._detector = None
-        if self._people is not None:
-            self._people.close()
-            self._people = None
+        for graphs in (self._people, self._segmenter):
+            if graphs is not None:
+                graphs.close()
+        self._people = self._segmenter = None
 
     def __enter__(self) -> FaceCropper:
         return self

@@ -311,7 +311,9 @@ class LiveSession:
             animated = self._held  # face lost: hold the last good frame
         camera = tracked.frame.image
         height, width = camera.shape[:2]
-        if settings.paste_back and avatar.crop.box is not None:
+        if settings.paste_back and avatar.crop.box is not None and self._source_cropper.content == "body":
+            shown_avatar = self._source_cropper.paste(avatar.image, animated, avatar.crop.box)  # by the person mask
+        elif settings.paste_back and avatar.crop.box is not None:
             shown_avatar = paste_over_face(avatar.image, animated, avatar.crop.box, self._cropper.feather)
         else:
             shown_avatar = animated

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from enliven.face_mesh import LANDMARKS_SUFFIX
 from enliven.io import atomic_output
 from enliven.io.atomic import remove_path
 from enliven.prepare.clean import find_duplicates, sample_hashes
 from enliven.prepare.identity import IdentityInput, cluster_identities
 from enliven.prepare.metadata import ClipResult, PrepareState, clip_metadata, write_metadata
 from enliven.prepare.splits import SPLITS, IdentityLoad, SplitRatios, assign_splits
+from enliven.types import LandmarkKind
 
 if TYPE_CHECKING:  # imported lazily at run time: the landmark code pulls in torch, which workers do not need
     from enliven.prepare.landmarks import LandmarksSummary
@@ -98,7 +98,8 @@ def _drop_duplicates(state: PrepareState, out: Path) -> bool:
         for shot in result.shots:
             for place in _locations(out, shot.filename):
                 remove_path(place)
-                remove_path(_sidecar(place))
+                for sidecar in _sidecars(place):
+                    remove_path(sidecar)
         reason = f"duplicate: repeats {state.results[original].source.origin}"
         state.results[key] = ClipResult(key, result.source, reason=reason, embeddings=result.embeddings)
     return bool(duplicates)
@@ -113,9 +114,9 @@ def _locations(out: Path, filename: str) -> list[Path]:
     return [p for p in (out / STAGING / filename, *(out / s / filename for s in SPLITS)) if p.exists()]
 
 
-def _sidecar(clip: Path) -> Path:
-    """The clip's face-mesh landmark file (see :mod:`enliven.face_mesh`); it moves and goes with the clip."""
-    return clip.with_name(clip.name + LANDMARKS_SUFFIX)
+def _sidecars(clip: Path) -> list[Path]:
+    """The clip's landmark files, one per kind (:class:`enliven.types.LandmarkKind`); they move and go with it."""
+    return [clip.with_name(clip.name + kind.suffix) for kind in LandmarkKind]
 
 
 def _place(out: Path, filename: str, split: str) -> None:
@@ -128,14 +129,16 @@ def _place(out: Path, filename: str, split: str) -> None:
     if source != target:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
-        if _sidecar(source).exists():
-            os.replace(_sidecar(source), _sidecar(target))
-        else:
-            remove_path(_sidecar(target))  # an orphan of an earlier clip of this name
+        for moved, placed in zip(_sidecars(source), _sidecars(target), strict=True):
+            if moved.exists():
+                os.replace(moved, placed)
+            else:
+                remove_path(placed)  # an orphan of an earlier clip of this name
     for other in places:
         if other not in (source, target):
             remove_path(other)
-            remove_path(_sidecar(other))
+            for sidecar in _sidecars(other):
+                remove_path(sidecar)
 
 
 def _missing_clips(state: PrepareState, out: Path) -> list[str]:

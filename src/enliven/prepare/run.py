@@ -35,6 +35,7 @@ from enliven.prepare.shots import AnyCrop, Kind
 from enliven.prepare.sources import DEFAULT_MANIFEST_KINDS, ClipSource, discover_clips
 from enliven.prepare.splits import SplitRatios
 from enliven.prepare.worker import OutputFormat, PrepareSettings, process_clip, quiet_worker
+from enliven.types import LandmarkKind
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,8 @@ def prepare_dataset(
             every row for any).
         use_extra: also use manifest rows whose split is ``extra``.
         detect_every: run the face/pose detector on every n-th frame.
-        landmarks: for ``kind="faces"``, store MediaPipe face-mesh landmarks beside each clip
-            (:mod:`enliven.prepare.landmarks`; clips that already have them are not redone).
+        landmarks: store MediaPipe's landmarks beside each clip: face-mesh for ``kind="faces"``, pose for
+            ``kind="bodies"`` (:mod:`enliven.prepare.landmarks`; clips that already have them are not redone).
         progress: show a progress bar on stderr.
 
     Raises:
@@ -120,10 +121,11 @@ def prepare_dataset(
     todo = [c for c in clips if c.key not in state.results or not state.results[c.key].finished]
     _run_all(todo, settings, out, workers, progress, on_result=lambda r: _record(state, out, r))
     summary = assemble(state, out, ratios, seed, kind, size, ((c.origin, EXTRA_REASON) for c in extra))
-    if kind == "faces" and landmarks and summary.total.clips:
+    if kind in ("faces", "bodies") and landmarks and summary.total.clips:
         from enliven.prepare.landmarks import add_landmarks
 
-        summary = replace(summary, landmarks=add_landmarks(out, workers=workers, progress=progress))
+        found = LandmarkKind.FACE_MESH if kind == "faces" else LandmarkKind.POSE
+        summary = replace(summary, landmarks=add_landmarks(out, workers=workers, progress=progress, kind=found))
     return replace(summary, processed=len(todo), resumed=len(clips) - len(todo), seconds=time.monotonic() - started)
 
 

@@ -26,15 +26,14 @@ from enliven.prepare.metadata import ClipResult, ShotRecord
 from enliven.prepare.shots import (
     AnyCrop,
     Kind,
-    PersonDetector,
     Shot,
     plan_fixed_shots,
     plan_tracked_shots,
-    track_people,
 )
 from enliven.prepare.sources import ClipSource
 from enliven.preprocess import FaceDetector, FaceTrack, crop_and_resize, track_faces
 from enliven.preprocess._deps import MissingDependencyError, import_cv2
+from enliven.preprocess.person import PersonDetector, track_people
 
 logger = logging.getLogger(__name__)
 

@@ -253,13 +253,13 @@ class _FaceCheck:
 
         preset = PRESETS[str(options["model"])]
         parsed = options_from_mapping(options)
-        if preset.content != "face" or not parsed.crop:
+        if preset.content not in ("face", "body") or not parsed.crop:
             return
         image = read_image(path)
         with self._lock:
             if self._detector is None:
                 self._detector = FaceDetector()
-            cropper = FaceCropper(256, detector=self._detector, any_face=parsed.force)
+            cropper = FaceCropper(256, content=preset.content, detector=self._detector, any_face=parsed.force)
             try:
                 cropper.source_box(image, "the source")
             except InputError as error:  # no face, or one too small (a body or a scene)

@@ -57,7 +57,9 @@ class FommObjective(GeneratorObjective):
     def networks(self) -> dict[str, nn.Module]:
         return {"kp_detector": self.model.kp_detector, "generator": self.model.generator}
 
-    def _generate(self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None) -> _Generated:
+    def _generate(
+        self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None, plate: Tensor | None = None
+    ) -> _Generated:
         kp_source = self.model.detect_keypoints(source)
         kp_driving = self.model.detect_keypoints(driving)
         output = self.model.generator(source, kp_source, kp_driving)
@@ -120,7 +122,9 @@ class TpsmmObjective(GeneratorObjective):
             nets["bg_predictor"] = self.bg_predictor
         return nets
 
-    def _generate(self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None) -> _Generated:
+    def _generate(
+        self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None, plate: Tensor | None = None
+    ) -> _Generated:
         cfg, model = self.config, self.model
         kp_source = model.detect_keypoints(source)
         kp_driving = model.detect_keypoints(driving)
@@ -184,14 +188,16 @@ class LiteObjective(GeneratorObjective):
             nets["kp_detector"] = model.kp_detector
         return nets | {"decoder": model.decoder}
 
-    def _generate(self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None) -> _Generated:
+    def _generate(
+        self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None, plate: Tensor | None = None
+    ) -> _Generated:
         if self.model.kp_detector is not None:
             kp_source, kp_driving = self.model.detect_keypoints(source), self.model.detect_keypoints(driving)
         elif landmarks is None:
             raise ValueError("this lite model trains on stored landmarks (face mesh or pose): the batch has none")
         else:
             kp_source, kp_driving = Keypoints(landmarks.source), Keypoints(landmarks.driving)
-        output = self.model.generate(self.model.encode_source(source, kp_source), kp_driving)
+        output = self.model.generate(self.model.encode_source(source, kp_source, plate=plate), kp_driving)
         parts: dict[str, Tensor] = {}
         if self.config.correction and output.deformed is not None:
             parts["correction"] = self.config.correction * (output.prediction - output.deformed).abs().mean()

@@ -186,7 +186,9 @@ class GeneratorObjective(nn.Module, ABC):
         """The trained networks by checkpoint entry name."""
 
     @abstractmethod
-    def _generate(self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None) -> _Generated:
+    def _generate(
+        self, source: Tensor, driving: Tensor, epoch: int, landmarks: LandmarkPair | None, plate: Tensor | None = None
+    ) -> _Generated:
         """Find keypoints, reconstruct ``driving`` and compute the family's own losses."""
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -201,9 +203,11 @@ class GeneratorObjective(nn.Module, ABC):
         epoch: int = 0,
         discriminator: nn.Module | None = None,
         landmarks: LandmarkPair | None = None,
+        plate: Tensor | None = None,
     ) -> StepOutput:
-        """One generator step's losses; see the class docstring."""
-        gen = self._generate(source, driving, epoch, landmarks)
+        """One generator step's losses; see the class docstring. ``plate``: the sources' background plates
+        (``B x 3 x H x W``, for models that compose over one)."""
+        gen = self._generate(source, driving, epoch, landmarks, plate)
         prediction = gen.output.prediction
         parts = dict(self.reconstruction(prediction, driving))
         if discriminator is not None and (self.config.generator_gan or any(self.config.feature_matching)):

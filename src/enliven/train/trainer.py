@@ -133,6 +133,8 @@ class Trainer:
         given = {KeypointSource.FACE_MESH: LandmarkKind.FACE_MESH, KeypointSource.POSE: LandmarkKind.POSE}
         if generator.model.keypoint_source in given:  # the model trains on stored landmarks of its kind
             dataset_config = replace(dataset_config, landmarks=given[generator.model.keypoint_source])
+        if getattr(generator.model, "needs_plate", False):  # and composes over its sources' background plates
+            dataset_config = replace(dataset_config, plates=True)
         self.dataset = PairDataset(dataset_config)
         self.sampler = ShardedSampler(len(self.dataset), info, seed=config.seed)
         self.steps_per_epoch = self.sampler.shard_size // config.batch_size
@@ -240,12 +242,17 @@ class Trainer:
         self.scaler.step(optimizer)
 
     def train_step(
-        self, source: torch.Tensor, driving: torch.Tensor, epoch: int, landmarks: LandmarkPair | None = None
+        self,
+        source: torch.Tensor,
+        driving: torch.Tensor,
+        epoch: int,
+        landmarks: LandmarkPair | None = None,
+        plate: torch.Tensor | None = None,
     ) -> tuple[dict[str, float], object]:
         """One generator step and (when there is a discriminator) one discriminator step; returns losses, visuals."""
         disc = None if self.discriminator is None else self.discriminator.discriminator
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            out = self.generator_ddp(source, driving, epoch=epoch, discriminator=disc, landmarks=landmarks)
+            out = self.generator_ddp(source, driving, epoch=epoch, discriminator=disc, landmarks=landmarks, plate=plate)
         self._optimise("generator", out.loss)
         losses = {"generator": out.loss.detach(), **{k: v.detach() for k, v in out.parts.items()}}
         if self.discriminator_ddp is not None:
@@ -291,7 +298,7 @@ class Trainer:
                     landmarks = None
                     if batch.source_landmarks is not None and batch.driving_landmarks is not None:
                         landmarks = LandmarkPair(batch.source_landmarks, batch.driving_landmarks)
-                    losses, visuals = self.train_step(batch.source, batch.driving, epoch, landmarks)
+                    losses, visuals = self.train_step(batch.source, batch.driving, epoch, landmarks, batch.source_plate)
                     self._check_finite(losses)
                     for k, v in losses.items():
                         window[k].append(v)

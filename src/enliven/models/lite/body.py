@@ -83,6 +83,17 @@ def body_flows(kp_source: Tensor, kp_driving: Tensor, size: int) -> tuple[Tensor
     return grids.view(batch, -1, size, size, 2), weight.view(batch, -1, size, size)
 
 
+#: Index of the head among :data:`~enliven.pose.BODY_PARTS` (and of its weight map from :func:`body_flows`).
+HEAD_PART = next(i for i, part in enumerate(BODY_PARTS) if part.name == "head")
+#: Where the head's weight exceeds this, a grid point belongs to the head.
+HEAD_WEIGHT = 0.5
+
+
+def head_region(weights: Tensor) -> Tensor:
+    """``B x 1 x s x s`` in ``{0, 1}``: where the head owns the grid points (``weights`` from :func:`body_flows`)."""
+    return (weights[:, HEAD_PART : HEAD_PART + 1] > HEAD_WEIGHT).to(weights.dtype)
+
+
 def _body_scale(points: Tensor) -> Tensor:
     """``B`` body sizes: the larger of the shoulders' width and the torso's height (:func:`enliven.pose.body_scale`)."""
     shoulders = points[:, LEFT_SHOULDER] - points[:, RIGHT_SHOULDER]

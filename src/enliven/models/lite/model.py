@@ -25,7 +25,13 @@ from enliven.config.lite import LiteConfig
 from enliven.face_mesh import INNER_LIPS, NUM_FACE_MESH_POINTS, UPPER_INNER_LIP_MIDDLE
 from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
 from enliven.models.keypoint_detector import KeypointDetector
-from enliven.models.lite.body import BLEND_CANDIDATE, NUM_BODY_CANDIDATES, body_flows, retarget_pose
+from enliven.models.lite.body import (
+    BLEND_CANDIDATE,
+    NUM_BODY_CANDIDATES,
+    body_flows,
+    head_region,
+    retarget_pose,
+)
 from enliven.models.lite.motion import (
     LiteDenseMotion,
     conv_norm_relu,
@@ -54,6 +60,8 @@ class LiteSourceEncoding(SourceEncoding):
             ``None``.
         detail: ``1 x 3 x D x D`` the source at another resolution than the model's (e.g. the photo's own), or
             ``None``: the predictions are then composed at ``D`` (see :meth:`LiteModel.encode_source`).
+        plate: ``1 x 3 x H x W`` in ``[0, 1]``: the source's background with its person painted out (models with
+            ``background_plate``), or ``None``.
     """
 
     features: tuple[Tensor, ...]
@@ -61,6 +69,7 @@ class LiteSourceEncoding(SourceEncoding):
     triangles: Tensor | None = None
     mouth: Tensor | None = None
     detail: Tensor | None = None
+    plate: Tensor | None = None
 
 
 class SeparableResidual(nn.Module):
@@ -168,9 +177,11 @@ class LiteDecoder(nn.Module):
         motion: MotionField,
         mouth: Tensor | None = None,
         detail: Tensor | None = None,
+        plate: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Returns the prediction (about ``[0, 1]``; not clamped, so the loss sees overshoot) and the warped source
-        (in ``[0, 1]``, shaded inside the mouth), both ``B x 3 x H x W``.
+        """Returns the prediction (about ``[0, 1]``; not clamped, so the loss sees overshoot) and what the correction
+        is added to: the warped source (in ``[0, 1]``, shaded inside the mouth; where it is hidden, the ``plate``
+        when given), both ``B x 3 x H x W``.
 
         Args:
             image: ``1 x 3 x H x W`` (or ``B x``) the source.
@@ -179,6 +190,8 @@ class LiteDecoder(nn.Module):
             mouth: ``B x 1 x h x w`` in ``[0, 1]``, the driving mouth's interior (models with ``mouth_interior``).
             detail: ``1 x 3 x D x D`` the same source at another resolution: the prediction is composed at ``D``
                 (the source's own texture warped there, the decoder's correction resized to it) instead of ``H``.
+            plate: ``1 x 3 x h x w`` (any size) the source's background without its person: taken where the warped
+                source is hidden.
         """
         occlusion = motion.occlusion[0]
         if (mouth is None) != (self.mouth_embedding is None):
@@ -216,6 +229,10 @@ class LiteDecoder(nn.Module):
             inside = resized(mouth, size)
             hidden = torch.maximum(hidden, inside)
             deformed = deformed * (1 - inside * (1 - self.mouth_shade.exp()))
+        if plate is not None:  # what the moved body uncovers is background, not a copy of the body
+            if plate.shape[-1] != size:
+                plate = F.interpolate(plate, size=(size, size), mode="bilinear", align_corners=False)
+            deformed = deformed + hidden * (plate - deformed)
         return deformed + hidden * correction, deformed
 
 
@@ -299,6 +316,11 @@ class LiteModel(MotionTransferModel):
         upper = [INNER_LIPS.index(i) for i in UPPER_INNER_LIP_MIDDLE]
         self.register_buffer("upper_lip", torch.tensor(upper), persistent=False)
 
+    @property
+    def needs_plate(self) -> bool:
+        """Whether :meth:`encode_source` takes the source's background plate (``background_plate`` models)."""
+        return self.config.background_plate
+
     @property  # type: ignore[override]
     def keypoint_source(self) -> KeypointSource:
         if self.kp_detector is not None:
@@ -335,6 +357,7 @@ class LiteModel(MotionTransferModel):
         keypoints: Keypoints | None = None,
         triangles: Tensor | None = None,
         detail: Tensor | None = None,
+        plate: Tensor | None = None,
     ) -> LiteSourceEncoding:
         """Encode ``B x 3 x H x W`` sources in ``[0, 1]`` with their keypoints (face mesh: ``B x 468 x 2``, required;
         learned: detected when not given) and their meshes ``B x T x 3`` (computed when not given: see
@@ -342,7 +365,12 @@ class LiteModel(MotionTransferModel):
 
         ``detail``, ``1 x 3 x D x D`` in ``[0, 1]``: the same crop at another resolution (e.g. the photo's own
         pixels). Predictions are then ``D x D``: the motion, occlusion and correction come from the ``H x H`` model,
-        the texture from ``detail`` warped at its own resolution, so a paste-back keeps the photo's sharpness."""
+        the texture from ``detail`` warped at its own resolution, so a paste-back keeps the photo's sharpness.
+
+        ``plate``, ``1 x 3 x H x W`` in ``[0, 1]``: the source with its person painted out, for models with
+        ``background_plate`` (required there; :func:`enliven.preprocess.person.background_plate`)."""
+        if self.config.background_plate and plate is None:
+            raise ValueError("this lite model composes over a background plate: pass the source's plate to encode it")
         if keypoints is None:
             if self.kp_detector is None:
                 what = "pose landmarks (B x 33 x 2)" if self.body else "face-mesh landmarks (B x 468 x 2)"
@@ -364,6 +392,7 @@ class LiteModel(MotionTransferModel):
             triangles=triangles if self.piecewise else None,
             mouth=mouth,
             detail=detail,
+            plate=plate if self.config.background_plate else None,
         )
 
     def host_source_inputs(self, keypoints: Keypoints) -> dict[str, Tensor]:
@@ -393,6 +422,8 @@ class LiteModel(MotionTransferModel):
                 face = face_region(mesh.face, size, self.config.face_margin)
         if self.body:
             grids, density = body_flows(source.expand(driving.shape[0], -1, -1), driving, size)
+            if self.config.face_margin is not None:  # the head moves whole: its parts' blend is taken there
+                face = face_region(head_region(density), size, self.config.face_margin)
         else:
             if self.kp_detector is None:
                 driving = driving.index_select(1, self.landmark_indices)
@@ -415,7 +446,9 @@ class LiteModel(MotionTransferModel):
                 self.upper_lip,
             )
             motion = replace(motion, deformation=deformation)
-        prediction, deformed = self.decoder(encoding.image, encoding.features, motion, mouth, encoding.detail)
+        prediction, deformed = self.decoder(
+            encoding.image, encoding.features, motion, mouth, encoding.detail, encoding.plate
+        )
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
 
     def _check_keypoints(self, keypoints: Keypoints) -> None:
