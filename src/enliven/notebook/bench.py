@@ -174,7 +174,7 @@ class NotebookFigures:
         ]  # fmt: skip
 
 
-def open_app(page, server: Server, timeout_ms: int = 120_000) -> float:
+def open_app(page, server: Server, timeout_ms: int = 240_000) -> float:
     """Open the notebook, run all its cells from the Run menu (Voila runs them itself) and wait for the first
     animated frame; seconds from opening. A timeout is raised with what the page and the server showed."""
     started = time.perf_counter()
