@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from enliven.config import config_from_dict
@@ -115,7 +116,7 @@ def count_gflop(model: MotionTransferModel, size: int) -> tuple[float, float]:
     if kind is not None:
         keypoints = Keypoints(torch.rand(1, kind.num_points, 2) * 1.2 - 0.6)
     with FlopCounterMode(display=False) as source_counter:
-        encoding = model.encode_source(image, keypoints)
+        encoding = model.encode_source(image, keypoints, **_stand_in_plate(model, image))
     with FlopCounterMode(display=False) as frame_counter:
         driving = keypoints if keypoints is not None else model.detect_keypoints(image)
         model.generate(encoding, driving)
@@ -159,7 +160,9 @@ def time_stages(animator: Animator, inputs: BenchInputs, warmup: int) -> tuple[S
             source_samples.append(time.perf_counter() - start)
         source = animator.to_tensor(inputs.source)
         encoding = model.encode_source(
-            source, None if tracker is None else Keypoints(torch.from_numpy(tracker.source(inputs.source)))
+            source,
+            None if tracker is None else Keypoints(torch.from_numpy(tracker.source(inputs.source))),
+            **_stand_in_plate(model, source),
         )
         dense_ends: list[float] = []
         reference: tuple[Keypoints, float] | None = None
@@ -214,3 +217,9 @@ def _dense_motion_method(model: MotionTransferModel) -> tuple[object, str] | Non
         return reduce(getattr, entry[0].split("."), model), entry[1]
     except AttributeError:
         return None
+
+
+def _stand_in_plate(model: MotionTransferModel, source: Tensor) -> dict[str, Tensor]:
+    """A background plate for models that take one (the source itself: the cost per frame is the same; the
+    animator's own source encoding, timed separately, paints the real one)."""
+    return {"plate": source} if getattr(model, "needs_plate", False) else {}
