@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from enliven.config import ModelConfig
-from enliven.models.base import KeypointSource, MotionTransferModel, SourceEncoding
+from enliven.models.base import MotionTransferModel, SourceEncoding
 from enliven.models.motion_transfer import movement_scale
 from enliven.types import GeneratorOutput, Keypoints, LandmarkKind, MotionMode
 
@@ -52,9 +52,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 @torch.inference_mode()
 def landmark_kind(model: MotionTransferModel) -> LandmarkKind | None:
     """The landmarks a model is driven by when MediaPipe finds them outside it (face mesh, pose), else ``None``."""
-    return {KeypointSource.FACE_MESH: LandmarkKind.FACE_MESH, KeypointSource.POSE: LandmarkKind.POSE}.get(
-        model.keypoint_source
-    )
+    return model.keypoint_source.landmarks
 
 
 def check_runs_at(model: MotionTransferModel, size: int) -> None:

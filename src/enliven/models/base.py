@@ -15,7 +15,7 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from enliven.models.motion_transfer import relative_keypoints
-from enliven.types import GeneratorOutput, Keypoints, MotionMode
+from enliven.types import GeneratorOutput, Keypoints, LandmarkKind, MotionMode
 
 
 class KeypointSource(StrEnum):
@@ -30,6 +30,11 @@ class KeypointSource(StrEnum):
     LEARNED = "learned"
     FACE_MESH = "face_mesh"
     POSE = "pose"
+
+    @property
+    def landmarks(self) -> LandmarkKind | None:
+        """The MediaPipe landmarks found outside the model (face mesh, pose), or ``None`` for a model's own."""
+        return None if self is KeypointSource.LEARNED else LandmarkKind(self.value)
 
 
 @dataclass(frozen=True)

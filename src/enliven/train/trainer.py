@@ -30,7 +30,6 @@ from tqdm import tqdm
 from enliven.data import PairDataset, collate_pairs, worker_init_fn
 from enliven.errors import InputError
 from enliven.io import atomic_output
-from enliven.models.base import KeypointSource
 from enliven.train import checkpointing as ckpt
 from enliven.train.config import TrainConfig, load_train_config, train_config_from_yaml
 from enliven.train.distributed import (
@@ -46,7 +45,6 @@ from enliven.train.distributed import (
 )
 from enliven.train.objectives import LandmarkPair
 from enliven.train.visualize import TrainingLog, visuals_grid
-from enliven.types import LandmarkKind
 
 ADAM_BETAS = (0.5, 0.999)
 # Consecutive non-finite steps after which an AMP run is declared diverged.
@@ -130,9 +128,8 @@ class Trainer:
         self.discriminator_ddp = None if self.discriminator is None else wrap_ddp(self.discriminator, info, device)
 
         dataset_config = config.dataset
-        given = {KeypointSource.FACE_MESH: LandmarkKind.FACE_MESH, KeypointSource.POSE: LandmarkKind.POSE}
-        if generator.model.keypoint_source in given:  # the model trains on stored landmarks of its kind
-            dataset_config = replace(dataset_config, landmarks=given[generator.model.keypoint_source])
+        if generator.model.keypoint_source.landmarks is not None:  # the model trains on stored landmarks of its kind
+            dataset_config = replace(dataset_config, landmarks=generator.model.keypoint_source.landmarks)
         if getattr(generator.model, "needs_plate", False):  # and composes over its sources' background plates
             dataset_config = replace(dataset_config, plates=True)
         self.dataset = PairDataset(dataset_config)
