@@ -178,8 +178,10 @@ def open_app(page, server: Server, timeout_ms: int = 240_000) -> float:
     """Open the notebook, run all its cells from the Run menu (Voila runs them itself) and wait for the first
     animated frame; seconds from opening. A timeout is raised with what the page and the server showed."""
     started = time.perf_counter()
-    page.goto(server.url)
     try:
+        # Voila executes the whole notebook before its page finishes loading: on a loaded machine that is more
+        # than Playwright's default 30 s, so the page's own "load" waits as long as the first frame may.
+        page.goto(server.url, timeout=timeout_ms)
         if server.frontend != "voila":
             _run_all_cells(page, timeout_ms)
         page.wait_for_function(_FIRST_FRAME, timeout=timeout_ms)
