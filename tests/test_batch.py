@@ -100,6 +100,38 @@ def test_two_local_workers_share_the_jobs(inputs, tmp_path):
     assert summary.done == 4 and len({r.worker for r in summary.results}) == 2
 
 
+def test_a_worker_is_handed_the_next_job_of_its_clip():
+    from enliven.batch.local import ClipQueues
+
+    jobs = [{"source": f"p{i}", "driving": clip} for clip in ("a", "b", "c") for i in range(3)] + [
+        {"source": "p9", "driving": "c"}
+    ]
+    queues = ClipQueues(jobs)
+    first = queues.take(None, set())
+    second = queues.take(None, {first["driving"]})
+    assert (first["driving"], second["driving"]) == ("c", "a")  # the most jobs first, then a clip nobody holds
+    assert queues.take("a", {"c"})["driving"] == "a"  # the clip its worker just animated
+    assert queues.take("a", {"c"})["driving"] == "a"
+    assert queues.take("a", {"c"})["driving"] == "b"  # a's jobs are done: b, which no other worker holds
+    queues.put_back(second)
+    assert len(queues) == 6 and queues.take("a", set()) is second
+
+
+def test_a_job_that_kills_its_worker_is_recorded_and_the_rest_finish(tmp_path):
+    from crashing_runner import run
+
+    from enliven.batch.local import run_on_processes
+
+    jobs = [{"source": name, "driving": clip} for clip in ("x", "y") for name in ("a", "poison", "b")]
+    recorded: list[dict] = []
+    run_on_processes(jobs, str(tmp_path), 2, 1, recorded.append, run)
+    done = sorted((r["source"], r["driving"]) for r in recorded if r["status"] == "done")
+    assert done == [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")]  # each once
+    failed = [r for r in recorded if r["status"] == "failed"]
+    assert sorted(r["driving"] for r in failed) == ["x", "y"] and all(r["source"] == "poison" for r in failed)
+    assert "worker process died" in failed[0]["error"]
+
+
 def test_the_cli_runs_a_job_file_and_says_what_failed(inputs, tmp_path):
     jobs = tmp_path / "jobs.csv"
     jobs.write_text(f"source,driving\n{inputs}/photos/a.jpg,{inputs}/clips/one.mp4\n{inputs}/photos/a.jpg,nope.mp4\n")
@@ -170,3 +202,46 @@ def test_model_auto_picks_each_photos_model_and_records_it(inputs, tmp_path):
     assert summary.done == 2 and sorted(r.model for r in summary.results) == ["enliven-any", "enliven-lite"]
     recorded = [json.loads(line)["model"] for line in (tmp_path / "out" / "results.jsonl").open()]
     assert sorted(recorded) == ["enliven-any", "enliven-lite"]
+
+
+def test_a_clips_keypoints_are_found_once_and_give_the_same_frames(inputs, tmp_path):
+    import numpy as np
+
+    from enliven.inference import animate_file, load_for_options
+    from enliven.inference.driving_cache import DrivingCache
+
+    options = AnimateOptions(paste_back=True)
+    loaded, _ = load_for_options(options)
+    cache = DrivingCache()
+    outputs = []
+    for run, photo in enumerate(("a.jpg", "a.jpg", "b.jpg")):
+        folder = tmp_path / f"run{run}/"
+        animate_file(inputs / "photos" / photo, inputs / "clips" / "one.mp4", str(folder) + "/", options,
+                     model=loaded, driving_cache=cache if run else None)  # fmt: skip
+        outputs.append(read_frames(folder))
+    assert (cache.misses, cache.hits, cache.frames) == (1, 1, 25)
+    assert np.array_equal(outputs[0], outputs[1])  # the first uncached, the second from the cache: the same frames
+
+
+def test_the_driving_cache_keeps_whole_clips_within_its_bound(tmp_path):
+    import numpy as np
+
+    from enliven.inference.driving_cache import DrivingCache
+
+    model = object()
+    cache = DrivingCache(max_frames=30)
+    clips = []
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_bytes(name.encode())
+        clips.append(cache.key(tmp_path / name, model, ("crop",)))
+    batches = [np.zeros((10, 478, 2), np.float32)] * 2
+    stream = cache.recording(clips[0], model, iter(batches))
+    next(stream)
+    stream.close()  # a job cancelled half-way stores nothing
+    assert cache.get(clips[0], model) is None
+    for key in clips:
+        list(cache.recording(key, model, iter(batches)))
+    assert cache.frames == 20 and cache.get(clips[0], model) is None  # the oldest clip made room
+    assert len(list(cache.get(clips[2], model))) == 2 and cache.get(clips[2], object()) is None  # another model
+    (tmp_path / "c").write_bytes(b"changed")
+    assert cache.key(tmp_path / "c", model, ("crop",)) != clips[2]  # a clip rewritten is found again

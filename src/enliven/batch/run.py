@@ -7,8 +7,12 @@ skips the jobs recorded there as done whose output file is present (jobs are nam
 contents and options). Outputs appear complete or not at all (``animate_file`` writes a temporary file, then renames).
 
 Workers: ``workers=1`` runs in this process; more start that many local processes (spawned; the CPU's threads, the
-model's and the video encoder's, shared among them); ``ray_address`` sends each job to a Ray cluster as a task (one
-CPU each; a task whose worker dies is retried by Ray, up to three times).
+model's and the video encoder's, shared among them unless ``threads`` says how many each takes). With workers, this
+process never imports torch or MediaPipe: it would cost the batch seconds before the first worker starts.
+``ray_address`` sends each job to a Ray cluster as a task (one CPU each; a task whose worker dies is retried by Ray, up
+to three times). Each worker keeps the driving keypoints (:class:`~enliven.inference.driving_cache.DrivingCache`):
+a clip that many photos share is decoded and tracked once per worker (:mod:`enliven.batch.local` hands a worker the
+next job of the clip it just animated).
 """
 
 from __future__ import annotations
@@ -19,9 +23,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 from enliven.batch.jobs import BatchJob
@@ -99,6 +101,14 @@ _MODELS: dict[tuple, object] = {}  # this process's loaded models (a worker load
 
 
 @functools.cache
+def _driving_cache():  # noqa: ANN202 - a DrivingCache, imported late (as _chooser)
+    """This process's driving keypoints: a clip that many jobs share is decoded and tracked once per worker."""
+    from enliven.inference.driving_cache import DrivingCache
+
+    return DrivingCache()
+
+
+@functools.cache
 def _chooser():  # noqa: ANN202 - a ModelChooser, imported late (the main process of a batch does not load MediaPipe)
     """This process's chooser for ``--model auto`` (its detectors made once)."""
     from enliven.inference.choice import ModelChooser
@@ -129,7 +139,12 @@ def run_job(job: dict[str, object], output_dir: str, threads: int | None = None)
         if cache_key not in _MODELS:
             _MODELS[cache_key] = load_for_options(options)[0]
         result = animate_file(
-            batch_job.source, batch_job.driving, Path(output_dir) / name, options, model=_MODELS[cache_key]
+            batch_job.source,
+            batch_job.driving,
+            Path(output_dir) / name,
+            options,
+            model=_MODELS[cache_key],
+            driving_cache=_driving_cache(),
         )
         outcome = JobResult(
             key,
@@ -150,10 +165,15 @@ def run_job(job: dict[str, object], output_dir: str, threads: int | None = None)
     return asdict(JobResult(**{**asdict(outcome), "seconds": round(seconds, 3), "worker": worker}))
 
 
-def _init_worker() -> None:
+def _init_worker(threads: int) -> None:
+    """A local worker's start: its share of the cores, and the imports every job needs (torch, MediaPipe), made
+    while the batch's first jobs are handed out."""
     from enliven.inference.allocator import keep_freed_memory
+    from enliven.inference.threads import set_threads
 
     keep_freed_memory()
+    set_threads(threads)
+    import enliven.inference.animate  # noqa: F401
 
 
 # -- the batch --------------------------------------------------------------------------------------------------------
@@ -163,9 +183,13 @@ def run_batch(
     *,
     workers: int = 1,
     ray_address: str | None = None,
+    threads: int | None = None,
     on_result: Callable[[JobResult, int, int], None] | None = None,
 ) -> BatchSummary:
     """Run ``jobs`` into ``output_dir`` (see the module docstring); ``on_result(result, done, total)`` after each.
+
+    ``threads``: the model's CPU threads in each local worker (``None``: one worker takes
+    :func:`~enliven.inference.threads.default_threads`, several share the cores evenly).
 
     Raises:
         InputError: ``workers`` below 1, or the output folder cannot be made.
@@ -201,13 +225,15 @@ def run_batch(
 
         run_on_ray([job.to_dict() for job in todo], str(folder), ray_address, workers, record, run_job)
     elif workers == 1:
-        for job in todo:
+        from enliven.inference.threads import set_threads
+
+        set_threads(threads)
+        for job in sorted(todo, key=lambda job: str(job.driving)):  # a clip's jobs in a row: its keypoints stay cached
             record(run_job(job.to_dict(), str(folder)))
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        context = get_context("spawn")  # no inherited torch/MediaPipe threads or locks
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-            futures = [pool.submit(run_job, job.to_dict(), str(folder), threads) for job in todo]
-            for future in as_completed(futures):
-                record(future.result())
+        from enliven.batch.local import run_on_processes
+
+        share = threads or max(1, (os.cpu_count() or 1) // workers)
+        jobs_as_dicts = [job.to_dict() for job in todo]
+        run_on_processes(jobs_as_dicts, str(folder), workers, share, record, run_job, _init_worker)
     return BatchSummary(tuple(results), skipped, time.perf_counter() - started)

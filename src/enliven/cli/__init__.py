@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A command may start work that needs no torch (animate: its face worker) before torch is imported.
         before_torch = getattr(args, "before_torch", None)
         with before_torch(args) if before_torch is not None else contextlib.nullcontext():
-            if "threads" in vars(args):  # every command that runs a model has --threads
+            # every command that runs a model has --threads (batch sets them where its workers run)
+            if "threads" in vars(args) and not getattr(args, "threads_set_by_handler", False):
                 from enliven.inference.threads import set_threads
 
                 set_threads(args.threads)  # imports torch

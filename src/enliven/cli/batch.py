@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_animation_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=run)
+    # the model's threads are set where the model runs (this process with one worker, never with several)
+    p.set_defaults(handler=run, threads_set_by_handler=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"enliven: job {result.source} + {result.driving} failed: {result.error}", file=sys.stderr)
 
     try:
-        summary = run_batch(jobs, args.output, workers=args.workers, ray_address=args.ray, on_result=progress)
+        summary = run_batch(
+            jobs, args.output, workers=args.workers, ray_address=args.ray, threads=args.threads, on_result=progress
+        )
     finally:
         if bar is not None:
             bar.close()

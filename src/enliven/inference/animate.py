@@ -26,6 +26,7 @@ from enliven.inference.animator import Animator
 from enliven.inference.choice import ModelChoice, resolve_auto
 from enliven.inference.cropper import Crop, FaceCropper
 from enliven.inference.driving import DrivingClip, box_at, checked_image, read_source
+from enliven.inference.driving_cache import DrivingCache
 from enliven.inference.face_worker import FaceWorker, worker_applies
 from enliven.inference.options import AnimateOptions
 from enliven.inference.pipeline import (
@@ -77,6 +78,7 @@ def animate_file(
     cancel: CancelFlag | None = None,
     face_worker: FaceWorker | None = None,
     source_box: Box | None = None,
+    driving_cache: DrivingCache | None = None,
 ) -> AnimateResult:
     """Animate ``source`` with the motion of ``driving`` and write ``output`` (see the module docstring).
 
@@ -97,6 +99,8 @@ def animate_file(
             (:func:`~enliven.inference.face_worker.worker_applies`, ``options.face_worker``).
         source_box: where to cut the source, in its pixels (e.g. a box the user adjusted in the notebook);
             ``None``: found by the face detector. Not together with ``face_worker``.
+        driving_cache: where a caller that animates many photos with the same clips (a batch worker) keeps each
+            clip's keypoints: a clip found there is neither decoded nor tracked again.
 
     Raises:
         InputError: missing/unreadable inputs, or no face where cropping needs one.
@@ -146,7 +150,7 @@ def animate_file(
             if worker is not None:
                 plan = _plan_with_worker(worker, clip, source_image, animator, cropper, options)
             else:
-                plan = _plan_here(clip, source_image, what, animator, cropper, options, source_box)
+                plan = _plan_here(clip, source_image, what, animator, cropper, options, source_box, driving_cache)
             keypoints = plan.keypoints
             if options.edit is not None and not options.edit.is_identity:
                 check_editable(animator, loaded)
@@ -226,18 +230,36 @@ def _plan_here(
     cropper: FaceCropper,
     options: AnimateOptions,
     source_box: Box | None = None,
+    cache: DrivingCache | None = None,
 ) -> _Plan:
-    """Find the faces (the source's unless ``source_box`` is given) and the driving keypoints in this process; the
-    source is encoded."""
+    """Find the faces (the source's unless ``source_box`` is given) and the driving keypoints in this process (or
+    in ``cache``); the source is encoded."""
     if source_box is not None:
         source_crop = Crop(cropper.cut(source_image, source_box), source_box, cropper.finds_faces)
     else:
         source_crop = cropper.crop_source(source_image, what)
     animator.set_source(source_crop.image, detail=detail_crop(source_image, source_crop.box, animator, options))
+    key = None
+    if cache is not None and clip.path is not None and not options.find_best_frame:
+        settings = (
+            cropper.content,
+            cropper.crop,
+            options.smooth_track,
+            options.force,
+            animator.size,
+            options.batch_size,
+        )
+        key = cache.key(clip.path, animator.model, settings)
+        cached = None if key is None else cache.get(key, animator.model)
+        if cached is not None:
+            return _Plan(source_crop, cached)
     # Only a face search needs the whole clip before the first crop; otherwise the frames stream once.
     first = clip.first_pass() if cropper.finds_faces else clip.frames()
     boxes = cropper.clip_boxes(first, smooth_track=options.smooth_track, what=clip.what)
-    return _plan_frames(clip, source_crop, boxes, animator, cropper, options)
+    plan = _plan_frames(clip, source_crop, boxes, animator, cropper, options)
+    if key is None:
+        return plan
+    return _Plan(source_crop, cache.recording(key, animator.model, plan.keypoints), plan.best_frame)
 
 
 def _plan_with_worker(

@@ -7,6 +7,8 @@ white, the background a viewer shows them on.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import re
 import warnings
@@ -119,6 +121,16 @@ def probe_streams(path: str | os.PathLike) -> tuple[MediaInfo, StreamReport | No
     if path.suffix.lower() in IMAGE_SUFFIXES:
         width, height = image_size(path)
         return MediaInfo("image", width, height, None, 1, None, False, path), None
+    stat = path.stat()
+    info, report = _probe_video(path.resolve(), stat.st_size, stat.st_mtime_ns)
+    return dataclasses.replace(info, path=path), report
+
+
+@functools.lru_cache(maxsize=256)
+def _probe_video(path: Path, size: int, mtime_ns: int) -> tuple[MediaInfo, StreamReport]:
+    """A video's description, remembered per path, size and modification time: a clip is probed by the reader, the
+    writer (for its audio) and the pipeline, and a batch reads the same clips for many photos (two ffmpeg runs each
+    time). Errors are not remembered."""
     report = describe_streams(path)
     return _video_info(path, report), report
 
