@@ -8,8 +8,10 @@ TORCH_PIP_ARGS ?=
 
 VENV := .venv
 BIN := $(VENV)/bin
-# Written once the installs have succeeded; reinstalls when pyproject.toml changes (new or changed dependencies).
+# Written once the installs have succeeded; reinstalls when pyproject.toml or constraints.txt changes.
 STAMP := $(VENV)/.installed
+# Versions known to install together (see its header): without them pip's resolver can backtrack for a long time.
+CONSTRAINTS := constraints.txt
 # torch is pinned and installed first: a bare "torch" from the dependencies may pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 # CI logs need pip's result, not its progress.
@@ -19,7 +21,7 @@ PIP_QUIET := $(if $(CI),-q,)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ ! -x $(BIN)/python ]; then \
 		$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null || { \
 			echo "make: enliven needs Python 3.11 or 3.12 and '$(PYTHON)' is missing or another version;" \
@@ -29,7 +31,7 @@ $(STAMP): pyproject.toml
 		$(PYTHON) -m venv $(VENV); \
 	fi
 	$(BIN)/python -m pip install $(PIP_QUIET) $(TORCH_PIP_ARGS) "$(TORCH)"
-	$(BIN)/python -m pip install $(PIP_QUIET) -e ".[dev]"
+	$(BIN)/python -m pip install $(PIP_QUIET) -c $(CONSTRAINTS) -e ".[dev]"
 	@touch $@
 
 demo: venv
