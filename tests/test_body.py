@@ -147,6 +147,17 @@ def test_a_body_config_has_no_face_mesh() -> None:
         LiteConfig(keypoints="pose")  # the face mesh's piecewise warp is on by default
 
 
+def test_the_two_stage_recipe_trains_one_model() -> None:
+    from enliven.config import load_model_config
+    from enliven.train.config import load_train_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    assert load_model_config(configs / "lite-body.yaml") == LITE_BODY
+    assert load_model_config(configs / "lite-body-finetune.yaml") == LITE_BODY
+    first, second = (load_train_config(configs / name) for name in ("lite-body.yaml", "lite-body-finetune.yaml"))
+    assert first.init_from is None and second.init_from == "runs/lite-body/stage1.safetensors"
+
+
 def test_what_the_source_hides_comes_from_the_background_plate() -> None:
     model = build_model(dataclasses.replace(TINY_BODY, background_plate=True)).eval()
     assert model.needs_plate
