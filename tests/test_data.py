@@ -168,6 +168,15 @@ def test_without_split_folders_identities_stay_on_one_side(tmp_path: Path) -> No
     assert [c.name for c in find_clips(tmp_path, "test")] == [c.name for c in test]  # deterministic
 
 
+def test_a_dataset_with_one_split_folder_keeps_its_layout(tmp_path: Path) -> None:
+    # enliven prepare writes no folder for an empty split: a val-only dataset is still split by its folders
+    for person in range(3):
+        write_folder(tmp_path / "val" / f"p{person}#0", 2)
+    assert [c.name for c in find_clips(tmp_path, "val")] == ["p0#0", "p1#0", "p2#0"]
+    with pytest.raises(InputError, match="has no 'train' split \\(it has val\\)"):
+        find_clips(tmp_path, "train")
+
+
 def test_pairs_from_every_layout_are_resized_typed_and_distinct(dataset_root: Path) -> None:
     dataset = PairDataset(PairDatasetConfig(root=dataset_root, frame_size=FRAME, seed=1, num_repeats=3))
     assert len(dataset) == 4 * 3

@@ -181,11 +181,10 @@ def _scan_folder(folder: Path, root: Path, split: str, infos: dict[str, ClipInfo
 
 
 def split_names(root: Path) -> list[str]:
-    """The split folders of ``root`` (``train`` first), or ``[]`` when clips sit directly in ``root``."""
-    if not (root / "train").is_dir():
-        return []
-    names = [p.name for p in sorted(root.iterdir()) if p.is_dir() and p.name in ("train", "val", "test")]
-    return sorted(names, key=("train", "val", "test").index)
+    """The split folders of ``root`` (in the order train, val, test), or ``[]`` when clips sit directly in ``root``.
+    Any one of them makes a split layout: ``enliven prepare`` writes no folder for an empty split."""
+    order = ("train", "val", "test")
+    return [name for name in order if (root / name).is_dir()]
 
 
 def _random_split(clips: Sequence[ClipRef], seed: int) -> dict[str, str]:
