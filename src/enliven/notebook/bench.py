@@ -195,23 +195,43 @@ def open_app(page, server: Server, timeout_ms: int = 240_000) -> float:
 
 
 _EXECUTING = "() => [...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))"
+_FIRST_CELL_DONE = (
+    "() => /\\[\\d+\\]/.test((document.querySelector('.jp-CodeCell .jp-InputPrompt') || {}).innerText || '')"
+)
+#: JupyterLab's and Notebook 7's kernel indicator (``data-status``: initializing, starting, idle, busy, ...).
+_KERNEL_IDLE = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
 
 
-def _run_all_cells(page, timeout_ms: int, tries: int = 3) -> None:
-    """Run > Run All Cells, once the notebook is the active panel (on a loaded machine JupyterLab may still have
-    the launcher or file browser active, and the command is then a silent no-op); pressed again if no cell starts."""
+def _run_all_cells(page, timeout_ms: int, tries: int = 3, first_cell_ms: int = 60_000) -> None:
+    """Run > Run All Cells, once the kernel is connected and idle and the notebook is the active panel (on a loaded
+    machine JupyterLab may still have the launcher or file browser active, and the command is then a silent no-op);
+    pressed again if no cell starts. The first cell only assigns parameters: when it has not finished within
+    ``first_cell_ms`` the kernel is not answering (seen in full test runs: every prompt ``[*]`` for minutes), and the
+    kernel is restarted with all cells run again, once."""
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_ms)
+    page.wait_for_selector(_KERNEL_IDLE, timeout=timeout_ms)
     for _ in range(tries):
-        page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").first.click()  # makes the notebook the active panel
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        item = page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel", has_text="Run All Cells")
-        item.first.click(timeout=timeout_ms)
+        _click_menu(page, "Run", "Run All Cells", timeout_ms)
         try:
             page.wait_for_function(_EXECUTING, timeout=30_000)
-            return
+            break
         except Exception:  # noqa: BLE001 - Playwright's TimeoutError: nothing started, press again
             page.keyboard.press("Escape")
-    raise TimeoutError(f"Run All Cells started no cell in {tries} tries")
+    else:
+        raise TimeoutError(f"Run All Cells started no cell in {tries} tries")
+    try:
+        page.wait_for_function(_FIRST_CELL_DONE, timeout=first_cell_ms)
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: the kernel did not answer
+        _click_menu(page, "Kernel", "Restart Kernel and Run All Cells", timeout_ms)
+        page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=timeout_ms)  # "Restart"
+
+
+def _click_menu(page, menu: str, item_label: str, timeout_ms: int) -> None:
+    """Click ``menu`` > ``item_label`` in the menu bar, with the notebook the active panel."""
+    page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").first.click()  # makes the notebook the active panel
+    page.locator(".lm-MenuBar-itemLabel", has_text=menu).first.click()
+    item = page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel", has_text=item_label)
+    item.first.click(timeout=timeout_ms)
 
 
 def _page_state(page, server: Server) -> str:
@@ -221,7 +241,7 @@ def _page_state(page, server: Server) -> str:
         state = page.evaluate("""() => ({
           prompts: [...document.querySelectorAll('.jp-InputPrompt')].map(p => p.innerText).join(' '),
           outputs: [...document.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).join('\\n'),
-          kernel: (document.querySelector('.jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelStatus') || {}).title,
+          kernel: (document.querySelector('.jp-Notebook-ExecutionIndicator') || {dataset: {}}).dataset.status,
           dialog: (document.querySelector('.jp-Dialog') || {}).innerText,
         })""")
     except Exception as error:  # noqa: BLE001 - the page itself is gone; say so
