@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT, TINY_SIDE, write_square_clips
 from enliven.config import config_from_dict, load_model_config
-from enliven.config.lite import LITE_2, LiteConfig
+from enliven.config.lite import LITE_1, LITE_2, LiteConfig
 from enliven.errors import ConfigError
 from enliven.face_mesh import LANDMARKS_SUFFIX, NUM_FACE_MESH_POINTS
 from enliven.geometry import make_coordinate_grid
@@ -32,6 +32,7 @@ from enliven.train.losses import LossConfig
 from enliven.train.objectives import LandmarkPair
 from enliven.train.trainer import train
 from enliven.types import Keypoints
+from enliven.weights.checkpoint import load_release
 from enliven.weights.presets import PRESETS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -51,10 +52,13 @@ def face_points(batch: int = 1, seed: int = 0) -> torch.Tensor:
 
 
 def test_config_round_trips_and_is_checked() -> None:
-    config = LiteConfig()
+    config = LITE_1
     assert config_from_dict(config.to_yaml_dict()) == config
     assert load_model_config(REPO_ROOT / "configs" / "lite-faces.yaml") == config
     assert config_from_dict(PRESETS["enliven-lite"].config) == config
+    # The bundled files carry the configs they run with (release 1.1 of enliven-lite: bicubic sampling).
+    assert load_release(PRESETS["enliven-lite"].weights_path()).model.config == LITE_1
+    assert load_release(PRESETS["enliven-lite-2"].weights_path()).model.config == LITE_2
     assert config_from_dict(PRESETS["enliven-lite-2"].config) == LITE_2
     assert load_model_config(REPO_ROOT / "configs" / "lite2-faces.yaml") == LITE_2
     assert config_from_dict(LITE_2.to_yaml_dict()) == LITE_2
@@ -132,6 +136,26 @@ def test_untrained_model_is_the_mesh_warp() -> None:
     assert float((out.deformed - source).abs().max()) < 2e-3  # the affine fit's ridge moves it a hair
     torch.testing.assert_close(out.prediction, out.deformed, atol=0, rtol=0)
     assert float(out.motion.mask[:, 2].mean()) > 0.5
+
+
+@torch.no_grad()
+def test_candidates_on_a_coarser_grid_are_the_same_flows_resized() -> None:
+    """``candidate_stride``: the candidates are computed coarser and resized; identity and affine stay exact, the
+    mesh warp (already coarser) is the same, and an untrained model still renders the source unmoved."""
+    from enliven.models.lite.motion import landmark_flows, resize_candidates
+
+    source, driving = face_points(), face_points(seed=1) * 1.05 + 0.02
+    fine, _ = landmark_flows(source, driving, 16, (0.05,))
+    coarse, density = resize_candidates(*landmark_flows(source, driving, 8, (0.05,)), 16)
+    assert coarse.shape == fine.shape and density.shape == (1, 1, 16, 16)
+    torch.testing.assert_close(coarse[:, :2], fine[:, :2], atol=1e-5, rtol=0)  # identity and affine: linear
+    model = build_model(dataclasses.replace(TINY, candidate_stride=2))
+    image = torch.rand(1, 3, TINY_SIDE, TINY_SIDE)
+    points = Keypoints(face_points())
+    out = model.generate(model.encode_source(image, points), points)
+    assert float((out.deformed - image).abs().max()) < 2e-3
+    with pytest.raises(ConfigError, match="candidate_stride"):
+        LiteConfig(candidate_stride=3)
 
 
 def test_piecewise_affine_flow_is_the_mesh_warp() -> None:
@@ -316,9 +340,9 @@ def test_the_triangle_search_gives_the_same_numbers_in_any_chunk_size(monkeypatc
     points_driving = points_source + 0.05 * torch.randn(2, 60, 2, generator=generator)
     triangles = torch.randint(0, 60, (2, 90, 3), generator=generator)
     grid = torch.rand(1, 300, 2, generator=generator) * 2 - 1
-    monkeypatch.setattr(motion, "SEARCH_CHUNK", 10_000)
+    monkeypatch.setattr(motion, "SEARCH_PAIRS", 10_000 * 90)
     whole = motion.piecewise_affine_flow(points_source, points_driving, triangles, grid)
-    monkeypatch.setattr(motion, "SEARCH_CHUNK", 7)
+    monkeypatch.setattr(motion, "SEARCH_PAIRS", 7 * 90)
     chunked = motion.piecewise_affine_flow(points_source, points_driving, triangles, grid)
     for a, b in zip(whole, chunked, strict=True):
         assert torch.equal(a, b)

@@ -38,6 +38,10 @@ INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 3
 UPPER_INNER_LIP_MIDDLE = (80, 81, 82, 13, 312, 311, 310)
 #: The outer lip line as a closed loop (FACEMESH_LIPS, outer ring): the region the mouth loss weights.
 OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
+#: The eye outlines as closed loops (MediaPipe's FACEMESH_RIGHT_EYE and FACEMESH_LEFT_EYE: the corner, the lower lid,
+#: the other corner, the upper lid back).
+RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
 
 
 def pixels_to_normalized(points: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -1,11 +1,11 @@
 """What a model is compared with: the method interface, the model itself, and two baselines without a model.
 
 * ``static`` ("no model"): the source, repeated; what a method scores by not moving at all.
-* ``mesh warp`` ("no learning"): MediaPipe face-mesh landmarks of the source and of each driving frame, and a
-  piecewise-affine warp of the source over the Delaunay triangulation of the source's landmarks plus anchor points on
-  the image border. Each triangle gets its own affine map (solved exactly from its three corners); the maps are
-  rasterised into one dense sampling grid and applied with a single bilinear ``cv2.remap``, which is the classical
-  per-triangle warp without its per-triangle copies.
+* ``mesh warp`` ("no learning"): MediaPipe face-mesh landmarks (the refined mesh the face models are driven by) of the
+  source and of each driving frame, and a piecewise-affine warp of the source over the Delaunay triangulation of the
+  source's landmarks plus anchor points on the image border. Each triangle gets its own affine map (solved exactly
+  from its three corners); the maps are rasterised into one dense sampling grid and applied with a single bilinear
+  ``cv2.remap``, which is the classical per-triangle warp without its per-triangle copies.
 
 * ``part warp`` ("no learning", bodies): MediaPipe pose landmarks of the source and of each driving frame; each body
   part (torso, head, limbs) moved by its own transform and the parts blended by the distance to their bones, the
@@ -17,11 +17,11 @@ Every method takes ``N x H x W x 3`` uint8 RGB frames at the evaluation size and
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from enliven.face_mesh import border_anchor_points, delaunay_triangles
+from enliven.face_mesh import NUM_FACE_MESH_POINTS, border_anchor_points, delaunay_triangles
 from enliven.inference.animator import Animator
 from enliven.models.base import MotionTransferModel
 from enliven.pose import part_warp_map
@@ -162,18 +162,19 @@ class MeshWarpBaseline(_LandmarkWarp):
     name = "mesh warp"
 
     def __init__(self, mode: MotionMode = MotionMode.ABSOLUTE) -> None:
-        from enliven.preprocess import FaceLandmarker
+        from enliven.inference.landmarks import face_mesh_landmarker
 
         super().__init__(mode)
-        self._still = FaceLandmarker()
-        self._video: FaceLandmarker | None = None
-        self._landmarker_type = FaceLandmarker
+        self._still = face_mesh_landmarker()
+        self._video: Any = None
+        self._new_landmarker = face_mesh_landmarker
         self._source_points: np.ndarray | None = None
         self._triangles: np.ndarray | None = None
 
     def set_source(self, image: np.ndarray) -> None:
         super().set_source(image)
         points = self._still.landmarks(image)
+        points = None if points is None else points[:NUM_FACE_MESH_POINTS]
         if points is None:
             self._source_points = self._triangles = None
         else:
@@ -182,7 +183,7 @@ class MeshWarpBaseline(_LandmarkWarp):
             self._triangles = delaunay_triangles(self._source_points)
         if self._video is not None:
             self._video.close()
-        self._video = self._landmarker_type(video=True)  # tracking starts afresh with every clip
+        self._video = self._new_landmarker(video=True)  # tracking starts afresh with every clip
 
     def _animate_one(self, frame: np.ndarray) -> np.ndarray:
         assert self._source is not None and self._video is not None and self._last is not None
@@ -191,6 +192,7 @@ class MeshWarpBaseline(_LandmarkWarp):
         points = self._video.landmarks(frame)
         if points is None:
             return self._last
+        points = points[:NUM_FACE_MESH_POINTS]
         num_face = len(points)
         points = self._target(self._source_points[:num_face], points)
         target = np.concatenate([points, self._source_points[num_face:]])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from enliven.config.fomm import FOMM_PRESETS
-from enliven.config.lite import LITE_2, LITE_ANY, LITE_BODY, LiteConfig
+from enliven.config.lite import LITE_1, LITE_2, LITE_ANY, LITE_BODY
 from enliven.config.tpsmm import TPSMM_PRESETS
 
 Content = Literal["face", "body", "other"]
@@ -118,7 +118,7 @@ def _build_presets() -> dict[str, Preset]:
     presets["enliven-lite"] = Preset(
         "enliven-lite",
         "lite",
-        LiteConfig().to_yaml_dict(),
+        LITE_1.to_yaml_dict(),
         "enliven-lite.safetensors",
         "face",
         "enliven-lite: real-time faces on a CPU, driven by MediaPipe face-mesh landmarks, 256",

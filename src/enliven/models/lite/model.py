@@ -14,12 +14,11 @@ Per 256 x 256 frame: 0.54 GFLOP, and 0.26 once per source (``enliven bench`` pri
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from enliven.config.lite import LiteConfig
 from enliven.face_mesh import INNER_LIPS, NUM_FACE_MESH_POINTS, UPPER_INNER_LIP_MIDDLE
@@ -32,19 +31,20 @@ from enliven.models.lite.body import (
     head_region,
     retarget_pose,
 )
+from enliven.models.lite.fine import EYE_REGIONS, MOUTH_REGION, fine_warp, region_triangles
+from enliven.models.lite.generator import LiteDecoder, LiteEncoder
 from enliven.models.lite.motion import (
     LiteDenseMotion,
-    conv_norm_relu,
     face_region,
     landmark_flows,
     mesh_warp_flow,
+    resize_candidates,
     resize_grid,
     source_triangles,
-    warp,
 )
 from enliven.models.lite.regions import mouth_motion, polygon_mask
 from enliven.pose import BODY_PARTS, NUM_POSE_POINTS
-from enliven.types import GeneratorOutput, Keypoints, MotionField, MotionMode
+from enliven.types import GeneratorOutput, Keypoints, MotionMode
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class LiteSourceEncoding(SourceEncoding):
         small: ``1 x 3 x m x m`` the source at the motion grid's size ``m``.
         triangles: ``1 x T x 3`` the source's mesh (:func:`~enliven.models.lite.motion.source_triangles`), or
             ``None`` for a model without the mesh warp.
+        regions: ``1 x R x C x 3`` the source's triangles around its eyes and lips
+            (:func:`~enliven.models.lite.fine.region_triangles`), or ``None`` for a model without ``fine_regions``.
         mouth: ``1 x 1 x H/2 x W/2`` the inside of the source's inner lip line (models with ``mouth_interior``), or
             ``None``.
         detail: ``1 x 3 x D x D`` the source at another resolution than the model's (e.g. the photo's own), or
@@ -67,173 +69,10 @@ class LiteSourceEncoding(SourceEncoding):
     features: tuple[Tensor, ...]
     small: Tensor
     triangles: Tensor | None = None
+    regions: Tensor | None = None
     mouth: Tensor | None = None
     detail: Tensor | None = None
     plate: Tensor | None = None
-
-
-class SeparableResidual(nn.Module):
-    """``relu(x + BN(pointwise(relu(BN(depthwise3x3(x))))))``: a residual block at a ninth of a 3x3 conv's cost."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
-        self.norm1 = nn.BatchNorm2d(channels)
-        self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
-        self.norm2 = nn.BatchNorm2d(channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = F.relu(self.norm1(self.depthwise(x)))
-        return F.relu(x + self.norm2(self.pointwise(y)))
-
-
-class LiteEncoder(nn.Module):
-    """Source features at every generator level: strided 3x3 convs, each halving the size."""
-
-    def __init__(self, num_channels: int, channels: tuple[int, ...], num_bottleneck_blocks: int) -> None:
-        super().__init__()
-        widths = (num_channels, *channels)
-        self.levels = nn.ModuleList([conv_norm_relu(widths[i], widths[i + 1], stride=2) for i in range(len(channels))])
-        self.bottleneck = nn.Sequential(*[SeparableResidual(channels[-1]) for _ in range(num_bottleneck_blocks)])
-
-    def forward(self, image: Tensor) -> list[Tensor]:
-        """``B x 3 x H x W`` in ``[0, 1]`` -> features, half resolution first."""
-        features = []
-        x = image
-        for level in self.levels:
-            x = level(x)
-            features.append(x)
-        features[-1] = self.bottleneck(features[-1])
-        return features
-
-
-def pixel_shuffle_2x(x: Tensor) -> Tensor:
-    """``F.pixel_shuffle(x, 2)``: ``B x 4C x H x W`` -> ``B x C x 2H x 2W``, the same numbers as a view and one
-    permuted copy, which runs twice as fast on a CPU as torch's kernel (0.7 vs 1.5 ms at 128 x 64 x 64)."""
-    batch, channels, height, width = x.shape
-    shuffled = x.view(batch, channels // 4, 2, 2, height, width).permute(0, 1, 4, 2, 5, 3)
-    return shuffled.reshape(batch, channels // 4, 2 * height, 2 * width)
-
-
-#: Initial shade of the warped source inside the driving mouth (a mouth's interior is dark); learned.
-MOUTH_SHADE = 0.3
-
-
-class LiteDecoder(nn.Module):
-    """Warped source features -> a correction of the warped source, coarse to fine (pixel-shuffle upsampling).
-
-    The last step is a convolution at half resolution whose channels a pixel shuffle turns into the full-resolution
-    correction, applied where the occlusion map says the warped source is hidden; it starts at zero, so the
-    untrained decoder returns the warped source unchanged.
-
-    Args:
-        num_channels: image channels.
-        channels: feature channels per level, half resolution first.
-        num_bottleneck_blocks: residual blocks at the lowest level.
-        num_refine_blocks: residual blocks after each upsampling step.
-        mouth_interior: the decoder takes the driving mouth's interior (a mask): hidden from the warped source, shaded
-            by a learned factor, and marked in the features by a learned vector per level.
-        image_warp: how the source image is sampled (``bilinear`` or ``bicubic``).
-    """
-
-    def __init__(
-        self,
-        num_channels: int,
-        channels: tuple[int, ...],
-        num_bottleneck_blocks: int,
-        num_refine_blocks: int = 1,
-        mouth_interior: bool = False,
-        image_warp: str = "bilinear",
-    ) -> None:
-        super().__init__()
-        self.image_warp = image_warp
-        self.bottleneck = nn.Sequential(*[SeparableResidual(channels[-1]) for _ in range(num_bottleneck_blocks)])
-        # upsample[i] takes level i + 1 to level i.
-        self.upsample = nn.ModuleList(
-            [nn.Conv2d(channels[i + 1], 4 * channels[i], 1) for i in range(len(channels) - 1)]
-        )
-        self.refine = nn.ModuleList([SeparableResidual(c) for c in channels[:-1]])
-        # Kept apart from ``refine`` so that one-block models keep their parameter names.
-        self.refine_more = (
-            nn.ModuleList(
-                [nn.Sequential(*[SeparableResidual(c) for _ in range(num_refine_blocks - 1)]) for c in channels[:-1]]
-            )
-            if num_refine_blocks > 1
-            else None
-        )
-        self.mouth_embedding: nn.ParameterList | None = None
-        self.mouth_shade: nn.Parameter | None = None
-        if mouth_interior:
-            self.mouth_embedding = nn.ParameterList([nn.Parameter(torch.zeros(1, c, 1, 1)) for c in channels])
-            self.mouth_shade = nn.Parameter(torch.full((1, num_channels, 1, 1), math.log(MOUTH_SHADE)))
-        self.head = nn.Conv2d(channels[0], 4 * num_channels, 3, padding=1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(
-        self,
-        image: Tensor,
-        features: tuple[Tensor, ...],
-        motion: MotionField,
-        mouth: Tensor | None = None,
-        detail: Tensor | None = None,
-        plate: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Returns the prediction (about ``[0, 1]``; not clamped, so the loss sees overshoot) and what the correction
-        is added to: the warped source (in ``[0, 1]``, shaded inside the mouth; where it is hidden, the ``plate``
-        when given), both ``B x 3 x H x W``.
-
-        Args:
-            image: ``1 x 3 x H x W`` (or ``B x``) the source.
-            features: the source's encoder features.
-            motion: the dense motion.
-            mouth: ``B x 1 x h x w`` in ``[0, 1]``, the driving mouth's interior (models with ``mouth_interior``).
-            detail: ``1 x 3 x D x D`` the same source at another resolution: the prediction is composed at ``D``
-                (the source's own texture warped there, the decoder's correction resized to it) instead of ``H``.
-            plate: ``1 x 3 x h x w`` (any size) the source's background without its person: taken where the warped
-                source is hidden.
-        """
-        occlusion = motion.occlusion[0]
-        if (mouth is None) != (self.mouth_embedding is None):
-            raise ValueError("this decoder " + ("needs" if mouth is None else "takes no") + " a mouth mask")
-
-        def resized(mask: Tensor, size: int) -> Tensor:
-            if mask.shape[-1] == size:
-                return mask
-            return F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False)
-
-        def warped(level: int) -> Tensor:
-            size = features[level].shape[-1]
-            moved = warp(features[level], resize_grid(motion.deformation, size)) * resized(occlusion, size)
-            if mouth is None or self.mouth_embedding is None:
-                return moved
-            inside = resized(mouth, size)
-            return moved * (1 - inside) + inside * self.mouth_embedding[level]
-
-        x = self.bottleneck(warped(len(features) - 1))
-        for level in reversed(range(len(features) - 1)):
-            x = pixel_shuffle_2x(self.upsample[level](x)) + warped(level)
-            x = self.refine[level](x)
-            if self.refine_more is not None:
-                x = self.refine_more[level](x)
-        target = image if detail is None else detail
-        size = target.shape[-1]
-        deformed = warp(target, resize_grid(motion.deformation, size), self.image_warp)
-        correction = pixel_shuffle_2x(self.head(x))
-        if correction.shape[-1] != size:
-            correction = F.interpolate(correction, size=(size, size), mode="bilinear", align_corners=False)
-        # The correction acts where the warped source cannot explain the frame (occlusion near 0): elsewhere the
-        # source's own pixels are the best guess, and an imperfect decoder would only blur them.
-        hidden = 1 - resized(occlusion, size)
-        if mouth is not None and self.mouth_shade is not None:
-            inside = resized(mouth, size)
-            hidden = torch.maximum(hidden, inside)
-            deformed = deformed * (1 - inside * (1 - self.mouth_shade.exp()))
-        if plate is not None:  # what the moved body uncovers is background, not a copy of the body
-            if plate.shape[-1] != size:
-                plate = F.interpolate(plate, size=(size, size), mode="bilinear", align_corners=False)
-            deformed = deformed + hidden * (plate - deformed)
-        return deformed + hidden * correction, deformed
 
 
 #: Index of the piecewise-affine flow among the candidates of :func:`landmark_flows` (after identity and affine).
@@ -245,13 +84,30 @@ def has_mesh_warp(config: LiteConfig) -> bool:
     return config.keypoints == "face_mesh" and config.piecewise
 
 
+def fine_regions(config: LiteConfig) -> tuple[tuple[int, ...], ...]:
+    """The regions a lite model warps finely (:mod:`enliven.models.lite.fine`), as indices into its mesh's points:
+    the eyes and the lips, the eyes only for a model whose mouth moves its own way (``mouth_interior``), none
+    without ``fine_regions`` or the mesh warp."""
+    if not (has_mesh_warp(config) and config.fine_regions):
+        return ()
+    position = {index: i for i, index in enumerate(config.piecewise_indices)}
+    regions = EYE_REGIONS if config.mouth_interior else EYE_REGIONS + MOUTH_REGION
+    return tuple(tuple(position[i] for i in region if i in position) for region in regions)
+
+
 def lite_host_source_inputs(config: LiteConfig, keypoints: Keypoints) -> dict[str, Tensor]:
-    """The source's mesh, ``source_triangles`` ``B x T x 3`` (none without the mesh warp): a solver's output,
-    computed on the host once per source, an input of the exported graphs."""
+    """Solvers' outputs, computed on the host once per source, inputs of the exported graphs: the source's mesh,
+    ``source_triangles`` ``B x T x 3``, and its triangles around the eyes and lips, ``region_triangles``
+    ``B x R x C x 3`` (none without the mesh warp or ``fine_regions``)."""
     if not has_mesh_warp(config):
         return {}
     indices = torch.tensor(config.piecewise_indices, device=keypoints.value.device)
-    return {"source_triangles": source_triangles(keypoints.value.index_select(1, indices))}
+    mesh = keypoints.value.index_select(1, indices)
+    triangles = source_triangles(mesh)
+    regions = fine_regions(config)
+    if not regions:
+        return {"source_triangles": triangles}
+    return {"source_triangles": triangles, "region_triangles": region_triangles(mesh, triangles, regions)}
 
 
 class LiteModel(MotionTransferModel):
@@ -286,6 +142,7 @@ class LiteModel(MotionTransferModel):
                 pad=3,
             )
         self.piecewise = has_mesh_warp(config)
+        self.fine_regions = fine_regions(config)
         self.body = config.keypoints == "pose"
         # The points of the piecewise-affine candidate's mesh, as indices into the face mesh.
         self.register_buffer("mesh_indices", torch.tensor(config.piecewise_indices), persistent=False)
@@ -356,12 +213,13 @@ class LiteModel(MotionTransferModel):
         source: Tensor,
         keypoints: Keypoints | None = None,
         triangles: Tensor | None = None,
+        regions: Tensor | None = None,
         detail: Tensor | None = None,
         plate: Tensor | None = None,
     ) -> LiteSourceEncoding:
         """Encode ``B x 3 x H x W`` sources in ``[0, 1]`` with their keypoints (face mesh: ``B x 468 x 2``, required;
-        learned: detected when not given) and their meshes ``B x T x 3`` (computed when not given: see
-        :meth:`host_source_inputs`).
+        learned: detected when not given), their meshes ``B x T x 3`` and triangles around the eyes and lips
+        ``B x R x C x 3`` (both computed when not given: see :meth:`host_source_inputs`).
 
         ``detail``, ``1 x 3 x D x D`` in ``[0, 1]``: the same crop at another resolution (e.g. the photo's own
         pixels). Predictions are then ``D x D``: the motion, occlusion and correction come from the ``H x H`` model,
@@ -378,7 +236,12 @@ class LiteModel(MotionTransferModel):
             keypoints = self.detect_keypoints(source)
         self._check_keypoints(keypoints)
         if self.piecewise and triangles is None:
-            (triangles,) = self.host_source_inputs(keypoints).values()
+            host = self.host_source_inputs(keypoints)
+            triangles, regions = host["source_triangles"], host.get("region_triangles")
+        elif self.piecewise and regions is None and self.fine_regions:
+            regions = region_triangles(
+                keypoints.value.index_select(1, self.mesh_indices), triangles, self.fine_regions
+            )  # fmt: skip
         factor = self.config.image_size // self.config.motion_size
         features = tuple(self.encoder(source))
         mouth = None
@@ -390,6 +253,7 @@ class LiteModel(MotionTransferModel):
             features=features,
             small=F.avg_pool2d(source, factor) if factor > 1 else source,
             triangles=triangles if self.piecewise else None,
+            regions=regions if self.fine_regions else None,
             mouth=mouth,
             detail=detail,
             plate=plate if self.config.background_plate else None,
@@ -409,7 +273,8 @@ class LiteModel(MotionTransferModel):
         driving, source = kp_driving.value, encoding.keypoints.value
         # The grid follows the encoded source, so a model also runs at another size (Animator's ``size``).
         size = encoding.small.shape[-1]
-        piecewise = face = None
+        piecewise = face = fine = None
+        candidate_size = max(2, size // self.config.candidate_stride)
         if self.piecewise:
             if encoding.triangles is None:
                 raise ValueError("this lite model warps along the source's mesh; encode the source with its triangles")
@@ -417,7 +282,11 @@ class LiteModel(MotionTransferModel):
             mesh_driving = driving.index_select(1, self.mesh_indices)
             mesh_size = max(2, size // self.config.piecewise_stride)
             mesh = mesh_warp_flow(mesh_source, mesh_driving, encoding.triangles, mesh_size)
-            piecewise = resize_grid(mesh.flow, size)
+            if self.fine_regions:
+                if encoding.regions is None:
+                    raise ValueError("this lite model warps eyes and lips finely; encode the source with this model")
+                fine = fine_warp(mesh_source, mesh_driving, encoding.regions)
+            piecewise = resize_grid(mesh.flow, candidate_size)
             if self.config.face_margin is not None:
                 face = face_region(mesh.face, size, self.config.face_margin)
         if self.body:
@@ -429,7 +298,9 @@ class LiteModel(MotionTransferModel):
                 driving = driving.index_select(1, self.landmark_indices)
                 source = source.index_select(1, self.landmark_indices)
             source = source.expand(driving.shape[0], -1, -1)
-            grids, density = landmark_flows(source, driving, size, self.config.kernel_sigmas, piecewise)
+            grids, density = landmark_flows(source, driving, candidate_size, self.config.kernel_sigmas, piecewise)
+            if candidate_size != size:
+                grids, density = resize_candidates(grids, density, size)
         motion = self.dense_motion(encoding.small, grids, density, face)
         mouth = None
         if self.config.mouth_interior:
@@ -447,7 +318,7 @@ class LiteModel(MotionTransferModel):
             )
             motion = replace(motion, deformation=deformation)
         prediction, deformed = self.decoder(
-            encoding.image, encoding.features, motion, mouth, encoding.detail, encoding.plate
+            encoding.image, encoding.features, motion, mouth, encoding.detail, encoding.plate, fine
         )
         return GeneratorOutput(prediction=prediction, motion=motion, deformed=deformed)
 
