@@ -151,7 +151,8 @@ def refine_grid(grid: Tensor, fine: FineWarp) -> Tensor:
     atlas = F.pad(fine.values, (0, 1)).permute(0, 2, 3, 1, 4).reshape(batch, 3, size, count * (size + 1))
     # Positions along x and along y in each region's own [-1, 1] coordinates (S values per region each): the boxes
     # are axis-aligned, so membership and atlas coordinates are outer combinations of these.
-    coords = torch.arange(side, dtype=grid.dtype, device=grid.device) * (2 / (side - 1)) - 1
+    frame = make_coordinate_grid((side, side), grid.dtype, grid.device).unsqueeze(0)  # 1 x S x S x 2
+    coords = frame[0, 0, :, 0]  # the pixel centres along either axis
     scale = 2 / (fine.high - fine.low).clamp(min=1e-6)  # B x R x 2
     local = coords.view(1, 1, side, 1) * scale.unsqueeze(2) - (fine.low * scale + 1).unsqueeze(2)  # B x R x S x 2
     inside = ((local >= -1) & (local <= 1)).to(grid.dtype)  # B x R x S x 2
@@ -172,5 +173,4 @@ def refine_grid(grid: Tensor, fine: FineWarp) -> Tensor:
     sampled = grid_sample(atlas, positions, mode="bilinear", padding_mode="zeros", align_corners=True)
     displacement = sampled[:, :2].permute(0, 2, 3, 1)  # B x S x S x 2
     cover = sampled[:, 2:].permute(0, 2, 3, 1)  # B x S x S x 1
-    frame = make_coordinate_grid((side, side), grid.dtype, grid.device).unsqueeze(0)
     return grid + cover * (frame - grid) + displacement

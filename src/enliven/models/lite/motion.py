@@ -244,10 +244,8 @@ def resize_grid(grid: Tensor, size: int) -> Tensor:
 def resize_candidates(grids: Tensor, density: Tensor, size: int) -> tuple[Tensor, Tensor]:
     """Bilinearly resample :func:`landmark_flows`' ``B x C x h x h x 2`` candidate flows and ``B x S x h x h``
     densities to ``size x size`` (``align_corners``, as :func:`resize_grid`: identity and affine flows stay exact)."""
-    batch, count, side = grids.shape[0], grids.shape[1], grids.shape[2]
-    channels = grids.permute(0, 1, 4, 2, 3).reshape(batch, count * 2, side, side)
-    channels = F.interpolate(channels, size=(size, size), mode="bilinear", align_corners=True)
-    grids = channels.view(batch, count, 2, size, size).permute(0, 1, 3, 4, 2)
+    batch, count = grids.shape[0], grids.shape[1]
+    grids = resize_grid(grids.flatten(0, 1), size).view(batch, count, size, size, 2)
     return grids, F.interpolate(density, size=(size, size), mode="bilinear", align_corners=True)
 
 
