@@ -262,6 +262,20 @@ def test_import_does_not_load_optional_dependencies():
     assert out.stdout.strip() == "[]"
 
 
+def test_mediapipe_starts_without_the_solutions_enliven_does_not_use():
+    pytest.importorskip("mediapipe")
+    code = (
+        "import sys\n"
+        "from enliven.preprocess._deps import import_mediapipe_solutions\n"
+        "solutions = import_mediapipe_solutions()\n"
+        "print(solutions.face_mesh.FaceMesh.__name__, 'matplotlib' in sys.modules)\n"
+        "import mediapipe as mp\n"  # the package a plain import makes, when asked
+        "print(mp.__version__ != '', mp.solutions.drawing_utils.__name__, callable(mp.Image))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["FaceMesh", "False", "True", "mediapipe.python.solutions.drawing_utils", "True"]
+
+
 def test_missing_opencv_raises_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
     with pytest.raises(MissingDependencyError, match="pip install opencv-python-headless"):

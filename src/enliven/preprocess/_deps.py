@@ -9,6 +9,8 @@ missing one raises :class:`MissingDependencyError` with the ``pip install`` line
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import sys
 import threading
@@ -36,16 +38,64 @@ def import_cv2() -> ModuleType:
     return cv2
 
 
+#: The MediaPipe solutions enliven uses. The ``mediapipe`` package's ``__init__`` imports all of its solutions and
+#: its task APIs, among them the drawing helpers, which import matplotlib.pyplot: 0.5-1 s of every face command's
+#: start-up (and of each batch worker's), for nothing enliven draws.
+USED_SOLUTIONS = ("face_detection", "face_mesh", "pose", "selfie_segmentation")
+
+_mediapipe_lock = threading.RLock()  # a package completing itself may complete another
+
+
 def import_mediapipe_solutions() -> ModuleType:
-    """Return ``mediapipe.solutions``, or raise :class:`MissingDependencyError` if MediaPipe is not installed."""
-    try:
-        with tensorflow_hidden("mediapipe"):
-            from mediapipe.python import solutions
-    except ImportError as err:
-        raise MissingDependencyError(
-            "Face detection and landmarks need MediaPipe, which is not installed: run pip install 'enliven[face]'."
-        ) from err
-    return solutions
+    """Return ``mediapipe.solutions`` with :data:`USED_SOLUTIONS` imported, or raise :class:`MissingDependencyError`
+    if MediaPipe is not installed.
+
+    Unless ``mediapipe`` is imported already, its package and ``mediapipe.python.solutions`` are entered without
+    running their ``__init__`` (see :func:`_deferred_package`): the other solutions, the drawing helpers and the task
+    APIs are imported only if someone asks for them (``import mediapipe as mp; mp.solutions.drawing_utils`` works
+    as ever).
+    """
+    with _mediapipe_lock, tensorflow_hidden("mediapipe"):
+        fresh = "mediapipe" not in sys.modules
+        try:
+            if fresh:
+                _deferred_package("mediapipe")
+            importlib.import_module("mediapipe.python")
+            if fresh:
+                _deferred_package("mediapipe.python.solutions")
+            for name in USED_SOLUTIONS:
+                importlib.import_module(f"mediapipe.python.solutions.{name}")
+            return sys.modules["mediapipe.python.solutions"]
+        except ImportError as err:
+            if fresh:  # no half-made package left behind
+                for name in [n for n in sys.modules if n == "mediapipe" or n.startswith("mediapipe.")]:
+                    del sys.modules[name]
+            raise MissingDependencyError(
+                "Face detection and landmarks need MediaPipe, which is not installed: run pip install 'enliven[face]'."
+            ) from err
+
+
+def _deferred_package(name: str) -> ModuleType:
+    """Put the package ``name`` in ``sys.modules`` without running its ``__init__``, so that its submodules import
+    alone; the first attribute asked of it that they do not provide runs the ``__init__`` (PEP 562's module
+    ``__getattr__``; a submodule asked for is imported alone), after which the package is what a plain import
+    makes."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        raise ImportError(f"no package {name}")
+    module = importlib.util.module_from_spec(spec)
+
+    def complete(attribute: str) -> object:
+        with _mediapipe_lock:
+            if importlib.util.find_spec(f"{name}.{attribute}") is not None:  # `from package import submodule`
+                return importlib.import_module(f"{name}.{attribute}")
+            if module.__dict__.pop("__getattr__", None) is not None:
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return getattr(module, attribute)
+
+    module.__getattr__ = complete  # type: ignore[method-assign]
+    sys.modules[name] = module
+    return module
 
 
 # The redirection is process-wide (a file descriptor), so overlapping blocks in several threads share it: the first
