@@ -3,8 +3,8 @@
 ``enliven eval --protocol animation`` correlates the output's eye aspect ratio and mouth opening (dlib's 68
 landmarks) with the driver's. A model driven by MediaPipe's face mesh can only pass on what the mesh sees: this
 script measures, clip by clip on real frames (the first 40 of each, as ``--max-frames 40``), the correlation of the
-plain and the refined mesh's eye aspect ratio and mouth opening with dlib's, and how far each one's measure spans
-(5th to 95th percentile) against dlib's::
+eye aspect ratio and mouth opening of the plain and the refined mesh (tracked from frame to frame, and found in each
+frame on its own) with dlib's, and how far each one's measure spans (5th to 95th percentile) against dlib's::
 
     python scripts/landmark_signals.py ~/enliven-data/faces --split val
 """
@@ -58,7 +58,9 @@ def main() -> None:
     if not clips:
         raise SystemExit(f"no clips in {args.dataset / args.split}; prepare a dataset first (enliven prepare).")
     dlib, reader = DlibLandmarks(), ClipReader()
-    meshes = {"plain": False, "refined": True}
+    # (refined, tracked): the plain and the refined mesh tracked from frame to frame (MediaPipe's video mode), the
+    # refined mesh found in each frame on its own (still-image mode), as enliven's driving frames are
+    meshes = {"plain, tracked": (False, True), "refined, tracked": (True, True), "refined, each frame": (True, False)}
     rows: dict[str, list[tuple[float, ...]]] = {name: [] for name in meshes}
     print("| clip | dlib eye spread | dlib mouth spread |" + "".join(f" {m}: eyes r / mouth r |" for m in meshes))
     print("|---|---|---|" + "---|" * len(meshes))
@@ -66,8 +68,8 @@ def main() -> None:
         frames = np.stack(reader.read(clip, range(min(args.frames, reader.num_frames(clip)))))
         truth = motion_signals(np.stack([dlib.detect(f) for f in frames]), (frames.shape[2], frames.shape[1]))
         line = f"| {clip.name} | {spread(truth.eyes):.3f} | {spread(truth.mouth):.3f} |"
-        for name, refine in meshes.items():
-            with FaceLandmarker(video=True, refine_landmarks=refine) as landmarker:
+        for name, (refine, tracked) in meshes.items():
+            with FaceLandmarker(video=tracked, refine_landmarks=refine) as landmarker:
                 found = [landmarker.landmarks(frame) for frame in frames]
             points = np.stack([p[:468] if p is not None else np.full((468, 2), np.nan) for p in found])
             eyes, mouth = mesh_signals(points)

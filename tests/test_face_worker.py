@@ -128,3 +128,21 @@ def test_the_worker_answers_the_face_question_first(tmp_path: Path, short_clip: 
         assert not worker.source_has_face() and worker.source_face_share is None
         with pytest.raises(NoFaceError, match="no face was found in the source"):
             worker.plan()
+
+
+def test_each_driving_frame_gets_the_face_mesh_found_on_its_own(short_clip: Path) -> None:
+    """Driving frames are not tracked from the frames before them (MediaPipe's video mode strays from the face):
+    a frame's landmarks are those of the frame alone, whatever came first."""
+    with FaceCropper(256) as cropper:
+        clip = DrivingClip(short_clip, 1024)
+        boxes = cropper.clip_boxes(clip.first_pass())
+        frames = np.stack([cropper.cut(frame, box_at(boxes, i)) for i, frame in enumerate(clip.frames())])
+    tracker = FaceMeshTracker()
+    try:
+        in_order = tracker.driving(frames)
+        backwards = tracker.driving(frames[::-1])[::-1]
+        alone = np.concatenate([tracker.still(frame) for frame in frames])
+    finally:
+        tracker.close()
+    np.testing.assert_array_equal(in_order, alone)
+    np.testing.assert_array_equal(backwards, alone)

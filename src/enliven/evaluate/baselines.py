@@ -17,7 +17,7 @@ Every method takes ``N x H x W x 3`` uint8 RGB frames at the evaluation size and
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -165,15 +165,13 @@ class MeshWarpBaseline(_LandmarkWarp):
         from enliven.inference.landmarks import face_mesh_landmarker
 
         super().__init__(mode)
-        self._still = face_mesh_landmarker()
-        self._video: Any = None
-        self._new_landmarker = face_mesh_landmarker
+        self._landmarker = face_mesh_landmarker()  # the source's and, as the models', each driving frame's own
         self._source_points: np.ndarray | None = None
         self._triangles: np.ndarray | None = None
 
     def set_source(self, image: np.ndarray) -> None:
         super().set_source(image)
-        points = self._still.landmarks(image)
+        points = self._landmarker.landmarks(image)
         points = None if points is None else points[:NUM_FACE_MESH_POINTS]
         if points is None:
             self._source_points = self._triangles = None
@@ -181,15 +179,12 @@ class MeshWarpBaseline(_LandmarkWarp):
             h, w = image.shape[:2]
             self._source_points = np.concatenate([points, border_anchors(w, h)])
             self._triangles = delaunay_triangles(self._source_points)
-        if self._video is not None:
-            self._video.close()
-        self._video = self._new_landmarker(video=True)  # tracking starts afresh with every clip
 
     def _animate_one(self, frame: np.ndarray) -> np.ndarray:
-        assert self._source is not None and self._video is not None and self._last is not None
+        assert self._source is not None and self._last is not None
         if self._source_points is None or self._triangles is None:
             return self._source
-        points = self._video.landmarks(frame)
+        points = self._landmarker.landmarks(frame)
         if points is None:
             return self._last
         points = points[:NUM_FACE_MESH_POINTS]
@@ -200,10 +195,7 @@ class MeshWarpBaseline(_LandmarkWarp):
         return self._last
 
     def close(self) -> None:
-        self._still.close()
-        if self._video is not None:
-            self._video.close()
-            self._video = None
+        self._landmarker.close()
 
 
 def border_anchors(width: int, height: int) -> np.ndarray:

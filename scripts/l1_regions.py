@@ -1,0 +1,94 @@
+"""Where does a face model's reconstruction L1 lie: on the face, around it, or in the rest of the frame?
+
+``enliven eval`` (reconstruction) reports the mean L1 over the whole 256 px frame. This script splits it, on the same
+clips and frames (the first 40 of each, as ``--max-frames 40``), into the face (the convex hull of the real frame's
+face mesh, from the dataset's ``.face_mesh.npy`` sidecars), a 20 px ring around it (hair, ears, neck) and the rest
+(shoulders, background), each as its share of the frame's mean, for the model, the unmoved source (static) and the
+mesh warp; and scores the rest once more for the source moved by optical flow between the real frames (OpenCV's DIS,
+an oracle no landmark-driven model has): how much of the rest motion could explain::
+
+    python scripts/l1_regions.py ~/enliven-data/faces --split val --model enliven-lite
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from enliven.data import ClipReader, find_clips
+from enliven.evaluate.baselines import MeshWarpBaseline, ModelMethod, StaticBaseline
+from enliven.evaluate.protocols import Task, read_frames, run_method
+from enliven.types import MotionMode
+from enliven.weights.loader import load_model
+
+#: The ring around the face: its width in pixels of the 256 px frame.
+RING = 20
+
+
+def regions(mesh: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean ``size x size`` masks of the face (hull of the ``468 x 2`` pixel points), the ring and the rest."""
+    face = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(mesh.astype(np.int32)), 1)
+    grown = cv2.dilate(face, np.ones((2 * RING + 1, 2 * RING + 1), np.uint8)).astype(bool)
+    return face.astype(bool), grown & ~face.astype(bool), ~grown
+
+
+def oracle(source: np.ndarray, frame: np.ndarray, flow: cv2.DISOpticalFlow) -> np.ndarray:
+    """The source moved onto ``frame`` by the optical flow between them (each of frame's pixels sampled where the
+    flow says it came from)."""
+    gray = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (frame, source)]
+    motion = flow.calc(gray[0], gray[1], None)
+    ys, xs = np.mgrid[: frame.shape[0], : frame.shape[1]].astype(np.float32)
+    return cv2.remap(source, xs + motion[..., 0], ys + motion[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", type=Path, help="a prepared face dataset with face-mesh sidecars")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--model", default="enliven-lite")
+    parser.add_argument("--frames", type=int, default=40, help="first N frames of each clip (default 40)")
+    args = parser.parse_args()
+    root = args.dataset.expanduser()
+    clips = find_clips(root, args.split)
+    if not clips:
+        raise SystemExit(f"no clips in {root / args.split}; prepare a dataset first (enliven prepare).")
+    methods = [ModelMethod(load_model(args.model).model, args.model, MotionMode.ABSOLUTE), StaticBaseline(),
+               MeshWarpBaseline()]  # fmt: skip
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    reader = ClipReader()
+    sums = {method.name: np.zeros(4) for method in methods}
+    rest_oracle, used = 0.0, 0
+    for clip in clips:
+        sidecar = root / args.split / f"{clip.name}.face_mesh.npy"
+        if not sidecar.is_file():
+            print(f"{clip.name}: no face-mesh sidecar, skipped")
+            continue
+        frames = read_frames(reader, clip, args.frames, 256)
+        meshes = np.load(sidecar)[: len(frames)]
+        masks = [regions(mesh, 256) for mesh in meshes]
+        for method in methods:
+            outputs, _ = run_method(method, Task(clip, clip), frames[0], frames)
+            error = np.abs(outputs.astype(np.float32) - frames).mean(-1) / 255  # N x H x W
+            shares = [np.mean([(e * m[k]).sum() / e.size for e, m in zip(error, masks, strict=True)])
+                      for k in range(3)]  # fmt: skip
+            sums[method.name] += [error.mean(), *shares]
+        moved = [np.abs(oracle(frames[0], frame, flow).astype(np.float32) - frame).mean(-1) / 255 for frame in frames]
+        rest_oracle += np.mean([(e * m[2]).sum() / e.size for e, m in zip(moved, masks, strict=True)])
+        used += 1
+    for method in methods:
+        method.close()
+    print(f"\n{used} clips of {args.split}, first {args.frames} frames; shares of the frame's mean L1:\n")
+    print(f"| method | L1 | face | ring ({RING} px) | rest |")
+    print("|---|---|---|---|---|")
+    for name, values in sums.items():
+        print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values / used) + " |")
+    print(f"| source moved by optical flow between the real frames (oracle) | | | | {rest_oracle / used:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
