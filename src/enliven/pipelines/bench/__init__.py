@@ -2,13 +2,13 @@
 
 Every model sees the same frames: the source and the driving clip (the bundled assets by default), each cropped once
 to a square face box at the benchmark size and decoded into memory before timing (decoding is not a model stage).
-Frames are animated one at a time (batch 1, as in real-time use), in clip order (face-mesh tracking follows them;
+Frames are animated one at a time (batch 1, as in real-time use), in clip order (pose tracking follows them;
 a clip shorter than the run is played forwards and backwards), with relative motion against the first frame.
 Stages of each frame, timed with ``time.perf_counter``:
 
 * pre-processing: uint8 frame -> model tensor (:meth:`Animator.to_tensor`); for face-mesh models also the frame
   as uint8 at model size, which the tracker is fed;
-* driving keypoints: the model's detector or MediaPipe face-mesh tracking, and the motion transfer;
+* driving keypoints: the model's detector or MediaPipe's face mesh (pose), and the motion transfer;
 * dense motion: ``generate`` up to the end of the dense motion network (lite: landmark flows and mixing network);
   the ONNX backend runs dense motion and generator as one graph, so there it is counted in the generator;
 * generator: the rest of ``generate``;

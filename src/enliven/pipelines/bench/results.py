@@ -213,7 +213,7 @@ class BenchReport:
             "",
             f"machine: {self.machine.describe()}",
             f"{opts.frames} frames after {opts.warmup} warm-up, {opts.size} x {opts.size}, batch 1; driving keypoints "
-            "include motion transfer (lite: MediaPipe face-mesh tracking, not in GFLOP); GFLOP count convolutions "
+            "include motion transfer (lite: MediaPipe face mesh of each frame, not in GFLOP); GFLOP count convolutions "
             "and matrix products; peak memory: "
             + ("each model and backend in its own process." if opts.isolate else "one shared process (not isolated)."),
         ]
