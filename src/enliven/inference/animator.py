@@ -9,9 +9,9 @@ Frames are taken as they are (already cropped) and resized to the model's size. 
 against a reference driving frame: the first frame animated after :meth:`Animator.set_source` unless
 :meth:`Animator.set_reference` chose another (e.g. the best-matching frame). Nothing is kept per frame, so memory
 does not grow with video length. Models driven by MediaPipe landmarks (enliven-lite: the face mesh; enliven-body: the
-pose) get them from a :class:`~enliven.inference.landmarks.LandmarkTracker`, which follows the face (body) from frame
-to frame: feed one clip's frames in order, and call :meth:`Animator.set_source` (or
-:meth:`Animator.restart_tracking`) before another clip.
+pose) get them from a :class:`~enliven.inference.landmarks.LandmarkTracker`, which finds the face mesh in each frame
+and follows the body from frame to frame, and keeps the last landmarks found where a frame has none: feed one clip's
+frames in order, and call :meth:`Animator.set_source` (or :meth:`Animator.restart_tracking`) before another clip.
 Motion that does not come from frames (generated, edited, or landmarks found elsewhere) drives the same renderer
 through :meth:`Animator.animate_keypoints`.
 """
@@ -264,7 +264,7 @@ class Animator:
         self._set_reference_keypoints(keypoints.to(self.device))
 
     def restart_tracking(self) -> None:
-        """Start a new driving clip (face-mesh models track the face from frame to frame; others: no effect)."""
+        """Start a new driving clip: forget the last landmarks found (and the body's track) and the reference."""
         if self._tracker is not None:
             self._tracker.restart()
         self.reset_reference()

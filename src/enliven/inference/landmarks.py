@@ -5,8 +5,8 @@ MediaPipe finds the landmarks of the source once, the face mesh of each driving 
 mode), and tracks the pose through the driving frames (video mode; see :meth:`LandmarkTracker.driving`). Frames are
 taken at the model's size, as the training data stored its landmarks, and positions are returned in the models'
 ``[-1, 1]`` convention, as ``float32`` numpy arrays (``K x 2`` per image; wrap them in
-:class:`~enliven.types.Keypoints` for a model). The module does not import
-torch, so the driving worker (:mod:`enliven.inference.face_worker`) runs it in a process of its own.
+:class:`~enliven.types.Keypoints` for a model). The module does not import torch, so the driving worker
+(:mod:`enliven.inference.face_worker`) runs it in a process of its own.
 """
 
 from __future__ import annotations
