@@ -20,7 +20,7 @@ from enliven.face_mesh import pixels_to_normalized
 from enliven.types import LandmarkKind
 
 
-def face_mesh_landmarker(video: bool = False) -> Any:
+def face_mesh_landmarker() -> Any:
     """MediaPipe's face mesh as enliven's face models are driven by it: the refined mesh (its attention model, about
     1 ms a frame more), whose first 468 points are the plain mesh's; take those (the other 10 are the irises).
 
@@ -33,7 +33,7 @@ def face_mesh_landmarker(video: bool = False) -> Any:
     """
     from enliven.preprocess import FaceLandmarker
 
-    return FaceLandmarker(video=video, refine_landmarks=True)
+    return FaceLandmarker(video=False, refine_landmarks=True)  # each image on its own: see LandmarkTracker.driving
 
 
 class LandmarkTracker:
@@ -57,7 +57,7 @@ class LandmarkTracker:
             from enliven.preprocess.person import PersonDetector
 
             return PersonDetector(video=video)
-        return face_mesh_landmarker(video)
+        return face_mesh_landmarker()  # driving frames too are found each on its own (see driving)
 
     def source(self, image: np.ndarray) -> np.ndarray:
         """Landmarks ``1 x K x 2`` of a ``H x W x 3`` uint8 source; restarts driving-frame tracking.
