@@ -97,10 +97,10 @@ class LandmarkTracker:
         box it found), not tracked from the last frame's landmarks (MediaPipe's video mode). Tracking is 1.7 ms a
         frame cheaper but less exact: it runs the mesh model in a box made from the last frame's landmarks instead
         of the detector's (the framing, not the lag: run twice on each frame, the second time in a box from that
-        frame's own landmarks, it scores the same). On the validation clips (reconstruction,
-        19 clips x 40 frames) enliven-lite driven frame by frame puts dlib's landmarks 1.27 px from the real frames'
-        instead of 1.43 (the nose 1.01 instead of 1.30, the jaw 1.77 instead of 2.01) and its L1 drops from 0.0306
-        to 0.0289, with no more jitter (frame-to-frame second differences of the landmarks 1.08 against 1.06 px).
+        frame's own landmarks, it scores the same). On the validation clips (reconstruction, 19 clips x 40 frames)
+        enliven-lite driven frame by frame puts dlib's landmarks 1.27 px from the real frames' instead of 1.43 (the
+        nose 1.01 instead of 1.30, the jaw 1.77 instead of 2.01) and its L1 drops from 0.0306 to 0.0289, with no
+        more jitter (frame-to-frame second differences of the landmarks 1.08 against 1.06 px).
         The pose is tracked (its still-image mode runs the person detector every frame, and bodies move more).
         """
         landmarker = self._still if self.kind is LandmarkKind.FACE_MESH else self._video
