@@ -43,6 +43,15 @@ OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 31
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
 LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
 
+#: The mesh's openings, each as its two corners and the pairs of points facing each other across it (upper, lower),
+#: corner to corner: each eye's lids and the inner lips. An opening's size is the pairs' distance across the line
+#: between the corners, over the corners' distance (an eye aspect ratio, or the mouth's opening over its width).
+EYE_AND_LIP_OPENINGS = (
+    ((33, 133), ((246, 7), (161, 163), (160, 144), (159, 145), (158, 153), (157, 154), (173, 155))),
+    ((263, 362), ((466, 249), (388, 390), (387, 373), (386, 374), (385, 380), (384, 381), (398, 382))),
+    ((78, 308), ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))),
+)
+
 
 def pixels_to_normalized(points: np.ndarray, width: int, height: int) -> np.ndarray:
     """``... x 2`` pixel positions (pixel ``i`` covers ``[i, i + 1)``) to ``[-1, 1]`` model coordinates."""

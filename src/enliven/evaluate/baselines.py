@@ -5,7 +5,9 @@
   source and of each driving frame, and a piecewise-affine warp of the source over the Delaunay triangulation of the
   source's landmarks plus anchor points on the image border. Each triangle gets its own affine map (solved exactly
   from its three corners); the maps are rasterised into one dense sampling grid and applied with a single bilinear
-  ``cv2.remap``, which is the classical per-triangle warp without its per-triangle copies.
+  ``cv2.remap``, which is the classical per-triangle warp without its per-triangle copies. Driven by another face
+  (relative motion), the eyelids and lips are retargeted as the face models' are
+  (:func:`~enliven.models.motion_transfer.retarget_openings`).
 
 * ``part warp`` ("no learning", bodies): MediaPipe pose landmarks of the source and of each driving frame; each body
   part (torso, head, limbs) moved by its own transform and the parts blended by the distance to their bones, the
@@ -20,10 +22,12 @@ from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from enliven.face_mesh import NUM_FACE_MESH_POINTS, border_anchor_points, delaunay_triangles
 from enliven.inference.animator import Animator
 from enliven.models.base import MotionTransferModel
+from enliven.models.motion_transfer import retarget_openings
 from enliven.pose import part_warp_map
 from enliven.preprocess._deps import import_cv2
 from enliven.types import MotionMode
@@ -189,8 +193,14 @@ class MeshWarpBaseline(_LandmarkWarp):
             return self._last
         points = points[:NUM_FACE_MESH_POINTS]
         num_face = len(points)
-        points = self._target(self._source_points[:num_face], points)
-        target = np.concatenate([points, self._source_points[num_face:]])
+        source_points = self._source_points[:num_face]
+        moved = self._target(source_points, points)
+        if self.mode is MotionMode.RELATIVE:  # the eyelids and lips retargeted as the face-mesh models' are
+            assert self._reference is not None
+            as_tensors = (torch.from_numpy(np.asarray(a, dtype=np.float32))[None]
+                          for a in (moved, source_points, points, self._reference))  # fmt: skip
+            moved = retarget_openings(*as_tensors)[0].numpy()
+        target = np.concatenate([moved, self._source_points[num_face:]])
         self._last = piecewise_affine_warp(self._source, self._source_points, target, self._triangles)
         return self._last
 

@@ -3,13 +3,18 @@
 FOMM Sec. 3.4 ("relative motion transfer"): ``kp_new = kp_source + s * (kp_driving - kp_reference)`` and
 ``J_new = J_driving @ J_reference^-1 @ J_source``, where ``s`` adapts the movement scale to the source by the
 ratio of the keypoints' convex-hull areas (``sqrt(area_source / area_reference)``).
+
+For face-mesh landmarks the eyelids and lips are then retargeted as openings (:func:`retarget_openings`): a
+displacement that closes the driver's eye would push a narrower source eye's lids through each other.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
+from enliven.face_mesh import EYE_AND_LIP_OPENINGS
 from enliven.geometry import inverse_2x2
 from enliven.polygons import convex_hull_area
 from enliven.types import Keypoints
@@ -61,3 +66,66 @@ def relative_keypoints(
         jacobian_diff = kp_driving.jacobian @ inverse_2x2(kp_reference.jacobian)
         jacobian = jacobian_diff @ kp_source.jacobian
     return Keypoints(value, jacobian)
+
+
+#: Below this opening (over its width) a reference frame's eye or mouth counts as closed: nothing to scale.
+MIN_REFERENCE_OPENING = 0.02
+
+
+#: Every pair of :data:`~enliven.face_mesh.EYE_AND_LIP_OPENINGS` as landmark indices: its upper and lower point and
+#: its opening's two corners (``P``-long each), so that all openings are measured in one pass.
+_UPPER, _LOWER, _CORNER_A, _CORNER_B = (
+    torch.tensor([pair[0] for _, pairs in EYE_AND_LIP_OPENINGS for pair in pairs]),
+    torch.tensor([pair[1] for _, pairs in EYE_AND_LIP_OPENINGS for pair in pairs]),
+    torch.tensor([corners[0] for corners, pairs in EYE_AND_LIP_OPENINGS for _ in pairs]),
+    torch.tensor([corners[1] for corners, pairs in EYE_AND_LIP_OPENINGS for _ in pairs]),
+)
+
+
+def _openings(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Each pair's opening ``... x P`` in ``... x N x 2`` landmarks (its points' distance across their corners'
+    line, over the corners' distance; positive while the lower point lies below the upper), the unit normals
+    ``... x P x 2`` of those lines pointing down the image, and the corners' distances ``... x P``."""
+    axis = points[..., _CORNER_B, :] - points[..., _CORNER_A, :]
+    width = axis.norm(dim=-1).clamp_min(1e-6)
+    normal = torch.stack((-axis[..., 1], axis[..., 0]), dim=-1) / width[..., None]
+    normal = torch.where(normal[..., 1:] < 0, -normal, normal)
+    opening = ((points[..., _LOWER, :] - points[..., _UPPER, :]) * normal).sum(-1) / width
+    return opening, normal, width
+
+
+def retarget_openings(transferred: Tensor, source: Tensor, driving: Tensor, reference: Tensor) -> Tensor:
+    """Relative motion of face-mesh landmarks with the eyes and the mouth retargeted as openings.
+
+    Adding the driver's displacement closes a source eye only when it is as open as the driver's reference eye: a
+    narrower one has its lids pushed through each other (its opening turns negative, and grows again as the
+    driver's eye closes), a wider one never closes. So wherever the driver's eye (or mouth) is less open than in
+    the reference frame, each lid pair is set to the source's own opening shrunk in the driver's proportion
+    (closed when the driver's is closed); where it is as open or more, the transfer is kept (the driver's widening
+    added). Each pair moves along the normal of its corners' line, each point by the share of the pair's move that
+    the transfer gave it (a blink moves the upper lid, a jaw the lower lip). Scale-free: pixels or ``[-1, 1]``.
+
+    Args:
+        transferred: ``B x N x 2`` the source's landmarks moved by the driving frames' displacement (
+            :func:`relative_keypoints`), ``N >= 468`` face-mesh points (:mod:`enliven.face_mesh`).
+        source: ``1 x N x 2`` or ``B x N x 2`` the source's landmarks.
+        driving: ``B x N x 2`` the driving frames' landmarks.
+        reference: ``1 x N x 2`` or ``B x N x 2`` the reference driving frame's landmarks.
+
+    Returns:
+        ``B x N x 2`` the transferred landmarks with the eyelids and inner lips moved (a new tensor).
+    """
+    moved, normal, width = _openings(transferred)
+    own, driven, ref = (_openings(points)[0] for points in (source, driving, reference))
+    closing = (driven < ref) & (ref > MIN_REFERENCE_OPENING)
+    shrunk = own * (driven / ref.clamp_min(MIN_REFERENCE_OPENING)).clamp(0.0, 1.0)
+    # Never further through each other than the source's own lids (pressed lips can overlap a little).
+    target = torch.maximum(torch.where(closing, shrunk, moved), own.clamp(max=0.0))
+    step = ((target - moved) * width)[..., None] * normal  # ... x P x 2: the opening's change, along the normal
+    travel = [((transferred[..., idx, :] - source[..., idx, :]) * normal).sum(-1).abs() for idx in (_UPPER, _LOWER)]
+    total = travel[0] + travel[1]
+    upper_share = torch.where(total > 1e-9, travel[0] / total.clamp_min(1e-9), torch.full_like(total, 0.5))[..., None]
+    result = transferred.clone()
+    result[..., _UPPER, :] = transferred[..., _UPPER, :] - step * upper_share
+    result[..., _LOWER, :] = transferred[..., _LOWER, :] + step * (1 - upper_share)
+    return result
