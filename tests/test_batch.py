@@ -119,7 +119,6 @@ def test_a_worker_is_handed_the_next_job_of_its_clip():
 
 def test_a_job_that_kills_its_worker_is_recorded_and_the_rest_finish(tmp_path):
     from crashing_runner import run
-
     from enliven.batch.local import run_on_processes
 
     jobs = [{"source": name, "driving": clip} for clip in ("x", "y") for name in ("a", "poison", "b")]

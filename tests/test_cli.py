@@ -202,3 +202,18 @@ def test_threads_argument_parses() -> None:
     assert parser.parse_args(["--threads", "3"]).threads == 3
     with pytest.raises(SystemExit):
         parser.parse_args(["--threads", "0"])
+
+
+def test_the_program_exits_with_mains_code_and_skips_the_final_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``enliven`` (the console script and ``python -m enliven``) freezes what is alive before exiting, so that the
+    interpreter's last collection does not walk torch's objects (:mod:`enliven.inference.quick_exit`)."""
+    import gc
+
+    from enliven import cli
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    assert exited.value.code == 3 and frozen == [True]

@@ -1,5 +1,3 @@
-import sys
+from enliven.cli import run
 
-from enliven.cli import main
-
-sys.exit(main())
+run()

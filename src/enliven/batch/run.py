@@ -168,9 +168,13 @@ def run_job(job: dict[str, object], output_dir: str, threads: int | None = None)
 def _init_worker(threads: int) -> None:
     """A local worker's start: its share of the cores, and the imports every job needs (torch, MediaPipe), made
     while the batch's first jobs are handed out."""
+    import atexit
+
     from enliven.inference.allocator import keep_freed_memory
+    from enliven.inference.quick_exit import skip_final_collection
     from enliven.inference.threads import set_threads
 
+    atexit.register(skip_final_collection)  # the pool's end waits for its workers' exit
     keep_freed_memory()
     set_threads(threads)
     import enliven.inference.animate  # noqa: F401

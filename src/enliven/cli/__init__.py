@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from enliven.errors import EnlivenError
 
@@ -74,5 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The ``enliven`` program: :func:`main`, then exit without the garbage collector's last pass over torch's and
+    MediaPipe's objects (:mod:`enliven.inference.quick_exit`)."""
+    code = main()
+    from enliven.inference.quick_exit import skip_final_collection
+
+    skip_final_collection()
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
