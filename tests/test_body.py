@@ -117,6 +117,16 @@ def test_retargeting_keeps_a_pose_and_moves_joints_as_the_driver() -> None:
     assert torch.allclose(unseen[LEFT_HIP], still[0, LEFT_HIP], atol=1e-5)
 
 
+def test_a_batch_of_frames_is_retargeted_as_each_frame_alone() -> None:
+    """Every bone of a skeleton level is placed at once, for every frame of a batch (no frame leaks into another)."""
+    generator = torch.Generator().manual_seed(0)
+    source, reference = (torch.rand(1, 33, 2, generator=generator) * 1.6 - 0.8 for _ in range(2))
+    frames = torch.rand(5, 33, 2, generator=generator) * 2.4 - 1.2  # some landmarks outside the frame
+    together = retarget_pose(source, frames, reference, 0.7)
+    alone = torch.cat([retarget_pose(source, frames[i : i + 1], reference, 0.7) for i in range(5)])
+    torch.testing.assert_close(together, alone)
+
+
 def test_the_body_model_runs_and_transfers_relative_motion_by_retargeting() -> None:
     model = build_model(TINY_BODY).eval()
     assert model.keypoint_source.value == "pose"

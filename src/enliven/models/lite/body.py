@@ -15,6 +15,8 @@ person, guessing hidden or cut-off ones, so no point is missing here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -32,7 +34,6 @@ from enliven.pose import (
     RIGHT_SHOULDER,
     SKELETON,
     TORSO_POINTS,
-    Bone,
 )
 
 #: Candidate flows of a body model: identity, the blend, then one per part.
@@ -195,64 +196,135 @@ def retarget_pose(kp_source: Tensor, kp_driving: Tensor, kp_reference: Tensor, s
         necks[3] + (src_head - src_head.mean(1, True)) @ motion[:, :2] + src_head.mean(1, True) + shift * scale
     )
 
-    for bone in SKELETON:
-        # The joint's angle changes as the driver's did; a hinge folds more (or less) as the driver's does, whichever
-        # side of its axis it lies on in the picture (an elbow bent inwards in the photo and outwards in the driving
-        # video still folds when the driver's does; turning it the same way would unfold it).
-        before = _signed_angle(reference, bone)
-        change = _signed_angle(kp_driving, bone) - before
-        change = torch.atan2(torch.sin(change), torch.cos(change))  # wrapped into (-pi, pi]
-        ours = _signed_angle(source, bone)
-        same_side = torch.ones_like(change)
-        if bone.hinge:
-            same_side = torch.where((ours >= 0) == (before >= 0), same_side, -same_side)
-        visible = seen[:, bone.parent] & seen[:, bone.child]
-        angle = ours + torch.where(visible, same_side * change, torch.zeros_like(change))
-        length = _length(kp_driving, bone) / _length(reference, bone).clamp(min=1e-6)
-        length = torch.where(visible, length.clamp(1 / MAX_LENGTH_CHANGE, MAX_LENGTH_CHANGE), torch.ones_like(length))
-        axis = placed[:, bone.axis[1]] - placed[:, bone.axis[0]]
-        direction = _rotate(axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-6),
-                            torch.stack([torch.cos(angle), torch.sin(angle)], -1))  # fmt: skip
-        limb = source[:, bone.child] - source[:, bone.parent]
-        new_limb = direction * (limb.norm(dim=-1, keepdim=True) * length.unsqueeze(-1))
-        placed[:, bone.child] = placed[:, bone.parent] + new_limb
-        turn = _complex_ratio(new_limb, limb)  # how the limb turned: its hand or foot turns with it
-        for follower in bone.followers:
-            placed[:, follower] = placed[:, bone.child] + _rotate(source[:, follower] - source[:, bone.child], turn)
+    # The joint's angle changes as the driver's did; a hinge folds more (or less) as the driver's does, whichever
+    # side of its axis it lies on in the picture (an elbow bent inwards in the photo and outwards in the driving
+    # video still folds when the driver's does; turning it the same way would unfold it). Every bone at once: only
+    # the placing goes parents first, a level of the skeleton at a time.
+    bones = _SKELETON_INDEX
+    before = _signed_angle(reference, bones)  # B x S
+    change = _signed_angle(kp_driving, bones) - before
+    change = torch.atan2(torch.sin(change), torch.cos(change))  # wrapped into (-pi, pi]
+    ours = _signed_angle(source, bones)
+    flip = bones.hinge & ((ours >= 0) != (before >= 0))
+    same_side = torch.where(flip, -torch.ones_like(change), torch.ones_like(change))
+    visible = seen[:, bones.parent] & seen[:, bones.child]
+    angle = ours + torch.where(visible, same_side * change, torch.zeros_like(change))
+    length = _length(kp_driving, bones) / _length(reference, bones).clamp(min=1e-6)
+    length = torch.where(visible, length.clamp(1 / MAX_LENGTH_CHANGE, MAX_LENGTH_CHANGE), torch.ones_like(length))
+    turning = torch.stack([torch.cos(angle), torch.sin(angle)], -1)  # B x S x 2
+    limb = source[:, bones.child] - source[:, bones.parent]  # B x S x 2
+    reach = limb.norm(dim=-1, keepdim=True) * length.unsqueeze(-1)
+    for level in _SKELETON_LEVELS:
+        at = level.bones
+        axis = placed[:, level.axis_end] - placed[:, level.axis_start]
+        direction = _rotate(axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-6), turning[:, at])
+        new_limb = direction * reach[:, at]
+        placed[:, level.child] = placed[:, level.parent] + new_limb
+        if len(level.followers):  # a hand or foot turns with its limb
+            turn = _complex_ratio(new_limb, limb[:, at])[:, level.follower_bone]
+            offset = source[:, level.followers] - source[:, level.follower_child]
+            placed[:, level.followers] = placed[:, level.follower_child] + _rotate(offset, turn)
     return placed
 
 
-def _signed_angle(points: Tensor, bone: Bone) -> Tensor:
-    """``B`` angles (radians, in ``(-pi, pi]``) from a bone's axis to the bone in ``B x 33 x 2`` landmarks."""
-    axis = points[:, bone.axis[1]] - points[:, bone.axis[0]]
-    limb = points[:, bone.child] - points[:, bone.parent]
-    cross = axis[:, 0] * limb[:, 1] - axis[:, 1] * limb[:, 0]
+@dataclass(frozen=True)
+class _Bones:
+    """Bones of :data:`~enliven.pose.SKELETON` as index tensors (``S``-long each)."""
+
+    parent: Tensor
+    child: Tensor
+    axis_start: Tensor
+    axis_end: Tensor
+    hinge: Tensor
+
+
+@dataclass(frozen=True)
+class _Level:
+    """The bones placed together: each one's parent and axis are placed before them (by the torso or a level
+    before). ``bones`` index the skeleton's bones; ``followers`` are the points that turn with them, each hanging
+    from ``follower_child`` of the level's ``follower_bone``-th bone."""
+
+    bones: Tensor
+    parent: Tensor
+    child: Tensor
+    axis_start: Tensor
+    axis_end: Tensor
+    followers: Tensor
+    follower_child: Tensor
+    follower_bone: Tensor
+
+
+def _skeleton_levels() -> tuple[_Bones, tuple[_Level, ...]]:
+    long = lambda values: torch.tensor(list(values), dtype=torch.long)  # noqa: E731
+    bones = _Bones(
+        long(b.parent for b in SKELETON),
+        long(b.child for b in SKELETON),
+        long(b.axis[0] for b in SKELETON),
+        long(b.axis[1] for b in SKELETON),
+        torch.tensor([b.hinge for b in SKELETON]),
+    )
+    placed, levels, left = set(TORSO_POINTS) | set(HEAD_POINTS), [], list(range(len(SKELETON)))
+    while left:
+        ready = [i for i in left if {SKELETON[i].parent, *SKELETON[i].axis} <= placed]
+        if not ready:
+            raise ValueError("SKELETON must list every bone after the bones that place its parent and axis")
+        chosen = [SKELETON[i] for i in ready]
+        followers = [(f, n) for n, b in enumerate(chosen) for f in b.followers]
+        levels.append(
+            _Level(
+                long(ready),
+                long(b.parent for b in chosen),
+                long(b.child for b in chosen),
+                long(b.axis[0] for b in chosen),
+                long(b.axis[1] for b in chosen),
+                long(f for f, _ in followers),
+                long(chosen[n].child for _, n in followers),
+                long(n for _, n in followers),
+            )
+        )
+        placed |= {b.child for b in chosen} | {f for f, _ in followers}
+        left = [i for i in left if i not in ready]
+    return bones, tuple(levels)
+
+
+_SKELETON_INDEX, _SKELETON_LEVELS = _skeleton_levels()
+
+
+def _signed_angle(points: Tensor, bones: _Bones) -> Tensor:
+    """``B x S`` angles (radians, in ``(-pi, pi]``) from each bone's axis to the bone in ``B x 33 x 2`` landmarks."""
+    axis = points[:, bones.axis_end] - points[:, bones.axis_start]
+    limb = points[:, bones.child] - points[:, bones.parent]
+    cross = axis[..., 0] * limb[..., 1] - axis[..., 1] * limb[..., 0]
     return torch.atan2(cross, (axis * limb).sum(-1))
 
 
-def _length(points: Tensor, bone: Bone) -> Tensor:
-    """``B`` lengths of a bone in ``B x 33 x 2`` landmarks."""
-    return (points[:, bone.child] - points[:, bone.parent]).norm(dim=-1)
+def _length(points: Tensor, bones: _Bones) -> Tensor:
+    """``B x S`` lengths of the bones in ``B x 33 x 2`` landmarks."""
+    return (points[:, bones.child] - points[:, bones.parent]).norm(dim=-1)
 
 
 def _complex_ratio(now: Tensor, before: Tensor) -> Tensor:
-    """``B x 2``: the rotation and scaling taking the ``B x 2`` vectors ``before`` to ``now``, as complex numbers
+    """``... x 2``: the rotation and scaling taking the ``... x 2`` vectors ``before`` to ``now``, as complex numbers
     ``now / before`` (1 where ``before`` vanished)."""
     norm = (before * before).sum(-1, keepdim=True)
     ratio = torch.stack(
-        [now[:, 0] * before[:, 0] + now[:, 1] * before[:, 1], now[:, 1] * before[:, 0] - now[:, 0] * before[:, 1]], -1
+        [
+            now[..., 0] * before[..., 0] + now[..., 1] * before[..., 1],
+            now[..., 1] * before[..., 0] - now[..., 0] * before[..., 1],
+        ],
+        -1,
     ) / norm.clamp(min=1e-12)
     identity = torch.zeros_like(ratio)
-    identity[:, 0] = 1.0
+    identity[..., 0] = 1.0
     return torch.where(norm > 1e-12, ratio, identity)
 
 
 def _rotate(vector: Tensor, ratio: Tensor) -> Tensor:
-    """``B x 2`` vectors multiplied by ``B x 2`` complex numbers (rotated and scaled)."""
+    """``... x 2`` vectors multiplied by ``... x 2`` complex numbers (rotated and scaled)."""
     return torch.stack(
         [
-            vector[:, 0] * ratio[:, 0] - vector[:, 1] * ratio[:, 1],
-            vector[:, 0] * ratio[:, 1] + vector[:, 1] * ratio[:, 0],
+            vector[..., 0] * ratio[..., 0] - vector[..., 1] * ratio[..., 1],
+            vector[..., 0] * ratio[..., 1] + vector[..., 1] * ratio[..., 0],
         ],
         -1,
     )
