@@ -205,7 +205,7 @@ def retarget_pose(kp_source: Tensor, kp_driving: Tensor, kp_reference: Tensor, s
     change = _signed_angle(kp_driving, bones) - before
     change = torch.atan2(torch.sin(change), torch.cos(change))  # wrapped into (-pi, pi]
     ours = _signed_angle(source, bones)
-    flip = bones.hinge & ((ours >= 0) != (before >= 0))
+    flip = bones.hinge.to(ours.device) & ((ours >= 0) != (before >= 0))
     same_side = torch.where(flip, -torch.ones_like(change), torch.ones_like(change))
     visible = seen[:, bones.parent] & seen[:, bones.child]
     angle = ours + torch.where(visible, same_side * change, torch.zeros_like(change))
@@ -255,6 +255,8 @@ class _Level:
 
 
 def _skeleton_levels() -> tuple[_Bones, tuple[_Level, ...]]:
+    """:data:`~enliven.pose.SKELETON` as index tensors, and its bones grouped into levels placed one after another
+    (upper arms and thighs from the torso, then forearms and shins)."""
     long = lambda values: torch.tensor(list(values), dtype=torch.long)  # noqa: E731
     bones = _Bones(
         long(b.parent for b in SKELETON),
