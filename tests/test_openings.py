@@ -78,6 +78,17 @@ def test_the_mouth_closes_in_the_drivers_proportion_and_only_lids_and_lips_move(
     torch.testing.assert_close(result[:, others], plain[:, others])
 
 
+def test_a_mouth_at_rest_in_the_reference_keeps_the_transfer_and_lips_never_cross() -> None:
+    """A reference mouth a few hundredths open (the mesh's noise): an open-mouthed photo follows the driver's lips by
+    their displacement, not by a ratio to that noise; a driver pressing its lips does not push the photo's through."""
+    source, reference = face((0.3, 0.3, 0.3)), face((0.3, 0.3, 0.015))
+    driving = torch.cat([face((0.3, 0.3, 0.005)), face((0.3, 0.3, 0.0))])
+    plain = relative_keypoints(Keypoints(source), Keypoints(driving), Keypoints(reference)).value
+    torch.testing.assert_close(transfer(source, driving, reference), plain)
+    pressed = transfer(face((0.3, 0.3, 0.0)), face((0.3, 0.3, -0.01)), face((0.3, 0.3, 0.015)))
+    assert sizes(pressed)[2] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_each_lip_takes_the_share_of_the_move_the_transfer_gave_it() -> None:
     """A jaw that closes moves the lower lip: the correction moves the lower lip too, not the upper."""
     source, reference = face((0.3, 0.3, 0.1)), face((0.3, 0.3, 0.5))

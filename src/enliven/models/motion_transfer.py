@@ -68,8 +68,10 @@ def relative_keypoints(
     return Keypoints(value, jacobian)
 
 
-#: Below this opening (over its width) a reference frame's eye or mouth counts as closed: nothing to scale.
-MIN_REFERENCE_OPENING = 0.02
+#: Openings (over their width) of a reference frame's eye or mouth between which the shrinking in proportion takes
+#: over from the plain transfer: a mouth at rest is a few hundredths open (the mesh's noise), and a ratio to that
+#: would make an open-mouthed photo flicker with every twitch of the driver's lips; an open eye is 0.2-0.4.
+PROPORTIONAL_OPENINGS = (0.02, 0.1)
 
 
 #: Every pair of :data:`~enliven.face_mesh.EYE_AND_LIP_OPENINGS` as landmark indices: its upper and lower point and
@@ -102,8 +104,10 @@ def retarget_openings(transferred: Tensor, source: Tensor, driving: Tensor, refe
     driver's eye closes), a wider one never closes. So wherever the driver's eye (or mouth) is less open than in
     the reference frame, each lid pair is set to the source's own opening shrunk in the driver's proportion
     (closed when the driver's is closed); where it is as open or more, the transfer is kept (the driver's widening
-    added). Each pair moves along the normal of its corners' line, each point by the share of the pair's move that
-    the transfer gave it (a blink moves the upper lid, a jaw the lower lip). Scale-free: pixels or ``[-1, 1]``.
+    added). A reference opening below :data:`PROPORTIONAL_OPENINGS` (a mouth at rest) keeps the transfer, above it
+    the proportion, between them a mix; no pair ever crosses further than the source's own. Each pair moves along
+    the normal of its corners' line, each point by the share of the pair's move that the transfer gave it (a blink
+    moves the upper lid, a jaw the lower lip). Scale-free: pixels or ``[-1, 1]``.
 
     Args:
         transferred: ``B x N x 2`` the source's landmarks moved by the driving frames' displacement (
@@ -117,10 +121,12 @@ def retarget_openings(transferred: Tensor, source: Tensor, driving: Tensor, refe
     """
     moved, normal, width = _openings(transferred)
     own, driven, ref = (_openings(points)[0] for points in (source, driving, reference))
-    closing = (driven < ref) & (ref > MIN_REFERENCE_OPENING)
-    shrunk = own * (driven / ref.clamp_min(MIN_REFERENCE_OPENING)).clamp(0.0, 1.0)
+    low, high = PROPORTIONAL_OPENINGS
+    share = ((ref - low) / (high - low)).clamp(0.0, 1.0)  # of the shrinking in proportion, by the reference's opening
+    shrunk = own * (driven / ref.clamp_min(low)).clamp(0.0, 1.0)
+    target = torch.where(driven < ref, share * shrunk + (1 - share) * moved, moved)
     # Never further through each other than the source's own lids (pressed lips can overlap a little).
-    target = torch.maximum(torch.where(closing, shrunk, moved), own.clamp(max=0.0))
+    target = torch.maximum(target, own.clamp(max=0.0))
     step = ((target - moved) * width)[..., None] * normal  # ... x P x 2: the opening's change, along the normal
     travel = [((transferred[..., idx, :] - source[..., idx, :]) * normal).sum(-1).abs() for idx in (_UPPER, _LOWER)]
     total = travel[0] + travel[1]
