@@ -295,3 +295,24 @@ def test_identity_floor_script_scores_real_frames(dataset: Path) -> None:
             for line in run.stdout.splitlines() if line.startswith("| ") and line[2:3] != "c"}  # fmt: skip
     assert set(rows) >= {"the real frame 1 frame later", "blurred (Gaussian sigma 1 px)"}
     assert all(0 < value < 1.0 for value in rows.values())
+
+
+def test_eye_chain_script_measures_each_link(dataset: Path) -> None:
+    """scripts/eye_chain.py: per cross-identity pair, the driver's eye signal, the source's eyes and both
+    correlations (the mesh's and the protocol's dlib) of a face-mesh model's output."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "eye_chain.py"
+    run = subprocess.run(
+        [sys.executable, str(script), str(dataset), "--split", "test", "--frames", "4"],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if " <- " in line and "source <- driver" not in line]
+    assert len(rows) == 2 and "**mean of 2 pairs**" in run.stdout
+    cells = rows[0].strip("| ").split(" | ")
+    assert len(cells) == 6 and 0 < float(cells[2].split(" / ")[0]) < 1
+    empty = subprocess.run([sys.executable, str(script), str(dataset), "--split", "val"], capture_output=True,
+                           text=True, check=False, timeout=300)  # fmt: skip
+    assert empty.returncode != 0 and "split" in empty.stderr and "Traceback" not in empty.stderr
