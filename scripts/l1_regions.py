@@ -5,7 +5,9 @@ clips and frames (the first 40 of each, as ``--max-frames 40``), into the face (
 face mesh, from the dataset's ``.face_mesh.npy`` sidecars), a 20 px ring around it (hair, ears, neck) and the rest
 (shoulders, background), each as its share of the frame's mean, for the model, the unmoved source (static) and the
 mesh warp; and scores the rest once more for the source moved by optical flow between the real frames (OpenCV's DIS,
-an oracle no landmark-driven model has): how much of the rest motion could explain::
+an oracle no landmark-driven model has): how much of the rest motion could explain; and for the source moved by the
+head's motion (the affine map of the face mesh, everywhere, or on the source's person mask fading 40 px from the
+face): whether the rest follows the head::
 
     python scripts/l1_regions.py ~/enliven-data/faces --split val --model enliven-lite
 """
@@ -13,6 +15,7 @@ an oracle no landmark-driven model has): how much of the rest motion could expla
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -21,6 +24,7 @@ import numpy as np
 from enliven.data import ClipReader, find_clips
 from enliven.evaluate.baselines import MeshWarpBaseline, ModelMethod, StaticBaseline
 from enliven.evaluate.protocols import Task, read_frames, run_method
+from enliven.preprocess.person import PersonSegmenter
 from enliven.types import MotionMode
 from enliven.weights.loader import load_model
 
@@ -46,6 +50,47 @@ def oracle(source: np.ndarray, frame: np.ndarray, flow: cv2.DISOpticalFlow) -> n
                      borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
 
 
+def region_shares(
+    images: Sequence[np.ndarray], frames: np.ndarray, masks: Sequence[tuple[np.ndarray, ...]]
+) -> np.ndarray:
+    """Mean L1 (``[0, 1]`` units) of ``images`` against the real ``frames``, and its shares in each frame's face, ring
+    and rest (``masks``, as :func:`regions` gives them): four numbers."""
+    errors = np.abs(np.asarray(images, dtype=np.float32) - frames).mean(-1) / 255  # N x H x W
+    shares = [np.mean([(e * m[k]).sum() / e.size for e, m in zip(errors, masks, strict=True)]) for k in range(3)]
+    return np.array([errors.mean(), *shares])
+
+
+ORACLE_ROW = "the source moved by optical flow between the real frames (oracle)"
+#: The head's motion outside the face, by how far from the face it fades (None: it does not, and moves everything).
+HEAD_ROWS = {
+    "the source moved by the head's affine map, everywhere": None,
+    "the same on the source's person mask, fading 40 px from the face": 40.0,
+}
+
+
+def head_moved(
+    source: np.ndarray,
+    person: np.ndarray,
+    source_mesh: np.ndarray,
+    mesh: np.ndarray,
+    face: np.ndarray,
+    fade: float | None,
+) -> np.ndarray:
+    """The source moved by the head: the least-squares affine map from ``mesh`` to ``source_mesh`` (``468 x 2``
+    pixels), everywhere (``fade`` None) or weighted by the ``person`` mask (``H x W`` in ``[0, 1]``) of the source at
+    the sampled point and by a Gaussian of the distance from the ``face`` mask, ``fade`` pixels wide."""
+    size = source.shape[0]
+    ys, xs = np.mgrid[:size, :size].astype(np.float32)
+    solution, *_ = np.linalg.lstsq(np.c_[mesh, np.ones(len(mesh))], source_mesh, rcond=None)
+    to_x = (xs * solution[0, 0] + ys * solution[1, 0] + solution[2, 0]).astype(np.float32)
+    to_y = (xs * solution[0, 1] + ys * solution[1, 1] + solution[2, 1]).astype(np.float32)
+    if fade is not None:
+        distance = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5)
+        weight = cv2.remap(person, to_x, to_y, cv2.INTER_LINEAR) * np.exp(-0.5 * (distance / fade) ** 2)
+        to_x, to_y = xs + weight * (to_x - xs), ys + weight * (to_y - ys)
+    return cv2.remap(source, to_x, to_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, help="a prepared face dataset with face-mesh sidecars")
@@ -62,7 +107,8 @@ def main() -> None:
     flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     reader = ClipReader()
     sums = {method.name: np.zeros(4) for method in methods}
-    rest_oracle, used = 0.0, 0
+    used, segmenter = 0, PersonSegmenter()
+    rest = dict.fromkeys([ORACLE_ROW, *HEAD_ROWS], 0.0)
     for clip in clips:
         sidecar = root / args.split / f"{clip.name}.face_mesh.npy"
         if not sidecar.is_file():
@@ -73,12 +119,13 @@ def main() -> None:
         masks = [regions(mesh, 256) for mesh in meshes]
         for method in methods:
             outputs, _ = run_method(method, Task(clip, clip), frames[0], frames)
-            error = np.abs(outputs.astype(np.float32) - frames).mean(-1) / 255  # N x H x W
-            shares = [np.mean([(e * m[k]).sum() / e.size for e, m in zip(error, masks, strict=True)])
-                      for k in range(3)]  # fmt: skip
-            sums[method.name] += [error.mean(), *shares]
-        moved = [np.abs(oracle(frames[0], frame, flow).astype(np.float32) - frame).mean(-1) / 255 for frame in frames]
-        rest_oracle += np.mean([(e * m[2]).sum() / e.size for e, m in zip(moved, masks, strict=True)])
+            sums[method.name] += region_shares(outputs, frames, masks)
+        rest[ORACLE_ROW] += region_shares([oracle(frames[0], frame, flow) for frame in frames], frames, masks)[3]
+        person = segmenter.mask(frames[0])
+        for name, fade in HEAD_ROWS.items():
+            moved = [head_moved(frames[0], person, meshes[0], mesh, mask[0], fade)
+                     for mesh, mask in zip(meshes, masks, strict=True)]  # fmt: skip
+            rest[name] += region_shares(moved, frames, masks)[3]
         used += 1
     for method in methods:
         method.close()
@@ -87,7 +134,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, values in sums.items():
         print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values / used) + " |")
-    print(f"| source moved by optical flow between the real frames (oracle) | | | | {rest_oracle / used:.4f} |")
+    for name, value in rest.items():
+        print(f"| {name} | | | | {value / used:.4f} |")
 
 
 if __name__ == "__main__":
