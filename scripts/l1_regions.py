@@ -129,6 +129,7 @@ def main() -> None:
         used += 1
     for method in methods:
         method.close()
+    segmenter.close()
     print(f"\n{used} clips of {args.split}, first {args.frames} frames; shares of the frame's mean L1:\n")
     print(f"| method | L1 | face | ring ({RING} px) | rest |")
     print("|---|---|---|---|---|")
