@@ -11,7 +11,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import tiny_fomm_document
+from conftest import assert_reproduces_reference, tiny_fomm_document
 from enliven.config.fomm import FOMM_PRESETS
 from enliven.errors import ConfigError
 from enliven.models.fomm import (
@@ -165,7 +165,7 @@ def test_single_prediction_matches_reference(tiny: dict) -> None:
         torch.from_numpy(exp["kp_driving_value"][3:4]), torch.from_numpy(exp["kp_driving_jacobian"][3:4])
     )
     out = model.generate(model.encode_source(tiny["source"]), kp_driving)
-    assert _max_diff(out.prediction, exp["single_prediction_frame3"]) < 1e-3
+    assert_reproduces_reference(out.prediction.numpy(), exp["single_prediction_frame3"])
     assert _max_diff(out.motion.mask, exp["single_mask_frame3"]) < 1e-3
     assert _max_diff(out.motion.occlusion[0], exp["single_occlusion_frame3"]) < 1e-3
 
@@ -188,7 +188,7 @@ def test_animation_modes_match_reference(tiny: dict, name: str, mode: MotionMode
     scale = movement_scale(encoding.keypoints, kp_reference) if adapt else 1.0
     kp_new = model.transfer_motion(encoding.keypoints, kp_driving, kp_reference, mode, scale=scale)
     frames = model.generate(encoding, kp_new).prediction.permute(0, 2, 3, 1)
-    assert _max_diff(frames, tiny["expected"][name]) < 1e-3
+    assert_reproduces_reference(frames.numpy(), tiny["expected"][name])  # an AVX2 CPU: 1 value of 1.57 M 1.1e-3 off
 
 
 @torch.no_grad()
