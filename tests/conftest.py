@@ -47,9 +47,9 @@ def assert_reproduces_reference(
 
     The budget holds on the CPU the vectors were made on. On another one (an AVX-512 Xeon here: oneDNN and MKL sum
     in another order; an AVX2 EPYC too) a handful of pixels miss it: FOMM, 3 (1) of 1.57 M values, by at most 1.2e-3
-    (1.1e-3). So, by default: at
-    most one value in 100,000 beyond the budget, none beyond 3x it, and a mean error a hundredth of the smallest
-    gap between two motion modes (0.01 on average); ill-conditioned models pass their own, measured, bounds.
+    (1.1e-3). So, by default: at most one value in 100,000 beyond the budget, none beyond 3x it, and a mean error a
+    hundredth of the smallest gap between two motion modes (0.01 on average); ill-conditioned models pass their own,
+    measured, bounds.
     """
     error = np.abs(np.asarray(got, dtype=np.float64) - expected)
     beyond = int((error > REFERENCE_IMAGE_TOLERANCE).sum())
