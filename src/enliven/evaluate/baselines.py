@@ -6,8 +6,8 @@
   source's landmarks plus anchor points on the image border. Each triangle gets its own affine map (solved exactly
   from its three corners); the maps are rasterised into one dense sampling grid and applied with a single bilinear
   ``cv2.remap``, which is the classical per-triangle warp without its per-triangle copies. Driven by another face
-  (relative motion), the eyelids and lips are retargeted as the face models' are
-  (:func:`~enliven.models.motion_transfer.retarget_openings`).
+  (relative motion), the eyelids and lips are retargeted and the mesh kept whole as the face models' are
+  (:func:`~enliven.models.motion_transfer.retarget_openings`, :func:`~enliven.models.motion_transfer.keep_mesh_whole`).
 
 * ``part warp`` ("no learning", bodies): MediaPipe pose landmarks of the source and of each driving frame; each body
   part (torso, head, limbs) moved by its own transform and the parts blended by the distance to their bones, the
@@ -27,7 +27,7 @@ import torch
 from enliven.face_mesh import NUM_FACE_MESH_POINTS, border_anchor_points, delaunay_triangles
 from enliven.inference.animator import Animator
 from enliven.models.base import MotionTransferModel
-from enliven.models.motion_transfer import retarget_openings
+from enliven.models.motion_transfer import keep_mesh_whole, retarget_openings
 from enliven.pose import part_warp_map
 from enliven.preprocess._deps import import_cv2
 from enliven.types import MotionMode
@@ -195,11 +195,11 @@ class MeshWarpBaseline(_LandmarkWarp):
         num_face = len(points)
         source_points = self._source_points[:num_face]
         moved = self._target(source_points, points)
-        if self.mode is MotionMode.RELATIVE:  # the eyelids and lips retargeted as the face-mesh models' are
+        if self.mode is MotionMode.RELATIVE:  # as the face-mesh models' relative motion
             assert self._reference is not None
-            as_tensors = (torch.from_numpy(np.asarray(a, dtype=np.float32))[None]
-                          for a in (moved, source_points, points, self._reference))  # fmt: skip
-            moved = retarget_openings(*as_tensors)[0].numpy()
+            arrays = (moved, source_points, points, self._reference)
+            transferred, source, driving, reference = (torch.from_numpy(np.float32(a))[None] for a in arrays)
+            moved = keep_mesh_whole(retarget_openings(transferred, source, driving, reference), source)[0].numpy()
         target = np.concatenate([moved, self._source_points[num_face:]])
         self._last = piecewise_affine_warp(self._source, self._source_points, target, self._triangles)
         return self._last

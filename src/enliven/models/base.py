@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from enliven.models.motion_transfer import relative_keypoints, retarget_openings
+from enliven.models.motion_transfer import keep_mesh_whole, relative_keypoints, retarget_openings
 from enliven.types import GeneratorOutput, Keypoints, LandmarkKind, MotionMode
 
 
@@ -106,8 +106,9 @@ class MotionTransferModel(nn.Module, ABC):
         scale: float = 1.0,
     ) -> Keypoints:
         """Turn driving keypoints into the keypoints the generator is driven with (relative motion of face-mesh
-        landmarks retargets the eyelids and lips as openings:
-        :func:`~enliven.models.motion_transfer.retarget_openings`).
+        landmarks retargets the eyelids and lips as openings,
+        :func:`~enliven.models.motion_transfer.retarget_openings`, and keeps the mesh from tearing,
+        :func:`~enliven.models.motion_transfer.keep_mesh_whole`).
 
         Args:
             kp_source: source keypoints (batch 1).
@@ -125,7 +126,8 @@ class MotionTransferModel(nn.Module, ABC):
             if kp_reference is None:
                 raise ValueError("relative motion needs the reference driving keypoints")
             moved = relative_keypoints(kp_source, kp_driving, kp_reference, scale=scale)
-            if self.keypoint_source is KeypointSource.FACE_MESH:  # lids and lips that never pass through each other
-                return Keypoints(retarget_openings(moved.value, kp_source.value, kp_driving.value, kp_reference.value))
+            if self.keypoint_source is KeypointSource.FACE_MESH:  # lids and lips that never pass through each other,
+                opened = retarget_openings(moved.value, kp_source.value, kp_driving.value, kp_reference.value)
+                return Keypoints(keep_mesh_whole(opened, kp_source.value))  # and a face that is never torn apart
             return moved
         raise NotImplementedError(f"{type(self).__name__} does not implement mode {mode.value}")

@@ -5,16 +5,23 @@ FOMM Sec. 3.4 ("relative motion transfer"): ``kp_new = kp_source + s * (kp_drivi
 ratio of the keypoints' convex-hull areas (``sqrt(area_source / area_reference)``).
 
 For face-mesh landmarks the eyelids and lips are then retargeted as openings (:func:`retarget_openings`): a
-displacement that closes the driver's eye would push a narrower source eye's lids through each other.
+displacement that closes the driver's eye would push a narrower source eye's lids through each other; and the mesh is
+kept whole (:func:`keep_mesh_whole`): a driver turning towards the camera would tear a photo in profile apart.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from enliven.face_mesh import EYE_AND_LIP_OPENINGS
+from enliven.face_mesh import (
+    EYE_AND_LIP_OPENINGS,
+    NUM_FACE_MESH_POINTS,
+    delaunay_triangles,
+)
 from enliven.geometry import inverse_2x2
 from enliven.polygons import convex_hull_area
 from enliven.types import Keypoints
@@ -134,4 +141,136 @@ def retarget_openings(transferred: Tensor, source: Tensor, driving: Tensor, refe
     result = transferred.clone()
     result[..., _UPPER, :] = transferred[..., _UPPER, :] - step * upper_share
     result[..., _LOWER, :] = transferred[..., _LOWER, :] + step * (1 - upper_share)
+    return result
+
+
+#: How far relative motion may stretch a triangle of the face mesh (its area over its area in the source) before
+#: :func:`keep_mesh_whole` holds its corners back. A driver turning from a side view to the camera asks a photo in
+#: profile for what it does not show (the far cheek): on the validation pairs such turns stretch some triangle 7 to
+#: 44 times (median over frames), frontal pairs at most 3.2 times, and a 30-degree turn asked of a frontal photo
+#: (``--edit yaw=30``) past 4 in places (it turns 26 degrees instead of 29).
+MAX_TRIANGLE_GROWTH = 4.0
+#: Triangles under this share of the median triangle's area in the source are not watched (slivers, whose area
+#: ratio is noise).
+MIN_WATCHED_AREA = 0.3
+#: Each round, the corners of a triangle stretched too far keep this share of their motion beyond the
+#: face's similarity; after :data:`_GUARD_ROUNDS` rounds it is 0.7^12 = 1.4 % of it.
+_GUARD_KEEP, _GUARD_ROUNDS = 0.7, 12
+
+
+@lru_cache(maxsize=8)
+def _watched(source_points: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The triangles :func:`keep_mesh_whole` watches in a source's face mesh (``float64`` bytes of its ``468 x 2``
+    points): the Delaunay triangulation of its points less the slivers and the triangles across an eye or the mouth;
+    ``T x 3`` indices and their ``T`` signed areas in the source."""
+    points = np.frombuffer(source_points, dtype=np.float64).reshape(NUM_FACE_MESH_POINTS, 2)
+    triangles = delaunay_triangles(points)
+    triangles = triangles[~_across_openings(points, triangles)]
+    areas = _signed_areas(points, triangles)
+    keep = np.abs(areas) >= MIN_WATCHED_AREA * np.median(np.abs(areas))
+    return triangles[keep], areas[keep]
+
+
+def _across_openings(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """``T`` booleans: whether each of ``T x 3`` triangles of ``468 x 2`` face-mesh points joins a point above an eye's
+    or the mouth's slit to a point below it. A closed mouth's triangulation joins the lips across the slit in many
+    ways (through the lips' inner ring or the rings around it); those triangles close to nothing on a blink and grow
+    many times as a mouth opens (:func:`retarget_openings` keeps that in bounds), so the guard does not watch them.
+
+    The slit runs from one corner of the opening through the midpoints of its lid (lip) pairs to the other corner,
+    in the frame of the corners' line; a point within a quarter of the opening's width of it on either side
+    (sideways) and half its width (across) is above or below it, its upper lid (lip) points above, its lower below.
+    """
+    across = np.zeros(len(triangles), dtype=bool)
+    for (corner_a, corner_b), pairs in EYE_AND_LIP_OPENINGS:
+        upper, lower = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+        axis = points[corner_b] - points[corner_a]
+        width = float(np.linalg.norm(axis))
+        along_unit = axis / max(width, 1e-9)
+        normal = np.array([-along_unit[1], along_unit[0]])
+        normal = normal if normal[1] >= 0 else -normal  # down the image
+        offsets = points - points[corner_a]
+        along, down = offsets @ along_unit, offsets @ normal
+        slit = np.concatenate([[0.0], (down[upper] + down[lower]) / 2, [0.0]])
+        slit_at = np.concatenate([[0.0], (along[upper] + along[lower]) / 2, [width]])
+        order = np.argsort(slit_at)
+        side = np.sign(down - np.interp(along, slit_at[order], slit[order]))  # +1 below the slit
+        side[upper], side[lower], side[[corner_a, corner_b]] = -1.0, 1.0, 0.0
+        near = (along > -0.25 * width) & (along < 1.25 * width) & (np.abs(down) < 0.5 * width)
+        corners = np.where(near, side, 0.0)[triangles]
+        across |= (corners < 0).any(axis=1) & (corners > 0).any(axis=1)
+    return across
+
+
+def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Signed areas ``... x T`` of ``T x 3`` triangles of ``... x N x 2`` points."""
+    a, b, c = (points[..., triangles[:, k], :] for k in range(3))
+    return 0.5 * ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
+
+
+def similarity_fit(source: np.ndarray, moved: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The similarity (rotation, one scale, translation; never a mirror) that maps ``source``'s points (``1 x N x 2``
+    or ``B x N x 2``) closest to ``moved`` (``B x N x 2``) in least squares, and its scale ``B``: with the points
+    as complex numbers about their means, ``moved = a * source`` for ``a = sum(conj(source) * moved) /
+    sum(|source|^2)``, the scale ``|a|``. Returns the source moved by it, ``B x N x 2``, and the scale."""
+    source = np.broadcast_to(source, moved.shape)
+    moved_mean = moved.mean(axis=1, keepdims=True)
+    centred_source, centred_moved = source - source.mean(axis=1, keepdims=True), moved - moved_mean
+    z = centred_source[..., 0] + 1j * centred_source[..., 1]
+    a = (np.conj(z) * (centred_moved[..., 0] + 1j * centred_moved[..., 1])).sum(axis=1, keepdims=True)
+    a = a / np.maximum((np.abs(z) ** 2).sum(axis=1, keepdims=True), 1e-12)
+    fitted = a * z
+    return moved_mean + np.stack((fitted.real, fitted.imag), axis=-1), np.abs(a[:, 0])
+
+
+def keep_mesh_whole(moved: Tensor, source: Tensor) -> Tensor:
+    """Face-mesh landmarks moved by relative motion, held back where they would tear the face apart.
+
+    Relative motion adds the driver's displacements to a source whose face may be turned otherwise: a driver who
+    turns from a side view towards the camera stretches the near side of a photo in profile over the background,
+    and the renderer tears its nose and lips into strips. Here every triangle of the source's mesh (its Delaunay
+    triangulation, less slivers and the triangles inside the eyes and the mouth) that would grow past
+    :data:`MAX_TRIANGLE_GROWTH` times its area has its corners' motion beyond the face's similarity
+    (:func:`similarity_fit`: the head's shift, turn in the image and scale) shrunk, a round at a time, until none
+    does: the face turns less, in one piece. Triangles that turn over are left alone: the far cheek's do as a head
+    turns. Frontal faces driven by frontal faces are not touched. Scale-free: pixels or ``[-1, 1]``.
+
+    Args:
+        moved: ``B x N x 2`` the source's landmarks moved by the driving frames, ``N >= 468`` face-mesh points
+            first (the rest is returned as it is); rows with NaN are returned as they are.
+        source: ``1 x N x 2`` the source's landmarks.
+
+    Returns:
+        ``B x N x 2`` landmarks (a new tensor).
+    """
+    count = NUM_FACE_MESH_POINTS
+    face = moved[:, :count].detach().to("cpu", torch.float64).numpy()  # small arrays: numpy is quicker than torch
+    found = np.isfinite(face).all(axis=(1, 2))  # rows of NaN: frames before the driver's first face
+    result = moved.clone()
+    if not found.any():
+        return result
+    source_points = source[:, :count].detach().to("cpu", torch.float64).numpy()
+    triangles, source_areas = _watched(source_points[0].tobytes())
+    face = face[found]
+    rigid, scale = similarity_fit(source_points, face)
+    rigid_areas = source_areas * scale[:, None] ** 2  # B x T: the source's, scaled as the whole face is
+    torn = _signed_areas(face, triangles) / rigid_areas > MAX_TRIANGLE_GROWTH  # B x T
+    if not torn.any():
+        return result
+    beyond = face - rigid
+    held = np.zeros(face.shape[:2], dtype=bool)  # B x 468: the corners ever held back
+    for _ in range(_GUARD_ROUNDS):
+        hits = np.zeros(face.shape[:2], dtype=bool)
+        rows = np.nonzero(torn)[0]
+        hits[np.repeat(rows, 3), triangles[np.nonzero(torn)[1]].reshape(-1)] = True
+        beyond[hits] *= _GUARD_KEEP
+        held |= hits
+        torn = _signed_areas(rigid + beyond, triangles) / rigid_areas > MAX_TRIANGLE_GROWTH
+        if not torn.any():
+            break
+    kept = np.where(held[..., None], rigid + beyond, face)
+    rows = torch.from_numpy(np.nonzero(found)[0]).to(moved.device)
+    result[rows, :count] = torch.where(
+        torch.from_numpy(held[..., None]).to(moved.device), torch.from_numpy(kept).to(moved), result[rows, :count]
+    )  # untouched points exactly as they were
     return result
