@@ -27,6 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "assets" / "source-astronaut.jpg"
 CLIP = REPO / "assets" / "driving-grid-bbaf2n.mpg"
 CLIP_FRAMES = 75  # 3 s at 25 fps
+# Tests of what the loop does with every frame play the clip slower than real time, so that a loaded 2-core CI machine
+# keeps up (there, at 25 fps, the loop showed 55 of 75 frames); speed is measured by benchmarks/live_latency.py and
+# `enliven live --bench`, not by unit tests.
+UNHURRIED_FPS = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +163,7 @@ def test_lost_device_is_retried_then_reported(monkeypatch, clip):
 # -- the session and the loop ---------------------------------------------------------------------------------------
 def test_run_live_animates_every_frame_and_follows_the_mouth(fresh, clip):
     collect = Collect()
-    with frames_camera(clip) as camera:
+    with frames_camera(clip, fps=UNHURRIED_FPS) as camera:
         report = run_live(fresh, camera, [collect])
     assert collect.closed
     assert report.shown_frames == len(collect.frames) >= 0.8 * CLIP_FRAMES
@@ -287,6 +291,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_until_listening(port: int, server: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Wait until something listens on the loopback ``port``, read from /proc/net/tcp: a probing connection would use
+    up ffmpeg's one ``-listen 1`` client (a fixed sleep was too short on a loaded machine)."""
+    table = Path("/proc/net/tcp")
+    if not table.exists():
+        time.sleep(2.0)
+        return
+    wanted = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.stderr.read().decode(errors="replace")
+        rows = [line.split() for line in table.read_text().splitlines()[1:]]
+        if any(row[1] == wanted and row[3] == "0A" for row in rows):  # 0A: LISTEN
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the RTMP receiver did not listen on port {port} within {timeout:.0f} s")
+
+
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="Debian's ffmpeg (the RTMP receiver) is not installed")
 def test_stream_reaches_a_real_rtmp_server(fresh, tmp_path):
     port = _free_port()
@@ -297,7 +319,7 @@ def test_stream_reaches_a_real_rtmp_server(fresh, tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        time.sleep(0.5)  # the receiver listens
+        _wait_until_listening(port, server)
         with Camera.open(CLIP) as camera:
             stream = StreamOutput(url, camera.fps)
             run_live(fresh, camera, [stream])
@@ -442,7 +464,7 @@ def test_virtual_camera_gets_every_frame_at_the_camera_size(monkeypatch, fresh, 
     VirtualCameraOutput.check_available()
     sent.clear()
     output = VirtualCameraOutput(25.0)
-    with frames_camera(clip[:20]) as camera:
+    with frames_camera(clip[:20], fps=UNHURRIED_FPS) as camera:
         run_live(fresh, camera, [output])
     assert sent[-1] == "closed" and len(sent) >= 15 and sent[0].shape == clip[0].shape
 
