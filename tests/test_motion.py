@@ -141,6 +141,11 @@ def test_edits_move_what_they_name() -> None:
     assert measure(ExpressionEdit(blink=1).apply(face))[3] < 0.2 * eye
     opened = ExpressionEdit(mouth=1).apply(face)
     assert measure(ExpressionEdit(mouth=-1).apply(opened))[2] < 0.5 * mouth  # lips together (the mean face's part)
+    # each lip moves whole: as thick as it was (outer to inner line, through the middle rings), the lower one lower
+    for lip in ((0, 11, 12, 13), (17, 16, 15, 14)):
+        thickness = np.diff(face[0, lip, 1]), np.diff(opened[0, lip, 1])
+        np.testing.assert_allclose(thickness[1], thickness[0], atol=0.05 * abs(thickness[0].sum()))
+    assert opened[0, 16, 1] - face[0, 16, 1] > 10 and abs(opened[0, 11, 1] - face[0, 11, 1]) < 0.5
     brows = ExpressionEdit(brows=1).apply(face)
     assert brows[0, 105, 1] < face[0, 105, 1] - 3 and brows[0, 1, 1] == pytest.approx(face[0, 1, 1])
 

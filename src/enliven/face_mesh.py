@@ -38,6 +38,13 @@ INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 3
 UPPER_INNER_LIP_MIDDLE = (80, 81, 82, 13, 312, 311, 310)
 #: The outer lip line as a closed loop (FACEMESH_LIPS, outer ring): the region the mouth loss weights.
 OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
+#: The two rings of the lips between OUTER_LIPS and INNER_LIPS, outer first, each from its right corner along the upper
+#: lip and back along the lower (like OUTER_LIPS). With the outer and inner rings they are exactly the mesh points
+#: inside the outer lip line.
+MIDDLE_LIP_RINGS = (
+    (76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306, 307, 320, 404, 315, 16, 85, 180, 90, 77),
+    (62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292, 325, 319, 403, 316, 15, 86, 179, 89, 96),
+)
 #: The eye outlines as closed loops (MediaPipe's FACEMESH_RIGHT_EYE and FACEMESH_LEFT_EYE: the corner, the lower lid,
 #: the other corner, the upper lid back).
 RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)

@@ -17,6 +17,7 @@ from functools import cache
 import numpy as np
 
 from enliven.errors import InputError
+from enliven.face_mesh import MIDDLE_LIP_RINGS
 from enliven.motion.pose import HeadPose, canonical_face, compose, decompose
 
 # Face-mesh indices. "Left"/"right" are the image's (the subject's right eye is on the image's left).
@@ -26,6 +27,12 @@ UPPER_LIP = (0, 37, 39, 40, 185, 267, 269, 270, 409, 13, 82, 81, 80, 191, 312, 3
 LOWER_INNER_LIP = (95, 88, 178, 87, 14, 317, 402, 318, 324)
 UPPER_INNER_LIP = (191, 80, 81, 82, 13, 312, 311, 310, 415)  # the upper partner of each LOWER_INNER_LIP point
 LOWER_OUTER_LIP = (146, 91, 181, 84, 17, 314, 405, 321, 375)
+# The lips' middle rings (face_mesh.MIDDLE_LIP_RINGS) split into the upper lip's, the lower lip's and their corners:
+# each lip moves whole, or opening the jaw stretches the lips (the upper one held by its outer and inner rings only
+# grew 4.6 to 6.8 times thicker with mouth=1 on the bundled photo).
+UPPER_LIP_MIDDLE = tuple(i for ring in MIDDLE_LIP_RINGS for i in ring[1:10])
+LOWER_LIP_MIDDLE = tuple(i for ring in MIDDLE_LIP_RINGS for i in ring[11:])
+MIDDLE_MOUTH_CORNERS = tuple(i for ring in MIDDLE_LIP_RINGS for i in (ring[0], ring[10]))
 CHIN = (152, 148, 176, 149, 150, 377, 400, 378, 379, 199, 175, 200, 18)
 NOSE = (1, 2, 4, 5, 195, 197, 6, 168)
 EYE_UPPER_LIDS = ((246, 161, 160, 159, 158, 157, 173), (398, 384, 385, 386, 387, 388, 466))
@@ -154,16 +161,18 @@ class ExpressionEdit:
         """``T x 468 x 2`` offsets of the frontal face's landmarks for the expression controls."""
         total = np.zeros_like(expression)
         face = canonical_face()[:, :2]
+        lower = LOWER_INNER_LIP + LOWER_LIP_MIDDLE + LOWER_OUTER_LIP + CHIN
+        upper = UPPER_LIP + UPPER_LIP_MIDDLE + NOSE
         if self.mouth > 0:
-            lower = LOWER_INNER_LIP + LOWER_OUTER_LIP + CHIN
             moves = {i: (0.0, MOUTH_OPEN_DROP * self.mouth) for i in lower}
-            moves.update({i: (0.0, 0.5 * MOUTH_OPEN_DROP * self.mouth) for i in MOUTH_CORNERS + INNER_MOUTH_CORNERS})
-            total += _spread(moves, UPPER_LIP + NOSE, 0.18)[None]
+            corners = MOUTH_CORNERS + MIDDLE_MOUTH_CORNERS + INNER_MOUTH_CORNERS
+            moves.update({i: (0.0, 0.5 * MOUTH_OPEN_DROP * self.mouth) for i in corners})
+            total += _spread(moves, upper, 0.18)[None]
         elif self.mouth < 0:  # lips together: the lower lip rises by its gap to the upper, per frame
             current = face[None] + expression
             gap = current[:, UPPER_INNER_LIP, 1] - current[:, LOWER_INNER_LIP, 1]  # negative when open
             rise = -self.mouth * np.minimum(gap, 0.0).mean(axis=1)  # T, negative: up
-            unit = _spread({i: (0.0, 1.0) for i in LOWER_INNER_LIP + LOWER_OUTER_LIP + CHIN}, UPPER_LIP + NOSE, 0.18)
+            unit = _spread({i: (0.0, 1.0) for i in lower}, upper, 0.18)
             total += rise[:, None, None] * unit[None]
         if self.smile:
             left, right = MOUTH_CORNERS
