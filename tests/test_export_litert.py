@@ -68,7 +68,19 @@ def test_anti_alias_downsampling_picks_the_pixels_interpolate_picks() -> None:
 # --- tiny models of every family -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=sorted(TINY_CONFIGS))
+#: The families whose tiny tflite export runs in the default suite: the default model (its graphs without keypoints);
+#: a learned-keypoints family (FOMM) is exported by the command-line test below. Each conversion takes 45-85 s on a
+#: 2-core machine, so the others run with ``-m slow``.
+DEFAULT_SUITE_FAMILIES = ("lite",)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        family if family in DEFAULT_SUITE_FAMILIES else pytest.param(family, marks=pytest.mark.slow)
+        for family in sorted(TINY_CONFIGS)
+    ],
+)
 def tflite_export(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A tiny random model of each family, exported to float32 LiteRT and checked once for the module."""
     _needs_converter()
@@ -122,6 +134,7 @@ def test_tflite_runs_a_batch_frame_by_frame(tflite_export) -> None:
     assert (actual - expected).abs().max() <= TOLERANCE
 
 
+@pytest.mark.slow  # two conversions and a calibration: ~110 s on a 2-core machine
 def test_quantised_tflite_exports(tmp_path: Path) -> None:
     """float16 weights, and int8 convolutions calibrated on the bundled clip's faces; both are checked on those
     real frames, and int8 is the smaller file."""
