@@ -154,6 +154,7 @@ def test_quantised_tflite_exports(tmp_path: Path) -> None:
     assert sizes["int8"] < sizes["float16"]
 
 
+@pytest.mark.slow  # ~45 s; the default suite converts with the same tracing to LiteRT (above and the CLI test)
 def test_tensorflow_savedmodel_export(tmp_path: Path) -> None:
     _needs_converter()
     pytest.importorskip("tensorflow")

@@ -38,7 +38,8 @@ browser = pytest.mark.skipif(
 
 
 @browser
-@pytest.mark.parametrize("frontend", ["lab", "notebook", "voila"])
+# Notebook 7 is built from JupyterLab's parts: the classic frontend runs with -m slow (36 s), lab and voila by default.
+@pytest.mark.parametrize("frontend", ["lab", pytest.param("notebook", marks=pytest.mark.slow), "voila"])
 def test_the_app_in_a_browser(frontend, capsys):
     from enliven.notebook.bench import drive_app
 
