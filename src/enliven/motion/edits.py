@@ -35,6 +35,9 @@ LOWER_LIP_MIDDLE = tuple(i for ring in MIDDLE_LIP_RINGS for i in ring[11:])
 MIDDLE_MOUTH_CORNERS = tuple(i for ring in MIDDLE_LIP_RINGS for i in (ring[0], ring[10]))
 CHIN = (152, 148, 176, 149, 150, 377, 400, 378, 379, 199, 175, 200, 18)
 NOSE = (1, 2, 4, 5, 195, 197, 6, 168)
+#: What the mouth control moves (the lower lip whole and the chin) and what it holds (the upper lip whole, the nose).
+JAW = LOWER_INNER_LIP + LOWER_LIP_MIDDLE + LOWER_OUTER_LIP + CHIN
+HELD_BY_JAW_MOVES = UPPER_LIP + UPPER_LIP_MIDDLE + NOSE
 EYE_UPPER_LIDS = ((246, 161, 160, 159, 158, 157, 173), (398, 384, 385, 386, 387, 388, 466))
 EYE_LOWER_LIDS = ((7, 163, 144, 145, 153, 154, 155), (382, 381, 380, 374, 373, 390, 249))
 EYE_CORNER_POINTS = (33, 133, 263, 362)
@@ -161,18 +164,16 @@ class ExpressionEdit:
         """``T x 468 x 2`` offsets of the frontal face's landmarks for the expression controls."""
         total = np.zeros_like(expression)
         face = canonical_face()[:, :2]
-        lower = LOWER_INNER_LIP + LOWER_LIP_MIDDLE + LOWER_OUTER_LIP + CHIN
-        upper = UPPER_LIP + UPPER_LIP_MIDDLE + NOSE
         if self.mouth > 0:
-            moves = {i: (0.0, MOUTH_OPEN_DROP * self.mouth) for i in lower}
+            moves = {i: (0.0, MOUTH_OPEN_DROP * self.mouth) for i in JAW}
             corners = MOUTH_CORNERS + MIDDLE_MOUTH_CORNERS + INNER_MOUTH_CORNERS
             moves.update({i: (0.0, 0.5 * MOUTH_OPEN_DROP * self.mouth) for i in corners})
-            total += _spread(moves, upper, 0.18)[None]
+            total += _spread(moves, HELD_BY_JAW_MOVES, 0.18)[None]
         elif self.mouth < 0:  # lips together: the lower lip rises by its gap to the upper, per frame
             current = face[None] + expression
             gap = current[:, UPPER_INNER_LIP, 1] - current[:, LOWER_INNER_LIP, 1]  # negative when open
             rise = -self.mouth * np.minimum(gap, 0.0).mean(axis=1)  # T, negative: up
-            unit = _spread({i: (0.0, 1.0) for i in lower}, upper, 0.18)
+            unit = _spread({i: (0.0, 1.0) for i in JAW}, HELD_BY_JAW_MOVES, 0.18)
             total += rise[:, None, None] * unit[None]
         if self.smile:
             left, right = MOUTH_CORNERS
