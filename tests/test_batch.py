@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,39 @@ def test_a_job_that_kills_its_worker_is_recorded_and_the_rest_finish(tmp_path):
     failed = [r for r in recorded if r["status"] == "failed"]
     assert sorted(r["driving"] for r in failed) == ["x", "y"] and all(r["source"] == "poison" for r in failed)
     assert "worker process died" in failed[0]["error"]
+
+
+def test_a_job_handed_to_a_broken_pool_waits_for_the_next_one():
+    """A worker died while another's result came in: the job chosen for the freed worker is refused by the broken
+    pool and must stay queued (it was lost once, so a batch finished without it), and a suspect runs alone."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from enliven.batch.local import ClipQueues, _submit
+
+    class Pool:  # stands in for ProcessPoolExecutor
+        broken = False
+
+        def submit(self, run_job, job, output_dir, threads):
+            if self.broken:
+                raise BrokenProcessPool("a worker died")
+            return Future()
+
+    pool, queues, suspects, running = Pool(), ClipQueues([{"source": "b", "driving": "y"}]), deque(), {}
+    pool.broken = True
+    with pytest.raises(BrokenProcessPool):
+        _submit(pool, running, queues, suspects, 2, (None, "", 1), "x")
+    assert len(queues) == 1 and not running  # still queued
+    suspects.append({"source": "poison", "driving": "x"})
+    with pytest.raises(BrokenProcessPool):
+        _submit(pool, running, queues, suspects, 2, (None, "", 1), None)
+    assert len(suspects) == 1
+    pool.broken = False
+    _submit(pool, running, queues, suspects, 2, (None, "", 1), None)
+    assert [job["source"] for job in running.values()] == ["poison"] and len(queues) == 1  # alone
+    running.clear()
+    _submit(pool, running, queues, suspects, 2, (None, "", 1), None)
+    assert [job["source"] for job in running.values()] == ["b"]  # no suspect left: the queue goes on
 
 
 def test_the_cli_runs_a_job_file_and_says_what_failed(inputs, tmp_path):

@@ -9,6 +9,7 @@ that worker runs next. A studio's photos x clips batch thus tracks every clip ab
 A worker process that dies (a crash in a decoder or a native library, the kernel's OOM killer) takes the pool with
 it: the jobs that were running become suspects and run again in a new pool, one at a time; a suspect whose worker
 dies again, alone, is recorded as failed, and the others go on, so one poisonous input never stops the batch.
+Results that came in before the pool broke are kept, and a job the broken pool refused waits for the next pool.
 """
 
 from __future__ import annotations
@@ -84,8 +85,10 @@ def run_on_processes(
                         record(result)
                         submit(str(job["driving"]))
             except BrokenProcessPool:
-                for job in running.values():
-                    if id(job) in suspected:  # it ran alone: its worker died again
+                for future, job in running.items():
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        record(future.result())  # it finished before the pool broke: keep its result
+                    elif id(job) in suspected:  # it ran alone: its worker died again
                         record(_died(job))
                     else:
                         suspected.add(id(job))
@@ -104,16 +107,24 @@ def _submit(
     """Submit jobs until every worker has one (the first for the worker that finished ``last_clip``); a suspect
     runs alone."""
     run_job, output_dir, threads = call
-    while suspects or len(running) < workers:
-        if suspects:
-            if not running:
-                suspect = suspects.popleft()
+    if suspects:  # a suspect runs alone, and nothing starts beside it
+        if not running:
+            suspect = suspects.popleft()
+            try:
                 running[pool.submit(run_job, suspect, output_dir, threads)] = suspect
-            return
+            except BrokenProcessPool:
+                suspects.appendleft(suspect)
+                raise
+        return
+    while len(running) < workers:
         job = queues.take(last_clip, {str(j["driving"]) for j in running.values()})
         if job is None:
             return
-        running[pool.submit(run_job, job, output_dir, threads)] = job
+        try:
+            running[pool.submit(run_job, job, output_dir, threads)] = job
+        except BrokenProcessPool:  # a worker died while other results came in: the job waits for the next pool
+            queues.put_back(job)
+            raise
         last_clip = None
 
 
