@@ -68,9 +68,9 @@ def test_anti_alias_downsampling_picks_the_pixels_interpolate_picks() -> None:
 # --- tiny models of every family -----------------------------------------------------------------------------------
 
 
-#: The families whose tiny tflite export runs in the default suite: the default model (its graphs without keypoints);
-#: a learned-keypoints family (FOMM) is exported by the command-line test below. Each conversion takes 45-85 s on a
-#: 2-core machine, so the others run with ``-m slow``.
+#: The families whose tiny tflite export runs in the default suite: the default model (its graphs without keypoints).
+#: Each conversion takes 45-85 s on a 2-core machine, so the others, and the command-line export of a learned-keypoints
+#: family (FOMM), run with ``-m slow``.
 DEFAULT_SUITE_FAMILIES = ("lite",)
 
 
@@ -177,6 +177,29 @@ def _last_error(capsys) -> str:
     return lines[-1]
 
 
+def test_the_cli_animates_with_a_tflite_export(tflite_export, tmp_path: Path, capsys) -> None:
+    """The module's export (no second conversion) animates the README's inputs through ``enliven animate`` as the
+    same model in PyTorch does, and another format's backend refuses the folder in one sentence."""
+    from enliven.cli import main
+    from enliven.weights.checkpoint import save_release
+
+    model, result = tflite_export
+    release = save_release(model, tmp_path / "tiny.safetensors", {"content": "face"})
+    source, driving = REPO / "assets" / "source-astronaut.jpg", REPO / "assets" / "driving-grid-bbaf2n.mpg"
+    frames = {}
+    for name, backend, weights in [("torch", "torch", release), ("tflite", "tflite", result.folder)]:
+        target = tmp_path / name
+        args = ["animate", str(source), str(driving), "-o", f"{target}/", "--model", str(weights), "--no-crop", "-q"]
+        assert main([*args, "--backend", backend]) == 0
+        frames[name] = np.stack([np.asarray(Image.open(p)) for p in sorted(target.glob("*.png"))]) / 255.0
+    assert frames["torch"].shape == (75, TINY_SIDE, TINY_SIDE, 3)
+    assert np.abs(frames["tflite"] - frames["torch"]).max() <= 1 / 255 + TOLERANCE  # PNG rounding: one level
+    args = ["animate", str(source), str(driving), "-o", str(tmp_path / "x.mp4"), "--model", str(result.folder)]
+    assert main([*args, "--backend", "onnx"]) == 2
+    assert "is an enliven LiteRT export, which --backend onnx does not run; use --backend tflite" in _last_error(capsys)
+
+
+@pytest.mark.slow  # two conversions of FOMM (~55 s each on a 2-core machine); the test above animates without one
 def test_cli_export_tflite_then_animate(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     _needs_converter()
     from enliven.cli import main
