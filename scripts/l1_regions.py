@@ -7,7 +7,13 @@ face mesh, from the dataset's ``.face_mesh.npy`` sidecars), a 20 px ring around 
 mesh warp; and scores the rest once more for the source moved by optical flow between the real frames (OpenCV's DIS,
 an oracle no landmark-driven model has): how much of the rest motion could explain; and for the source moved by the
 head's motion (the affine map of the face mesh, everywhere, or on the source's person mask fading 40 px from the
-face): whether the rest follows the head::
+face): whether the rest follows the head. In reconstruction the source is the driver's first frame, so the flow
+between them is also the driver's own motion from its first frame, which a model could measure at inference; the last
+row keeps the model's face (and ring) and moves the source's person elsewhere by that flow, estimated fast (DIS's
+ultrafast preset at 128 px), the background still: what following the driver's body would give, and its cost.
+A second table scores the mouth as the protocol does (L1 in the box around dlib's lip landmarks of the real frame),
+for the model and the mesh warp, and again with the real frame's own mouth interior (inside dlib's inner-lip polygon)
+pasted in: the most any synthesis of the mouth's inside (teeth, tongue, the dark) could gain::
 
     python scripts/l1_regions.py ~/enliven-data/faces --split val --model enliven-lite
 """
@@ -15,6 +21,7 @@ face): whether the rest follows the head::
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +30,7 @@ import numpy as np
 
 from enliven.data import ClipReader, find_clips
 from enliven.evaluate.baselines import MeshWarpBaseline, ModelMethod, StaticBaseline
+from enliven.evaluate.landmarks import DLIB_MOUTH, DlibLandmarks, detect_all, region_box
 from enliven.evaluate.protocols import Task, read_frames, run_method
 from enliven.preprocess.person import PersonSegmenter
 from enliven.types import MotionMode
@@ -40,14 +48,31 @@ def regions(mesh: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return face.astype(bool), grown & ~face.astype(bool), ~grown
 
 
-def oracle(source: np.ndarray, frame: np.ndarray, flow: cv2.DISOpticalFlow) -> np.ndarray:
-    """The source moved onto ``frame`` by the optical flow between them (each of frame's pixels sampled where the
-    flow says it came from)."""
-    gray = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (frame, source)]
-    motion = flow.calc(gray[0], gray[1], None)
-    ys, xs = np.mgrid[: frame.shape[0], : frame.shape[1]].astype(np.float32)
-    return cv2.remap(source, xs + motion[..., 0], ys + motion[..., 1], cv2.INTER_LINEAR,
+def flow_from(source: np.ndarray, frame: np.ndarray, flow: cv2.DISOpticalFlow, side: int | None = None) -> np.ndarray:
+    """``H x W x 2`` float32: for each pixel of ``frame``, the offset to where it came from in ``source`` (optical
+    flow, estimated at ``side`` pixels when given and scaled back)."""
+    size = frame.shape[0]
+    small = [image if side is None else cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+             for image in (frame, source)]  # fmt: skip
+    motion = flow.calc(*[cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in small], None)
+    return motion if side is None else cv2.resize(motion, (size, size)) * (size / side)
+
+
+def moved_by(image: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """``image`` sampled where ``motion`` (:func:`flow_from`) says each pixel came from."""
+    ys, xs = np.mgrid[: image.shape[0], : image.shape[1]].astype(np.float32)
+    return cv2.remap(image, xs + motion[..., 0], ys + motion[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+
+def body_follows(
+    output: np.ndarray, source: np.ndarray, person: np.ndarray, motion: np.ndarray, face: np.ndarray
+) -> np.ndarray:
+    """``output`` on the face and its ring (``face``: the grown face mask), fading over 10 px into the source's
+    person (``person``, ``H x W`` in ``[0, 1]``) moved by ``motion``; the source's background stays as ``output``."""
+    outside = np.clip(cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5) / 10, 0, 1)
+    weight = (outside * np.clip(moved_by(person, motion), 0, 1))[..., None]
+    return (output * (1 - weight) + moved_by(source, motion) * weight).astype(np.float32)
 
 
 def region_shares(
@@ -60,7 +85,28 @@ def region_shares(
     return np.array([errors.mean(), *shares])
 
 
+def mouth_l1(images: np.ndarray, frames: np.ndarray, lips: np.ndarray, interior: bool) -> list[float]:
+    """Per frame, L1 (``[0, 1]`` units) in the protocol's mouth box around dlib's 20 lip landmarks of the real frame
+    (``lips``: ``N x 68 x 2``), with the real frame's inside of the inner lips (points 60-67) pasted when
+    ``interior``; frames without landmarks are left out."""
+    values = []
+    for image, frame, points in zip(images, frames, lips, strict=True):
+        box = region_box(points[DLIB_MOUTH], (frame.shape[1], frame.shape[0]), grow=0.2)
+        if box is None or not np.isfinite(points[60:68]).all():
+            continue
+        image = image.copy()
+        if interior:
+            inside = np.zeros(frame.shape[:2], np.uint8)
+            cv2.fillPoly(inside, [np.round(points[60:68]).astype(np.int32)], 1)
+            image[inside.astype(bool)] = frame[inside.astype(bool)]
+        x0, y0, x1, y1 = box
+        values.append(float(np.abs(image[y0:y1, x0:x1].astype(np.float32) - frame[y0:y1, x0:x1]).mean() / 255))
+    return values
+
+
 ORACLE_ROW = "the source moved by optical flow between the real frames (oracle)"
+#: Where the row below comes from: DIS's ultrafast preset at this side, fast enough to run beside the model.
+FAST_FLOW_SIDE = 128
 #: The head's motion outside the face, by how far from the face it fades (None: it does not, and moves everything).
 HEAD_ROWS = {
     "the source moved by the head's affine map, everywhere": None,
@@ -106,8 +152,12 @@ def main() -> None:
                MeshWarpBaseline()]  # fmt: skip
     flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     reader = ClipReader()
-    sums = {method.name: np.zeros(4) for method in methods}
-    used, segmenter = 0, PersonSegmenter()
+    fast_flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    follows = f"{args.model}'s face and ring, the source's person moved by the driver's flow (fast) elsewhere"
+    sums = {method.name: np.zeros(4) for method in methods} | {follows: np.zeros(4)}
+    seconds: list[float] = []
+    used, segmenter, dlib = 0, PersonSegmenter(), DlibLandmarks()
+    mouths: dict[str, list[float]] = {}
     rest = dict.fromkeys([ORACLE_ROW, *HEAD_ROWS], 0.0)
     for clip in clips:
         sidecar = root / args.split / f"{clip.name}.face_mesh.npy"
@@ -117,11 +167,24 @@ def main() -> None:
         frames = read_frames(reader, clip, args.frames, 256)
         meshes = np.load(sidecar)[: len(frames)]
         masks = [regions(mesh, 256) for mesh in meshes]
+        person = segmenter.mask(frames[0])
+        lips = detect_all(dlib, frames)
         for method in methods:
             outputs, _ = run_method(method, Task(clip, clip), frames[0], frames)
             sums[method.name] += region_shares(outputs, frames, masks)
-        rest[ORACLE_ROW] += region_shares([oracle(frames[0], frame, flow) for frame in frames], frames, masks)[3]
-        person = segmenter.mask(frames[0])
+            if not isinstance(method, StaticBaseline):
+                for interior in (False, True):
+                    mouths.setdefault(f"{method.name}|{interior}", []).extend(mouth_l1(outputs, frames, lips, interior))
+            if method is methods[0]:
+                composed = []
+                for output, frame, mask in zip(outputs, frames, masks, strict=True):
+                    started = time.perf_counter()
+                    motion = flow_from(frames[0], frame, fast_flow, FAST_FLOW_SIDE)
+                    composed.append(body_follows(output, frames[0], person, motion, ~mask[2]))
+                    seconds.append(time.perf_counter() - started)
+                sums[follows] += region_shares(composed, frames, masks)
+        oracles = [moved_by(frames[0], flow_from(frames[0], frame, flow)) for frame in frames]
+        rest[ORACLE_ROW] += region_shares(oracles, frames, masks)[3]
         for name, fade in HEAD_ROWS.items():
             moved = [head_moved(frames[0], person, meshes[0], mesh, mask[0], fade)
                      for mesh, mask in zip(meshes, masks, strict=True)]  # fmt: skip
@@ -137,6 +200,13 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values / used) + " |")
     for name, value in rest.items():
         print(f"| {name} | | | | {value / used:.4f} |")
+    print("\n| method | mouth L1 | with the real frame's mouth interior |")
+    print("|---|---|---|")
+    for method in methods[:1] + methods[2:]:
+        print(f"| {method.name} | {np.mean(mouths[f'{method.name}|False']):.4f} | "
+              f"{np.mean(mouths[f'{method.name}|True']):.4f} |")  # fmt: skip
+    cost = 1000 * np.median(seconds)
+    print(f"\nthe driver's-flow row: its flow and composition (numpy and OpenCV): {cost:.1f} ms a frame (median)")
 
 
 if __name__ == "__main__":

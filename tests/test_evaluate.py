@@ -316,3 +316,40 @@ def test_eye_chain_script_measures_each_link(dataset: Path) -> None:
     empty = subprocess.run([sys.executable, str(script), str(dataset), "--split", "val"], capture_output=True,
                            text=True, check=False, timeout=300)  # fmt: skip
     assert empty.returncode != 0 and "split" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_l1_regions_script_splits_the_error_and_scores_a_body_that_follows(dataset: Path, tmp_path: Path) -> None:
+    """scripts/l1_regions.py: a face model's L1 split into face, ring and rest, beside the baselines, the flow oracle,
+    the head-moved rows and the model with the source's person moved by the driver's flow (and that row's cost)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from enliven.prepare.landmarks import add_landmarks
+
+    root = tmp_path / "faces"
+    shutil.copytree(dataset, root)
+    add_landmarks(root, ["test"], progress=False)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "l1_regions.py"
+    run = subprocess.run([sys.executable, str(script), str(root), "--split", "test", "--frames", "3"],
+                         capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    regions_table, mouth_table = run.stdout.split("| method | mouth L1 |")
+    rows, mouth = _markdown_rows(regions_table), _markdown_rows(mouth_table)
+    follows = next(name for name in rows if "moved by the driver's flow" in name)
+    l1, face, ring, rest = rows[follows]
+    assert 0 < l1 < 0.2 and abs(face + ring + rest - l1) < 1e-3
+    assert rows["enliven-lite"][1:3] == [face, ring]  # the model's face and ring are kept as they were
+    assert "2 clips of test, first 3 frames" in run.stdout and "ms a frame (median)" in run.stdout
+    assert sorted(mouth) == ["enliven-lite", "mesh warp"]
+    assert all(0 < real <= alone for alone, real in mouth.values())  # the real interior can only help
+
+
+def _markdown_rows(text: str) -> dict[str, list[float]]:
+    """The rows of the markdown tables in ``text`` whose cells after the first are all numbers, by first cell."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 1 and all(c.replace(".", "", 1).isdigit() for c in cells[1:]):
+            rows[cells[0]] = [float(c) for c in cells[1:]]
+    return rows
