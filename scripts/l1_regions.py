@@ -11,9 +11,11 @@ face): whether the rest follows the head. In reconstruction the source is the dr
 between them is also the driver's own motion from its first frame, which a model could measure at inference; the last
 row keeps the model's face (and ring) and moves the source's person elsewhere by that flow, estimated fast (DIS's
 ultrafast preset at 128 px), the background still: what following the driver's body would give, and its cost.
-A second table scores the mouth as the protocol does (L1 in the box around dlib's lip landmarks of the real frame),
-for the model and the mesh warp, and again with the real frame's own mouth interior (inside dlib's inner-lip polygon)
-pasted in: the most any synthesis of the mouth's inside (teeth, tongue, the dark) could gain::
+A second table scores the mouth as the protocol does (L1 in the box around dlib's lip landmarks of the real frame)
+and AED over the whole frame (every 4th frame, as ``enliven eval``), for the model and the mesh warp as they render,
+with the real frame's own mouth interior pasted in (inside dlib's inner-lip polygon: the most any synthesis of the
+mouth's inside, teeth, tongue and the dark, could gain) and with the real frame's whole mouth box pasted in (lips
+too)::
 
     python scripts/l1_regions.py ~/enliven-data/faces --split val --model enliven-lite
 """
@@ -30,6 +32,7 @@ import numpy as np
 
 from enliven.data import ClipReader, find_clips
 from enliven.evaluate.baselines import MeshWarpBaseline, ModelMethod, StaticBaseline
+from enliven.evaluate.identity import FaceIdentity, embedding_distances
 from enliven.evaluate.landmarks import DLIB_MOUTH, DlibLandmarks, detect_all, region_box
 from enliven.evaluate.protocols import Task, read_frames, run_method
 from enliven.preprocess.person import PersonSegmenter
@@ -85,23 +88,51 @@ def region_shares(
     return np.array([errors.mean(), *shares])
 
 
-def mouth_l1(images: np.ndarray, frames: np.ndarray, lips: np.ndarray, interior: bool) -> list[float]:
-    """Per frame, L1 (``[0, 1]`` units) in the protocol's mouth box around dlib's 20 lip landmarks of the real frame
-    (``lips``: ``N x 68 x 2``), with the real frame's inside of the inner lips (points 60-67) pasted when
-    ``interior``; frames without landmarks are left out."""
-    values = []
-    for image, frame, points in zip(images, frames, lips, strict=True):
-        box = region_box(points[DLIB_MOUTH], (frame.shape[1], frame.shape[0]), grow=0.2)
-        if box is None or not np.isfinite(points[60:68]).all():
+#: What of the real frame's mouth an output gets pasted into it before it is scored.
+MOUTH_PARTS = ("as rendered", "with the real mouth interior", "with the real mouth box")
+#: Identity embeddings of every this-many-th frame (``enliven eval``'s default).
+IDENTITY_EVERY = 4
+
+
+def mouth_box(points: np.ndarray, size: int) -> tuple[int, int, int, int] | None:
+    """The protocol's mouth box around dlib's 20 lip landmarks (``points``: ``68 x 2`` of the real frame), or
+    ``None`` where the lips were not found."""
+    if not np.isfinite(points[DLIB_MOUTH]).all():
+        return None
+    return region_box(points[DLIB_MOUTH], (size, size), grow=0.2)
+
+
+def with_real_mouth(image: np.ndarray, frame: np.ndarray, points: np.ndarray, part: str) -> np.ndarray:
+    """``image`` with ``part`` (:data:`MOUTH_PARTS`) of the real ``frame``'s mouth pasted in (``points``: dlib's
+    ``68 x 2`` landmarks of the real frame, found: see :func:`mouth_box`)."""
+    image = image.copy()
+    if part == MOUTH_PARTS[1]:
+        inside = np.zeros(frame.shape[:2], np.uint8)
+        cv2.fillPoly(inside, [np.round(points[60:68]).astype(np.int32)], 1)
+        image[inside.astype(bool)] = frame[inside.astype(bool)]
+    elif part == MOUTH_PARTS[2]:
+        x0, y0, x1, y1 = mouth_box(points, frame.shape[0])  # type: ignore[misc]
+        image[y0:y1, x0:x1] = frame[y0:y1, x0:x1]
+    return image
+
+
+def mouth_scores(
+    images: np.ndarray, frames: np.ndarray, lips: np.ndarray, real: np.ndarray, identity: FaceIdentity, part: str
+) -> tuple[list[float], list[float]]:
+    """Per frame whose lips were found: L1 (``[0, 1]`` units) in the mouth box, and for every
+    :data:`IDENTITY_EVERY`-th frame the identity distance to the real frame (``real``: its ``N x 128`` embeddings),
+    once ``part`` of the real mouth is pasted into ``images``."""
+    l1, aed = [], []
+    for i, (image, frame, points) in enumerate(zip(images, frames, lips, strict=True)):
+        box = mouth_box(points, frame.shape[0])
+        if box is None:
             continue
-        image = image.copy()
-        if interior:
-            inside = np.zeros(frame.shape[:2], np.uint8)
-            cv2.fillPoly(inside, [np.round(points[60:68]).astype(np.int32)], 1)
-            image[inside.astype(bool)] = frame[inside.astype(bool)]
+        pasted = with_real_mouth(image, frame, points, part)
         x0, y0, x1, y1 = box
-        values.append(float(np.abs(image[y0:y1, x0:x1].astype(np.float32) - frame[y0:y1, x0:x1]).mean() / 255))
-    return values
+        l1.append(float(np.abs(pasted[y0:y1, x0:x1].astype(np.float32) - frame[y0:y1, x0:x1]).mean() / 255))
+        if i % IDENTITY_EVERY == 0:
+            aed.append(float(embedding_distances(identity.embed(pasted)[None], real[i : i + 1])[0]))
+    return l1, aed
 
 
 ORACLE_ROW = "the source moved by optical flow between the real frames (oracle)"
@@ -156,8 +187,9 @@ def main() -> None:
     follows = f"{args.model}'s face and ring, the source's person moved by the driver's flow (fast) elsewhere"
     sums = {method.name: np.zeros(4) for method in methods} | {follows: np.zeros(4)}
     seconds: list[float] = []
-    used, segmenter, dlib = 0, PersonSegmenter(), DlibLandmarks()
-    mouths: dict[str, list[float]] = {}
+    used, segmenter, dlib, identity = 0, PersonSegmenter(), DlibLandmarks(), FaceIdentity()
+    mouths: dict[tuple[str, str], tuple[list[float], list[float]]] = {}  # (method, part) -> (mouth L1s, AEDs)
+    static_aed: list[float] = []
     rest = dict.fromkeys([ORACLE_ROW, *HEAD_ROWS], 0.0)
     for clip in clips:
         sidecar = root / args.split / f"{clip.name}.face_mesh.npy"
@@ -168,13 +200,16 @@ def main() -> None:
         meshes = np.load(sidecar)[: len(frames)]
         masks = [regions(mesh, 256) for mesh in meshes]
         person = segmenter.mask(frames[0])
-        lips = detect_all(dlib, frames)
+        lips, real = detect_all(dlib, frames), identity.embed_all(frames, IDENTITY_EVERY)
+        static_aed += [float(d) for d in embedding_distances(real, identity.embed(frames[0])[None]) if np.isfinite(d)]
         for method in methods:
             outputs, _ = run_method(method, Task(clip, clip), frames[0], frames)
             sums[method.name] += region_shares(outputs, frames, masks)
             if not isinstance(method, StaticBaseline):
-                for interior in (False, True):
-                    mouths.setdefault(f"{method.name}|{interior}", []).extend(mouth_l1(outputs, frames, lips, interior))
+                for part in MOUTH_PARTS:
+                    l1, aed = mouth_scores(outputs, frames, lips, real, identity, part)
+                    mouths.setdefault((method.name, part), ([], []))[0].extend(l1)
+                    mouths[method.name, part][1].extend(aed)
             if method is methods[0]:
                 composed = []
                 for output, frame, mask in zip(outputs, frames, masks, strict=True):
@@ -200,11 +235,13 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values / used) + " |")
     for name, value in rest.items():
         print(f"| {name} | | | | {value / used:.4f} |")
-    print("\n| method | mouth L1 | with the real frame's mouth interior |")
-    print("|---|---|---|")
+    print(f"\nThe mouth: L1 in its box, and AED over the frame (static: AED {np.nanmean(static_aed):.4f}):\n")
+    print("| method | mouth L1 | mouth L1, real interior pasted | AED | AED, real interior pasted | "
+          "AED, real mouth box pasted |\n|---|---|---|---|---|---|")  # fmt: skip
     for method in methods[:1] + methods[2:]:
-        print(f"| {method.name} | {np.mean(mouths[f'{method.name}|False']):.4f} | "
-              f"{np.mean(mouths[f'{method.name}|True']):.4f} |")  # fmt: skip
+        l1 = [np.mean(mouths[method.name, part][0]) for part in MOUTH_PARTS[:2]]
+        aed = [np.nanmean(mouths[method.name, part][1]) for part in MOUTH_PARTS]
+        print(f"| {method.name} | " + " | ".join(f"{value:.4f}" for value in [*l1, *aed]) + " |")
     cost = 1000 * np.median(seconds)
     print(f"\nthe driver's-flow row: its flow and composition (numpy and OpenCV): {cost:.1f} ms a frame (median)")
 
