@@ -15,9 +15,11 @@ A second table scores the mouth as the protocol does (L1 in the box around dlib'
 and AED over the whole frame (every 4th frame, as ``enliven eval``), for the model and the mesh warp as they render,
 with the real frame's own mouth interior pasted in (inside dlib's inner-lip polygon: the most any synthesis of the
 mouth's inside, teeth, tongue and the dark, could gain) and with the real frame's whole mouth box pasted in (lips
-too)::
+too). ``--mouth-strip`` draws the four widest-open mouths (source, model, model with the real interior, real
+frame)::
 
-    python scripts/l1_regions.py ~/enliven-data/faces --split val --model enliven-lite
+    python scripts/l1_regions.py ~/enliven-data/faces --split val --model enliven-lite \
+        --mouth-strip docs/images/lite-mouth-interior.jpg
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from enliven.data import ClipReader, find_clips
 from enliven.evaluate.baselines import MeshWarpBaseline, ModelMethod, StaticBaseline
 from enliven.evaluate.identity import FaceIdentity, embedding_distances
 from enliven.evaluate.landmarks import DLIB_MOUTH, DlibLandmarks, detect_all, region_box
-from enliven.evaluate.protocols import Task, read_frames, run_method
+from enliven.evaluate.protocols import Task, mouth_zoom, read_frames, run_method
 from enliven.preprocess.person import PersonSegmenter
 from enliven.types import MotionMode
 from enliven.weights.loader import load_model
@@ -92,6 +94,8 @@ def region_shares(
 MOUTH_PARTS = ("as rendered", "with the real mouth interior", "with the real mouth box")
 #: Identity embeddings of every this-many-th frame (``enliven eval``'s default).
 IDENTITY_EVERY = 4
+#: Side of an enlarged mouth in ``--mouth-strip``.
+MOUTH_SIDE = 160
 
 
 def mouth_box(points: np.ndarray, size: int) -> tuple[int, int, int, int] | None:
@@ -114,6 +118,43 @@ def with_real_mouth(image: np.ndarray, frame: np.ndarray, points: np.ndarray, pa
         x0, y0, x1, y1 = mouth_box(points, frame.shape[0])  # type: ignore[misc]
         image[y0:y1, x0:x1] = frame[y0:y1, x0:x1]
     return image
+
+
+def mouth_opening(points: np.ndarray) -> float:
+    """How open dlib's inner lips are (``68 x 2`` landmarks): their middle gap over the outer eye corners' distance."""
+    return float(np.linalg.norm(points[62] - points[66]) / np.linalg.norm(points[36] - points[45]))
+
+
+def widest_mouth(frames: np.ndarray, outputs: np.ndarray, lips: np.ndarray) -> list[tuple[float, list[np.ndarray]]]:
+    """The clip's frame whose real mouth is open widest, as ``[(opening, cells)]`` for :func:`save_mouth_strip` (none
+    where dlib found no lips): the source's mouth (at its own lips where found), the model's, the model's with the real
+    interior and the real frame's, each enlarged."""
+    found = [i for i, points in enumerate(lips) if mouth_box(points, frames.shape[1]) is not None]
+    if not found:
+        return []
+    i = max(found, key=lambda j: mouth_opening(lips[j]))
+    first = 0 if found[0] == 0 else i  # frame 0 is the source
+    moved = [outputs[i], with_real_mouth(outputs[i], frames[i], lips[i], MOUTH_PARTS[1]), frames[i]]
+    cells = [
+        mouth_zoom(frames[0], lips[first], MOUTH_SIDE),
+        *(mouth_zoom(image, lips[i], MOUTH_SIDE) for image in moved),
+    ]
+    return [(mouth_opening(lips[i]), cells)]
+
+
+def save_mouth_strip(rows: list[tuple[float, list[np.ndarray]]], path: Path, count: int = 4) -> None:
+    """The ``count`` rows of enlarged mouths with the widest openings (``(opening, cells)``), under a header, as a
+    JPEG (written beside and renamed)."""
+    from PIL import Image, ImageDraw
+
+    chosen = [cells for _, cells in sorted(rows, key=lambda row: -row[0])[:count]]
+    grid = np.concatenate([np.concatenate(cells, 1) for cells in chosen], 0)
+    header = Image.new("RGB", (grid.shape[1], 22), "white")
+    for column, title in enumerate(["source (frame 0)", "model", "+ real interior", "real frame"]):
+        ImageDraw.Draw(header).text((column * MOUTH_SIDE + 6, 5), title, fill="black")
+    partial = path.with_name(f".{path.name}.partial")
+    Image.fromarray(np.concatenate([np.asarray(header), grid], 0)).save(partial, format="JPEG", quality=88)
+    partial.replace(path)
 
 
 def mouth_scores(
@@ -174,6 +215,7 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--model", default="enliven-lite")
     parser.add_argument("--frames", type=int, default=40, help="first N frames of each clip (default 40)")
+    parser.add_argument("--mouth-strip", type=Path, help="write the widest-open mouths here (a .jpg)")
     args = parser.parse_args()
     root = args.dataset.expanduser()
     clips = find_clips(root, args.split)
@@ -190,6 +232,7 @@ def main() -> None:
     used, segmenter, dlib, identity = 0, PersonSegmenter(), DlibLandmarks(), FaceIdentity()
     mouths: dict[tuple[str, str], tuple[list[float], list[float]]] = {}  # (method, part) -> (mouth L1s, AEDs)
     static_aed: list[float] = []
+    strip_rows: list[tuple[float, list[np.ndarray]]] = []  # per clip, its widest-open mouth's cells
     rest = dict.fromkeys([ORACLE_ROW, *HEAD_ROWS], 0.0)
     for clip in clips:
         sidecar = root / args.split / f"{clip.name}.face_mesh.npy"
@@ -210,6 +253,8 @@ def main() -> None:
                     l1, aed = mouth_scores(outputs, frames, lips, real, identity, part)
                     mouths.setdefault((method.name, part), ([], []))[0].extend(l1)
                     mouths[method.name, part][1].extend(aed)
+            if method is methods[0] and args.mouth_strip is not None:
+                strip_rows += widest_mouth(frames, outputs, lips)
             if method is methods[0]:
                 composed = []
                 for output, frame, mask in zip(outputs, frames, masks, strict=True):
@@ -242,6 +287,9 @@ def main() -> None:
         l1 = [np.mean(mouths[method.name, part][0]) for part in MOUTH_PARTS[:2]]
         aed = [np.nanmean(mouths[method.name, part][1]) for part in MOUTH_PARTS]
         print(f"| {method.name} | " + " | ".join(f"{value:.4f}" for value in [*l1, *aed]) + " |")
+    if args.mouth_strip is not None and strip_rows:
+        save_mouth_strip(strip_rows, args.mouth_strip)
+        print(f"wrote {args.mouth_strip}")
     cost = 1000 * np.median(seconds)
     print(f"\nthe driver's-flow row: its flow and composition (numpy and OpenCV): {cost:.1f} ms a frame (median)")
 

@@ -331,8 +331,9 @@ def test_l1_regions_script_splits_the_error_and_scores_a_body_that_follows(datas
     shutil.copytree(dataset, root)
     add_landmarks(root, ["test"], progress=False)
     script = Path(__file__).resolve().parents[1] / "scripts" / "l1_regions.py"
-    run = subprocess.run([sys.executable, str(script), str(root), "--split", "test", "--frames", "3"],
-                         capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    strip = tmp_path / "mouths.jpg"
+    run = subprocess.run([sys.executable, str(script), str(root), "--split", "test", "--frames", "3", "--mouth-strip",
+                          str(strip)], capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr
     regions_table, mouth_table = run.stdout.split("The mouth:")
     rows, mouth = _markdown_rows(regions_table), _markdown_rows(mouth_table)
@@ -342,6 +343,9 @@ def test_l1_regions_script_splits_the_error_and_scores_a_body_that_follows(datas
     assert rows["enliven-lite"][1:3] == [face, ring]  # the model's face and ring are kept as they were
     assert "2 clips of test, first 3 frames" in run.stdout and "ms a frame (median)" in run.stdout
     assert sorted(mouth) == ["enliven-lite", "mesh warp"]
+    from PIL import Image
+
+    assert Image.open(strip).size == (4 * 160, 22 + 2 * 160)  # a row per clip (both have lips), four mouths each
     for l1, l1_interior, aed, *aed_pasted in mouth.values():
         assert 0 < l1_interior <= l1  # pasting the real interior can only lower the mouth's L1
         assert all(0 <= value < 1.5 for value in [aed, *aed_pasted])  # frame 0 alone: near the source itself
