@@ -8,8 +8,8 @@ mesh warp; and scores the rest once more for the source moved by optical flow be
 an oracle no landmark-driven model has): how much of the rest motion could explain; and for the source moved by the
 head's motion (the affine map of the face mesh, everywhere, or on the source's person mask fading 40 px from the
 face): whether the rest follows the head. In reconstruction the source is the driver's first frame, so the flow
-between them is also the driver's own motion from its first frame, which a model could measure at inference; the last
-row keeps the model's face (and ring) and moves the source's person elsewhere by that flow, estimated fast (DIS's
+between them is also the driver's own motion from its first frame, which a model could measure at inference; a row of
+its own keeps the model's face (and ring) and moves the source's person elsewhere by that flow, estimated fast (DIS's
 ultrafast preset at 128 px), the background still: what following the driver's body would give, and its cost.
 A second table scores the mouth as the protocol does (L1 in the box around dlib's lip landmarks of the real frame)
 and AED over the whole frame (every 4th frame, as ``enliven eval``), for the model and the mesh warp as they render,
@@ -253,9 +253,9 @@ def main() -> None:
                     l1, aed = mouth_scores(outputs, frames, lips, real, identity, part)
                     mouths.setdefault((method.name, part), ([], []))[0].extend(l1)
                     mouths[method.name, part][1].extend(aed)
-            if method is methods[0] and args.mouth_strip is not None:
-                strip_rows += widest_mouth(frames, outputs, lips)
             if method is methods[0]:
+                if args.mouth_strip is not None:
+                    strip_rows += widest_mouth(frames, outputs, lips)
                 composed = []
                 for output, frame, mask in zip(outputs, frames, masks, strict=True):
                     started = time.perf_counter()
