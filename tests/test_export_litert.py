@@ -154,7 +154,7 @@ def test_quantised_tflite_exports(tmp_path: Path) -> None:
     assert sizes["int8"] < sizes["float16"]
 
 
-@pytest.mark.slow  # ~45 s; the default suite converts with the same tracing to LiteRT (above and the CLI test)
+@pytest.mark.slow  # ~45 s; the default suite converts with the same tracing to LiteRT (the module's fixture above)
 def test_tensorflow_savedmodel_export(tmp_path: Path) -> None:
     _needs_converter()
     pytest.importorskip("tensorflow")
@@ -177,26 +177,39 @@ def _last_error(capsys) -> str:
     return lines[-1]
 
 
+def _animated(weights: Path, backend: str, target: Path) -> np.ndarray:
+    """``enliven animate`` of the README's inputs (uncropped) with ``weights`` on ``backend``: the frames written to
+    ``target``, ``N x S x S x 3`` in ``[0, 1]``."""
+    from enliven.cli import main
+
+    source, driving = REPO / "assets" / "source-astronaut.jpg", REPO / "assets" / "driving-grid-bbaf2n.mpg"
+    args = ["animate", str(source), str(driving), "-o", f"{target}/", "--model", str(weights), "--no-crop", "-q"]
+    assert main([*args, "--backend", backend]) == 0
+    return np.stack([np.asarray(Image.open(p)) for p in sorted(target.glob("*.png"))]) / 255.0
+
+
+def _onnx_refuses(folder: Path, tmp_path: Path, capsys) -> None:
+    """An export folder of one format (LiteRT) is refused by another format's backend, in one sentence."""
+    from enliven.cli import main
+
+    source, driving = REPO / "assets" / "source-astronaut.jpg", REPO / "assets" / "driving-grid-bbaf2n.mpg"
+    args = ["animate", str(source), str(driving), "-o", str(tmp_path / "x.mp4"), "--model", str(folder)]
+    assert main([*args, "--backend", "onnx"]) == 2
+    assert "is an enliven LiteRT export, which --backend onnx does not run; use --backend tflite" in _last_error(capsys)
+
+
 def test_the_cli_animates_with_a_tflite_export(tflite_export, tmp_path: Path, capsys) -> None:
     """The module's export (no second conversion) animates the README's inputs through ``enliven animate`` as the
     same model in PyTorch does, and another format's backend refuses the folder in one sentence."""
-    from enliven.cli import main
     from enliven.weights.checkpoint import save_release
 
     model, result = tflite_export
     release = save_release(model, tmp_path / "tiny.safetensors", {"content": "face"})
-    source, driving = REPO / "assets" / "source-astronaut.jpg", REPO / "assets" / "driving-grid-bbaf2n.mpg"
-    frames = {}
-    for name, backend, weights in [("torch", "torch", release), ("tflite", "tflite", result.folder)]:
-        target = tmp_path / name
-        args = ["animate", str(source), str(driving), "-o", f"{target}/", "--model", str(weights), "--no-crop", "-q"]
-        assert main([*args, "--backend", backend]) == 0
-        frames[name] = np.stack([np.asarray(Image.open(p)) for p in sorted(target.glob("*.png"))]) / 255.0
-    assert frames["torch"].shape == (75, TINY_SIDE, TINY_SIDE, 3)
-    assert np.abs(frames["tflite"] - frames["torch"]).max() <= 1 / 255 + TOLERANCE  # PNG rounding: one level
-    args = ["animate", str(source), str(driving), "-o", str(tmp_path / "x.mp4"), "--model", str(result.folder)]
-    assert main([*args, "--backend", "onnx"]) == 2
-    assert "is an enliven LiteRT export, which --backend onnx does not run; use --backend tflite" in _last_error(capsys)
+    torch_frames = _animated(release, "torch", tmp_path / "torch")
+    assert torch_frames.shape == (75, TINY_SIDE, TINY_SIDE, 3)
+    tflite_frames = _animated(result.folder, "tflite", tmp_path / "tflite")
+    assert np.abs(tflite_frames - torch_frames).max() <= 1 / 255 + TOLERANCE  # PNG rounding: one level
+    _onnx_refuses(result.folder, tmp_path, capsys)
 
 
 @pytest.mark.slow  # two conversions of FOMM (~55 s each on a 2-core machine); the test above animates without one
@@ -211,21 +224,12 @@ def test_cli_export_tflite_then_animate(tmp_path: Path, capsys, monkeypatch: pyt
     assert main(["export", str(release), "-o", str(out), "--format", "tflite"]) == 0
     printed = capsys.readouterr().out
     assert "tflite float32" in printed and "LiteRT matches PyTorch" in printed
-    source, driving = REPO / "assets" / "source-astronaut.jpg", REPO / "assets" / "driving-grid-bbaf2n.mpg"
-    frames = {}
-    for name, backend, model in [("torch", "torch", release), ("folder", "tflite", out), ("cached", "tflite", release)]:
-        target = tmp_path / name
-        args = ["animate", str(source), str(driving), "-o", f"{target}/", "--model", str(model), "--no-crop", "-q"]
-        assert main([*args, "--backend", backend]) == 0
-        frames[name] = np.stack([np.asarray(Image.open(p)) for p in sorted(target.glob("*.png"))]) / 255.0
-    assert frames["torch"].shape == (75, TINY_SIDE, TINY_SIDE, 3)
-    for name in ("folder", "cached"):  # PNG rounding: at most one level apart
-        assert np.abs(frames[name] - frames["torch"]).max() <= 1 / 255 + TOLERANCE
+    torch_frames = _animated(release, "torch", tmp_path / "torch")
+    assert torch_frames.shape == (75, TINY_SIDE, TINY_SIDE, 3)
+    for name, weights in (("folder", out), ("cached", release)):  # PNG rounding: at most one level apart
+        assert np.abs(_animated(weights, "tflite", tmp_path / name) - torch_frames).max() <= 1 / 255 + TOLERANCE
     assert len(list((tmp_path / "cache" / "tflite").iterdir())) == 1
-    # An export folder of one format is refused by another format's backend, in one sentence.
-    args = ["animate", str(source), str(driving), "-o", str(tmp_path / "x.mp4"), "--model", str(out)]
-    assert main([*args, "--backend", "onnx"]) == 2
-    assert "is an enliven LiteRT export, which --backend onnx does not run; use --backend tflite" in _last_error(capsys)
+    _onnx_refuses(out, tmp_path, capsys)
 
 
 def test_cli_bad_tflite_requests(tmp_path: Path, capsys) -> None:
