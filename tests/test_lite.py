@@ -27,6 +27,7 @@ from enliven.models.lite.motion import (
     sample_flow,
     source_triangles,
 )
+from enliven.train.config import load_train_config
 from enliven.train.families import LiteObjective, build_objectives
 from enliven.train.losses import LossConfig
 from enliven.train.objectives import LandmarkPair
@@ -55,6 +56,9 @@ def test_config_round_trips_and_is_checked() -> None:
     config = LITE_1
     assert config_from_dict(config.to_yaml_dict()) == config
     assert load_model_config(REPO_ROOT / "configs" / "lite-faces.yaml") == config
+    # the card's fine-tuning experiment: the same model, only where it starts and how fast it learns differ
+    assert load_model_config(REPO_ROOT / "configs" / "lite-faces-finetune.yaml") == config
+    assert load_train_config(REPO_ROOT / "configs" / "lite-faces-finetune.yaml").init_from == "enliven-lite"
     assert config_from_dict(PRESETS["enliven-lite"].config) == config
     # The bundled files carry the configs they run with (release 1.1 of enliven-lite: bicubic sampling).
     assert load_release(PRESETS["enliven-lite"].weights_path()).model.config == LITE_1
