@@ -27,6 +27,7 @@ from enliven.models.lite.motion import (
     sample_flow,
     source_triangles,
 )
+from enliven.prepare.pack import pack_dataset
 from enliven.train.config import load_train_config
 from enliven.train.families import LiteObjective, build_objectives
 from enliven.train.losses import LossConfig
@@ -278,11 +279,14 @@ def test_correction_prior_penalises_what_the_decoder_adds() -> None:
     assert 0.0 < float(out.parts["correction"]) < 5.0 * 0.1 * 0.1
 
 
-def test_trains_from_landmark_sidecars(tmp_path: Path) -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["frames", "packed"])
+def test_trains_from_landmark_sidecars(tmp_path: Path, packed: bool) -> None:
     root = write_square_clips(tmp_path / "faces", ("train",) * 2 + ("val",), 4)
     for split, clip in (("train", "clip0"), ("train", "clip1"), ("val", "clip2")):
         pixels = (face_points(4, seed=len(clip)).numpy() + 1) * (TINY_SIDE - 1) / 2 + 0.5
         np.save(root / split / f"{clip}{LANDMARKS_SUFFIX}", pixels.astype(np.float32))
+    if packed:  # as carried to a training machine: mp4 clips, float16 sidecars
+        root = pack_dataset(root, tmp_path / "packed", progress=False).output
     document = copy.deepcopy(TINY.to_yaml_dict())
     document["dataset_params"].update({"id_sampling": False})  # landmarks are switched on by the family
     document["train_params"] = {

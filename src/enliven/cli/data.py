@@ -1,7 +1,8 @@
 """``enliven data``: look at and complete training data.
 
 ``enliven data preview DATASET -o sheet.png`` draws augmented pairs; ``enliven data landmarks DATASET`` stores the
-face-mesh landmarks of every frame beside each clip (needed by models trained on landmarks).
+face-mesh landmarks of every frame beside each clip (needed by models trained on landmarks); ``enliven data pack
+DATASET OUTPUT`` writes the dataset with each clip as one mp4, to carry it to another machine.
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     landmarks.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     landmarks.set_defaults(handler=_landmarks)
+    pack = commands.add_parser(
+        "pack",
+        help="write a dataset with each frame-folder clip as one mp4, to carry it to another machine",
+        description="Copy a prepared dataset to a new folder with every clip stored as a folder of frames written as "
+        "one H.264 mp4 (CRF 18; a few percent of the PNGs' size), its landmark sidecars and metadata.json alongside: "
+        "'enliven train' and 'enliven eval' read the packed folder as they read the original. Clips already stored "
+        "as videos are copied. The new folder appears only when complete.",
+        epilog="example: enliven data pack ~/enliven-data/faces faces-packed --splits train,val",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pack.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder (FOMM layout)")
+    pack.add_argument("output", type=Path, metavar="OUTPUT", help="the packed dataset's folder (new, or empty)")
+    pack.add_argument("--splits", type=_split_list, default=None, help="comma-separated splits (default: every split)")
+    pack.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    pack.set_defaults(handler=_pack)
 
 
 def _split_list(text: str) -> list[str]:
@@ -81,6 +97,17 @@ def _landmarks(args: argparse.Namespace) -> int:
     )
     print(summary.line())
     return 1 if summary.failed else 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from enliven.prepare.pack import pack_dataset
+
+    summary = pack_dataset(args.dataset, args.output, tuple(args.splits or ()), progress=args.progress)
+    print(
+        f"Packed {summary.clips} clips ({summary.frames} frames) into {summary.output}: "
+        f"{summary.bytes_out / 2**20:.1f} MiB from {summary.bytes_in / 2**20:.1f} MiB."
+    )
+    return 0
 
 
 def _preview(args: argparse.Namespace) -> int:

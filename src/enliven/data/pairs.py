@@ -444,7 +444,7 @@ class PairDataset(Dataset[FramePair]):
         cached = self._landmarks.pop(path, None)
         if cached is None:
             try:
-                cached = np.load(path)
+                cached = np.load(path).astype(np.float32, copy=False)  # float16 in packed datasets
             except (OSError, ValueError) as err:
                 raise InputError(
                     f"Cannot read the landmarks {path} ({err}); run '{_landmarks_command(self.config)}'."
