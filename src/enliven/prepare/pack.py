@@ -85,10 +85,11 @@ def pack_dataset(
         for clip in _progress(clips, progress):
             folder = temp / clip.split
             folder.mkdir(exist_ok=True)
-            packed, count, read = _pack_clip(clip, folder, reader, metadata)
+            entry = metadata.get("clips", {}).get(_metadata_key(metadata, clip))
+            fps = float((entry or {}).get("fps") or DEFAULT_FPS)
+            packed, count, read = _pack_clip(clip, folder, reader, fps)
             frames += count
             bytes_in += read
-            entry = metadata.get("clips", {}).get(_metadata_key(metadata, clip))
             if entry is not None:
                 entry["path"] = f"{clip.split}/{packed.name}"
         if metadata:
@@ -97,12 +98,11 @@ def pack_dataset(
     return PackSummary(output, len(clips), frames, bytes_in, bytes_out)
 
 
-def _pack_clip(clip: ClipRef, folder: Path, reader: ClipReader, metadata: dict) -> tuple[Path, int, int]:
-    """One clip and its sidecars into ``folder``: the packed clip's path, its frame count, the bytes read."""
+def _pack_clip(clip: ClipRef, folder: Path, reader: ClipReader, fps: float) -> tuple[Path, int, int]:
+    """One clip and its sidecars into ``folder`` (a frame folder as an mp4 at ``fps``): the packed clip's path, its
+    frame count, the bytes read."""
     if clip.kind is ClipKind.FRAMES:
         target = folder / f"{clip.name}.mp4"
-        entry = metadata.get("clips", {}).get(_metadata_key(metadata, clip)) or {}
-        fps = float(entry.get("fps") or DEFAULT_FPS)
         count = reader.num_frames(clip)
         with open_writer(target, fps=fps, quality="high") as writer:
             for start in range(0, count, 64):  # a chunk at a time: a long clip's frames need not fit in memory
