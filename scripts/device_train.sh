@@ -4,7 +4,7 @@
 # few steps on the CPU. The machine's python3 has PyTorch but not enliven: it runs from src/, without MediaPipe or
 # dlib, which training on stored landmarks does not need.
 #
-#   here, once:  enliven data pack ~/enliven-data/faces .device-data/faces --splits train   # 15 MB video, 27 MB marks
+#   here, once:  enliven data pack ~/enliven-data/faces .device-data/faces --splits train   # 15 MB video, 28 MB marks
 #                echo /.device-data/ >> .git/info/exclude
 #   here, tiny:  OUT=/tmp/device-out bash scripts/device_train.sh configs/lite2-faces.yaml .device-data/faces 3
 #   there:       command "bash scripts/device_train.sh configs/lite2-faces.yaml .device-data/faces 6000",

@@ -5,7 +5,7 @@ faces dataset is 1.5 GB). A training machine reached by copying files (a lent GP
 the same dataset as one H.264 mp4 per clip (x264 CRF 18, the writers' ``high`` quality), ``metadata.json`` with the
 clips' new paths, and the landmark sidecars in half precision (float16: at most 1/16 px off inside a 256 px frame,
 well under MediaPipe's own frame-to-frame jitter; half the size, which the sidecars need: the faces dataset's train
-split packs to 15 MB of video and 27 MB of landmarks). Every reader of the FOMM layout (training, ``enliven eval``)
+split packs to 15 MB of video and 28 MB of landmarks). Every reader of the FOMM layout (training, ``enliven eval``)
 takes it as it is. Clips that are already videos, gifs or strips are copied as they are.
 """
 
