@@ -113,11 +113,12 @@ def _pack_clip(clip: ClipRef, folder: Path, reader: ClipReader, fps: float) -> t
         target = folder / clip.name
         shutil.copy2(clip.path, target)
         count, read = reader.num_frames(clip), clip.path.stat().st_size
-    packed = ClipRef(target.name, target, ClipKind.VIDEO, clip.identity, clip.split, count)
-    for kind in LandmarkKind:
-        sidecar = landmarks_path(clip, kind)
+    kind = ClipKind.VIDEO if clip.kind is ClipKind.FRAMES else clip.kind
+    packed = ClipRef(target.name, target, kind, clip.identity, clip.split, count)
+    for landmarks in LandmarkKind:
+        sidecar = landmarks_path(clip, landmarks)
         if sidecar.is_file():
-            np.save(landmarks_path(packed, kind), np.load(sidecar).astype(np.float16))
+            np.save(landmarks_path(packed, landmarks), np.load(sidecar).astype(np.float16))
             read += sidecar.stat().st_size
     return target, count, read
 
