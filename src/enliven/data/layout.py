@@ -106,11 +106,8 @@ def clip_kind(path: Path) -> ClipKind | None:
     return None
 
 
-def load_metadata(root: Path) -> dict[str, ClipInfo]:
-    """Read ``ROOT/metadata.json`` into clip infos keyed by every name a clip may be found under.
-
-    A clip is keyed by its metadata key, by its ``path`` relative to ROOT, and by the last part of that path, so a
-    clip written as ``train/abc.mp4`` or ``train/abc/`` is found whether the key carries the extension or not.
+def read_metadata_document(root: Path) -> dict:
+    """``ROOT/metadata.json`` as written (``{"version", "kind", "clips": {key: entry}, ...}``), or ``{}`` if absent.
 
     Raises:
         InputError: the file exists but is not valid JSON of the expected version.
@@ -129,6 +126,21 @@ def load_metadata(root: Path) -> dict[str, ClipInfo]:
             f"{path} has version {data.get('version')!r}, this enliven reads version {METADATA_VERSION}; "
             "re-run 'enliven prepare'."
         )
+    return data
+
+
+def load_metadata(root: Path) -> dict[str, ClipInfo]:
+    """Read ``ROOT/metadata.json`` into clip infos keyed by every name a clip may be found under.
+
+    A clip is keyed by its metadata key, by its ``path`` relative to ROOT, and by the last part of that path, so a
+    clip written as ``train/abc.mp4`` or ``train/abc/`` is found whether the key carries the extension or not.
+
+    Raises:
+        InputError: the file exists but is not valid JSON of the expected version.
+    """
+    data = read_metadata_document(root)
+    if not data:
+        return {}
     infos: dict[str, ClipInfo] = {}
     for key, entry in data["clips"].items():
         if not isinstance(entry, dict):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from enliven.data.layout import METADATA_FILE, ClipKind, ClipRef, find_clips, split_names
+from enliven.data.layout import METADATA_FILE, ClipKind, ClipRef, find_clips, read_metadata_document, split_names
 from enliven.data.pairs import landmarks_path
 from enliven.data.readers import ClipReader
 from enliven.errors import InputError, OutputError
@@ -79,10 +79,10 @@ def pack_dataset(
         raise OutputError(f"{output} lies inside the dataset {root}; give a folder outside it.")
 
     clips = [clip for split in chosen for clip in find_clips(root, split)]
-    metadata = _read_metadata(root)
+    metadata = read_metadata_document(root)
     reader, frames, bytes_in = ClipReader(), 0, 0
     with atomic_output(output, is_dir=True) as temp:
-        for clip in _progress(clips, progress):
+        for clip in tqdm(clips, desc="packing", unit="clip", disable=not progress):
             folder = temp / clip.split
             folder.mkdir(exist_ok=True)
             entry = metadata.get("clips", {}).get(_metadata_key(metadata, clip))
@@ -123,16 +123,6 @@ def _pack_clip(clip: ClipRef, folder: Path, reader: ClipReader, fps: float) -> t
     return target, count, read
 
 
-def _read_metadata(root: Path) -> dict:
-    path = root / METADATA_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path} is not readable JSON ({err}); fix it or re-run 'enliven prepare'.") from err
-
-
 def _metadata_key(metadata: dict, clip: ClipRef) -> str | None:
     """The key of ``clip``'s entry in ``metadata.json`` (by its name, or by the path the entry records)."""
     entries = metadata.get("clips", {})
@@ -140,12 +130,3 @@ def _metadata_key(metadata: dict, clip: ClipRef) -> str | None:
         return clip.name
     rel = f"{clip.split}/{clip.name}"
     return next((key for key, entry in entries.items() if isinstance(entry, dict) and entry.get("path") == rel), None)
-
-
-def _progress(clips: list[ClipRef], show: bool) -> Iterator[ClipRef]:
-    if not show:
-        yield from clips
-        return
-    from tqdm import tqdm
-
-    yield from tqdm(clips, desc="packing", unit="clip")
