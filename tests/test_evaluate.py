@@ -249,6 +249,22 @@ def test_animation_pairs_other_identities(tiny_model, dataset: Path, tmp_path: P
     out = write_report(result, tmp_path / "report")
     assert "mouths, enlarged" in (out / "report.md").read_text()
 
+    # bodies: no face to embed, so each clip's row shows the joints' correlation instead of the identity distance
+    from dataclasses import replace
+
+    from enliven.evaluate.report import markdown
+
+    def body_scores(scores: AnimationScores, joints: float) -> AnimationScores:
+        return replace(scores, identity=math.nan, joints=joints)
+
+    bodies = replace(result, methods=tuple(
+        replace(m, summary=body_scores(m.summary, 0.5),
+                clips=tuple(replace(c, scores=body_scores(c.scores, 0.25)) for c in m.clips))
+        for m in result.methods
+    ))  # fmt: skip
+    text = markdown(bodies, [])
+    assert "corr. joints per clip" in text and "| bbaf2n-00 ← swiz3n-00 | 0.2500 |" in text
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

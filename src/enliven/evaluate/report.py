@@ -88,8 +88,16 @@ def summary_table(result: EvaluationResult) -> str:
     return "\n".join(_summary_rows(result))
 
 
-def _main_score(protocol: Protocol) -> str:
-    return "l1" if protocol is Protocol.RECONSTRUCTION else "identity"
+def _main_score(result: EvaluationResult) -> str:
+    """The score shown per clip: L1 (reconstruction); the identity distance (animation), or for bodies, where no
+    method has a face to embed, the joints' correlation."""
+    if result.protocol is Protocol.RECONSTRUCTION:
+        return "l1"
+
+    def measured(name: str) -> bool:
+        return any(math.isfinite(getattr(m.summary, name)) for m in result.methods)
+
+    return "joints" if measured("joints") and not measured("identity") else "identity"
 
 
 def markdown(result: EvaluationResult, sample_files: list[tuple[str, str]]) -> str:
@@ -123,7 +131,7 @@ def markdown(result: EvaluationResult, sample_files: list[tuple[str, str]]) -> s
         "## Per clip",
         "",
     ]
-    main = _main_score(result.protocol)
+    main = _main_score(result)
     lines.append("| clip | " + " | ".join(m.name for m in result.methods) + " |")
     lines.append("|" + "---|" * (len(result.methods) + 1))
     for i, clip in enumerate(result.methods[0].clips):
@@ -178,7 +186,7 @@ def _summary_plot(result: EvaluationResult, path: Path) -> None:
 
 
 def _clips_plot(result: EvaluationResult, path: Path) -> None:
-    main = _main_score(result.protocol)
+    main = _main_score(result)
     clips = result.methods[0].clips
     fig = _figure(max(6.0, 0.45 * len(clips) * len(result.methods) + 2), 3.6)
     ax = fig.add_subplot(1, 1, 1)
