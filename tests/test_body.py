@@ -15,7 +15,7 @@ from conftest import TINY_SIDE, write_square_clips
 from enliven.config.lite import LITE_BODY, LiteConfig
 from enliven.errors import ConfigError, NoFaceError
 from enliven.models.factory import build_model
-from enliven.models.lite.body import BLEND_CANDIDATE, body_flows, retarget_pose
+from enliven.models.lite.body import BLEND_CANDIDATE, body_flows, layer_parts, retarget_pose, source_layers
 from enliven.pose import (
     LEFT_ELBOW,
     LEFT_HIP,
@@ -71,8 +71,9 @@ def raised_forearm(points: np.ndarray) -> np.ndarray:
 
 def test_the_blend_candidate_is_the_part_warp() -> None:
     source, driving = standing(), raised_forearm(standing())
-    grids, weights = body_flows(normalised(source), normalised(driving), 200)
-    assert grids.shape == (1, 12, 200, 200, 2) and weights.shape == (1, 10, 200, 200)
+    flows = body_flows(normalised(source), normalised(driving), 200)
+    grids, weights = flows.grids, flows.weights
+    assert flows.shown is None and grids.shape == (1, 12, 200, 200, 2) and weights.shape == (1, 10, 200, 200)
     reference = part_warp_map(source, driving, 200, 200) / 199 * 2 - 1  # remap positions (centres at i)
     difference = np.abs(grids[0, BLEND_CANDIDATE].numpy() - reference)
     assert difference.mean() < 1e-3 and difference.max() < 0.02  # the torso's affine map is pulled to a similarity
@@ -80,6 +81,38 @@ def test_the_blend_candidate_is_the_part_warp() -> None:
     corner = (slice(0, 10), slice(180, 200))  # far from the body: the blend stands still
     assert np.abs(grids[0, BLEND_CANDIDATE].numpy()[corner] - identity[corner]).max() < 1e-3
     assert float(weights[0, 3].max()) > 0.99 and float(weights[0, 3, 5, 190]) < 1e-3  # the left forearm's own
+
+
+def test_layered_parts_move_a_limb_whole_and_leave_the_torso_behind() -> None:
+    """The layered candidate: the raised forearm's points come from the source's forearm (its own transform), the
+    torso's from the torso, the place the forearm left shows no forearm, and off the person the blend stands."""
+    side = 200
+    source, driving = standing(side), raised_forearm(standing(side))
+    person = torch.zeros(1, 1, side, side)
+    person[..., 30:200, 50:150] = 1.0  # the person's box: everything outside it is background
+    layers = source_layers(normalised(source, side), person, side)
+    assert layers.shape == (1, 10, side, side)
+    assert torch.allclose(layers.sum(1, keepdim=True), person)  # every point of the person has one owner, no other
+    assert float(layers[0, 3, 115, 68]) == 1.0  # the left forearm owns its bone's middle (x 68, y 115)
+    assert float(layers[0, 0, 115, 68]) == 0.0  # and the torso does not, though it lies nearby
+
+    plain = body_flows(normalised(source, side), normalised(driving, side), side).grids
+    flows = body_flows(normalised(source, side), normalised(driving, side), side, layers)
+    layered, forearm, torso = flows.grids[0, BLEND_CANDIDATE], flows.grids[0, 2 + 3], flows.grids[0, 2 + 0]
+    up = ((driving[LEFT_ELBOW] + driving[LEFT_WRIST]) / 2).astype(int)  # the raised forearm's middle
+    assert torch.allclose(layered[up[1], up[0]], forearm[up[1], up[0]], atol=1e-4)
+    assert torch.allclose(layered[100, 100], torso[100, 100], atol=1e-4)  # the chest
+    assert float(flows.shown[0, 0, up[1], up[0]]) == 1.0 and float(flows.shown[0, 0, 100, 100]) == 1.0
+    # where the forearm hung, and off the person, no part shows: the model takes its plate there
+    gone = ((source[LEFT_ELBOW] + source[LEFT_WRIST]) / 2).astype(int)
+    assert float(flows.shown[0, 0, gone[1], gone[0]]) == 0.0 and float(flows.shown[0, 0, 10, 10]) == 0.0
+    assert torch.equal(flows.grids[:, 2:], plain[:, 2:]) and torch.allclose(layered[10, 190], plain[0, 1, 10, 190])
+
+    # a part that owns nothing shows nowhere: the positions taken are the ones behind
+    behind = torch.rand(1, 4, 4, 2)
+    parts = torch.rand(1, 10, 4, 4, 2) * 2 - 1
+    laid, shown = layer_parts(parts, torch.zeros(1, 10, 4, 4), behind)
+    assert torch.equal(laid, behind) and not shown.any()
 
 
 def test_retargeting_keeps_a_pose_and_moves_joints_as_the_driver() -> None:
@@ -155,6 +188,10 @@ def test_a_body_config_has_no_face_mesh() -> None:
     assert LiteConfig.from_yaml_dict(LITE_BODY.to_yaml_dict()) == LITE_BODY
     with pytest.raises(ConfigError, match="keypoints: pose"):
         LiteConfig(keypoints="pose")  # the face mesh's piecewise warp is on by default
+    layered = dataclasses.replace(LITE_BODY, layered_parts=True)
+    assert LiteConfig.from_yaml_dict(layered.to_yaml_dict()) == layered
+    with pytest.raises(ConfigError, match="layered_parts.*background_plate: true"):
+        dataclasses.replace(LITE_BODY, background_plate=False, layered_parts=True)
 
 
 def test_the_two_stage_recipe_trains_one_model() -> None:
@@ -166,6 +203,9 @@ def test_the_two_stage_recipe_trains_one_model() -> None:
     assert load_model_config(configs / "lite-body-finetune.yaml") == LITE_BODY
     first, second = (load_train_config(configs / name) for name in ("lite-body.yaml", "lite-body-finetune.yaml"))
     assert first.init_from is None and second.init_from == "runs/lite-body/stage1.safetensors"
+    # enliven-body 1.1: the bundled weights trained on with the parts laid over each other
+    assert load_model_config(configs / "lite-body-layered.yaml") == dataclasses.replace(LITE_BODY, layered_parts=True)
+    assert load_train_config(configs / "lite-body-layered.yaml").init_from == "enliven-body"
 
 
 def test_what_the_source_hides_comes_from_the_background_plate() -> None:
@@ -180,15 +220,40 @@ def test_what_the_source_hides_comes_from_the_background_plate() -> None:
         output = model.generate(model.encode_source(source, keypoints, plate=plate), keypoints)
     assert torch.allclose(output.prediction, plate, atol=1e-4) and torch.allclose(output.deformed, plate, atol=1e-4)
 
+    # a layered model reads the person's mask from the plate's fourth channel, and says so when it is missing
+    layered = build_model(dataclasses.replace(TINY_BODY, background_plate=True, layered_parts=True)).eval()
+    with pytest.raises(ValueError, match="fourth channel"):
+        layered.encode_source(source, keypoints, plate=plate)
+    with torch.no_grad():
+        encoding = layered.encode_source(source, keypoints, plate=torch.cat([plate, torch.ones_like(plate[:, :1])], 1))
+        assert encoding.plate.shape[1] == 3 and encoding.layers.shape == (1, 10, 16, 16)
+        assert layered.generate(encoding, keypoints).prediction.shape == (1, 3, TINY_SIDE, TINY_SIDE)
 
-def test_trains_from_pose_sidecars(tmp_path: Path) -> None:
+
+def test_the_person_plate_carries_the_mask() -> None:
+    from enliven.preprocess.person import background_plate, person_plate
+
+    image = np.full((32, 32, 3), 200, np.uint8)
+    image[8:24, 12:20] = 30  # a dark figure on a light wall
+    person = np.zeros((32, 32), np.float32)
+    person[8:24, 12:20] = 1.0
+    plate = person_plate(image, person)
+    assert plate.shape == (32, 32, 4) and plate.dtype == np.uint8
+    assert np.array_equal(plate[..., :3], background_plate(image, person))
+    assert np.array_equal(plate[..., 3], (person * 255).astype(np.uint8))
+    assert plate[16, 16, :3].min() > 150  # the figure painted out
+
+
+@pytest.mark.parametrize("layered", [False, True], ids=["blend", "layered"])
+def test_trains_from_pose_sidecars(tmp_path: Path, layered: bool) -> None:
     root = write_square_clips(tmp_path / "bodies", ("train",) * 2, 4)
     rng = np.random.default_rng(0)
     for clip in ("clip0", "clip1"):
         frames = standing(TINY_SIDE)[None] + rng.normal(0, 1.0, (4, NUM_POSE_POINTS, 2))
         frames[1] = np.nan  # nobody found in this frame: pairs are drawn among the others
         np.save(root / "train" / f"clip0{LandmarkKind.POSE.suffix}".replace("clip0", clip), frames.astype(np.float32))
-    document = copy.deepcopy(dataclasses.replace(TINY_BODY, background_plate=True).to_yaml_dict())
+    model_config = dataclasses.replace(TINY_BODY, background_plate=True, layered_parts=layered)
+    document = copy.deepcopy(model_config.to_yaml_dict())
     document["dataset_params"].update({"id_sampling": False})  # the pose sidecars and plates: switched on by the model
     document["train_params"] = {
         "num_epochs": 1,

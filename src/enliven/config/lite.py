@@ -96,6 +96,11 @@ class LiteConfig:
             (the source with its person painted out, made on the host: :func:`enliven.preprocess.person
             .background_plate`) instead of the warped source: what a body leaves behind when it moves is background,
             not a second copy of the body.
+        layered_parts: a body model's blend candidate lays the parts over each other instead of blending their
+            motions (:func:`enliven.models.lite.body.layer_parts`): each part carries the pixels it owns in the
+            source (near its bone and on the person, by MediaPipe's selfie segmentation), the front one where two
+            meet, so a limb moves whole and leaves nothing of itself behind. Needs ``background_plate``: the plate
+            delivers the person's mask as a fourth channel.
     """
 
     family: ClassVar[str] = "lite"
@@ -120,6 +125,7 @@ class LiteConfig:
     mouth_interior: bool = False
     image_warp: str = "bilinear"
     background_plate: bool = False
+    layered_parts: bool = False
 
     def __post_init__(self) -> None:
         if self.keypoints not in ("face_mesh", "pose", "learned"):
@@ -130,6 +136,11 @@ class LiteConfig:
             raise ConfigError(
                 "a body model (keypoints: pose) has no face mesh: set motion_params piecewise: false and "
                 "generator_params mouth_interior: false."
+            )
+        if self.layered_parts and (self.keypoints != "pose" or not self.background_plate):
+            raise ConfigError(
+                "'model_params.motion_params.layered_parts' lays a body's parts over each other: it needs "
+                "keypoints: pose and generator_params background_plate: true."
             )
         if not is_int(self.num_kp) or self.num_kp < 3:
             raise ConfigError(f"'model_params.common_params.num_kp' must be an integer >= 3, got {self.num_kp!r}.")
@@ -200,7 +211,7 @@ class LiteConfig:
         check_keys(motion, "model_params.motion_params",
                    optional=("size", "kernel_sigmas", "block_expansion", "piecewise", "piecewise_landmarks",
                              "piecewise_stride", "candidate_stride", "residual_flow", "face_margin",
-                             "fine_regions"))  # fmt: skip
+                             "fine_regions", "layered_parts"))  # fmt: skip
         check_keys(gen, "model_params.generator_params",
                    optional=("channels", "num_bottleneck_blocks", "num_refine_blocks", "mouth_interior",
                              "image_warp", "background_plate"))  # fmt: skip
@@ -226,6 +237,7 @@ class LiteConfig:
             residual_flow=get_bool(motion, "residual_flow", "model_params.motion_params", d.residual_flow),
             face_margin=motion.get("face_margin", d.face_margin),
             fine_regions=get_bool(motion, "fine_regions", "model_params.motion_params", d.fine_regions),
+            layered_parts=get_bool(motion, "layered_parts", "model_params.motion_params", d.layered_parts),
             channels=get_list(
                 gen, "channels", "model_params.generator_params", is_int, "positive integers", default=d.channels
             ),  # fmt: skip
@@ -263,6 +275,7 @@ class LiteConfig:
                     "residual_flow": self.residual_flow,
                     "face_margin": self.face_margin,
                     "fine_regions": self.fine_regions,
+                    "layered_parts": self.layered_parts,
                 },
                 "generator_params": {
                     "channels": list(self.channels),

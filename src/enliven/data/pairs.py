@@ -205,8 +205,8 @@ class FramePair(NamedTuple):
             ``(x, y)`` of each frame in ``[-1, 1]``
             coordinates of the delivered frame (``-1``/``+1`` at the centres of its edge pixels), augmented like
             the pixels; ``None`` unless the dataset's ``landmarks`` setting is on.
-        source_plate: ``3 x H x W`` like ``source``: the source with its person painted out; ``None`` unless the
-            dataset's ``plates`` setting is on.
+        source_plate: ``4 x H x W``: the source with its person painted out (like ``source``), and the person's mask
+            in ``[0, 1]``; ``None`` unless the dataset's ``plates`` setting is on.
     """
 
     source: Tensor
@@ -418,15 +418,17 @@ class PairDataset(Dataset[FramePair]):
         )
 
     def _plate(self, source: np.ndarray) -> np.ndarray:
-        """The delivered ``3 x H x W`` source with its person painted out, in the same value range."""
-        from enliven.preprocess.person import PersonSegmenter, background_plate
+        """The delivered ``3 x H x W`` source with its person painted out, in the same value range, and the person's
+        mask in ``[0, 1]`` as a fourth channel (:func:`enliven.preprocess.person.person_plate`)."""
+        from enliven.preprocess.person import PersonSegmenter, person_plate
 
         if self._segmenter is None:  # one per worker process, made there
             self._segmenter = PersonSegmenter()
         low, high = self.config.augmentation.value_range
         image = ((np.transpose(source, (1, 2, 0)) - low) / (high - low) * 255).clip(0, 255).round().astype(np.uint8)
-        plate = background_plate(image, self._segmenter.mask(image))
-        return np.ascontiguousarray(plate.transpose(2, 0, 1), dtype=np.float32) / 255 * (high - low) + low
+        plate = np.ascontiguousarray(person_plate(image, self._segmenter.mask(image)).transpose(2, 0, 1)) / 255
+        plate[:3] = plate[:3] * (high - low) + low
+        return plate.astype(np.float32)
 
     def _delivered_points(self, points: np.ndarray, in_size: tuple[int, int], params: AugmentParams) -> np.ndarray:
         """One frame's stored landmarks -> ``N x 2`` float32 ``[-1, 1]`` coordinates of its delivered frame."""

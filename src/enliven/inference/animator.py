@@ -230,12 +230,13 @@ class Animator:
         self.reset_reference()
 
     def _plate(self, image: np.ndarray) -> Tensor:
-        """``1 x 3 x H x W`` the source ``image`` (``H x W x 3`` uint8) with its person painted out."""
-        from enliven.preprocess.person import PersonSegmenter, background_plate
+        """``1 x 4 x H x W`` the source ``image`` (``H x W x 3`` uint8) with its person painted out, and the person's
+        mask (:func:`enliven.preprocess.person.person_plate`)."""
+        from enliven.preprocess.person import PersonSegmenter, person_plate
 
         if self._segmenter is None:
             self._segmenter = PersonSegmenter()
-        plate = background_plate(image, self._segmenter.mask(image))
+        plate = person_plate(image, self._segmenter.mask(image))
         return torch.from_numpy(plate).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
 
     @property

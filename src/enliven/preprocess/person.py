@@ -122,3 +122,11 @@ def background_plate(image: np.ndarray, person: np.ndarray) -> np.ndarray:
     painted = cv2.resize(cv2.inpaint(small, small_hole, 3, cv2.INPAINT_TELEA), (width, height), cv2.INTER_LINEAR)
     soft = cv2.GaussianBlur(hole.astype(np.float32), (grow, grow), 0)[..., None]
     return (painted * soft + image * (1 - soft)).round().astype(np.uint8)
+
+
+def person_plate(image: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """The background plate of ``image`` (:func:`background_plate`) with the person's mask as a fourth channel: what
+    a body model takes once per source (``H x W x 4`` uint8; the mask's ``[0, 1]`` as ``0 .. 255``). The mask tells
+    a model that lays the body's parts over each other which pixels are the person's."""
+    mask = (np.clip(person, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return np.concatenate([background_plate(image, person), mask[..., None]], axis=-1)

@@ -30,6 +30,7 @@ from enliven.models.lite.body import (
     body_flows,
     head_region,
     retarget_pose,
+    source_layers,
 )
 from enliven.models.lite.fine import EYE_REGIONS, MOUTH_REGION, fine_warp, region_triangles
 from enliven.models.lite.generator import LiteDecoder, LiteEncoder
@@ -64,6 +65,8 @@ class LiteSourceEncoding(SourceEncoding):
             ``None``: the predictions are then composed at ``D`` (see :meth:`LiteModel.encode_source`).
         plate: ``1 x 3 x H x W`` in ``[0, 1]``: the source's background with its person painted out (models with
             ``background_plate``), or ``None``.
+        layers: ``1 x P x m x m`` which body part owns each point of the source on the motion grid (models with
+            ``layered_parts``: :func:`~enliven.models.lite.body.source_layers`), or ``None``.
     """
 
     features: tuple[Tensor, ...]
@@ -73,6 +76,7 @@ class LiteSourceEncoding(SourceEncoding):
     mouth: Tensor | None = None
     detail: Tensor | None = None
     plate: Tensor | None = None
+    layers: Tensor | None = None
 
 
 #: Index of the piecewise-affine flow among the candidates of :func:`landmark_flows` (after identity and affine).
@@ -226,9 +230,16 @@ class LiteModel(MotionTransferModel):
         the texture from ``detail`` warped at its own resolution, so a paste-back keeps the photo's sharpness.
 
         ``plate``, ``1 x 3 x H x W`` in ``[0, 1]``: the source with its person painted out, for models with
-        ``background_plate`` (required there; :func:`enliven.preprocess.person.background_plate`)."""
+        ``background_plate`` (required there; :func:`enliven.preprocess.person.background_plate`); ``1 x 4 x H x W``
+        with the person's mask (MediaPipe's selfie segmentation, in ``[0, 1]``) as the fourth channel
+        (:func:`enliven.preprocess.person.person_plate`), which models with ``layered_parts`` need."""
         if self.config.background_plate and plate is None:
             raise ValueError("this lite model composes over a background plate: pass the source's plate to encode it")
+        if self.config.layered_parts and (plate is None or plate.shape[1] != 4):
+            raise ValueError(
+                "this body model lays its parts over each other by the person's mask: pass a plate with the mask as "
+                "a fourth channel (enliven.preprocess.person.person_plate)"
+            )
         if keypoints is None:
             if self.kp_detector is None:
                 what = "pose landmarks (B x 33 x 2)" if self.body else "face-mesh landmarks (B x 468 x 2)"
@@ -244,19 +255,23 @@ class LiteModel(MotionTransferModel):
             )  # fmt: skip
         factor = self.config.image_size // self.config.motion_size
         features = tuple(self.encoder(source))
-        mouth = None
+        mouth = layers = None
         if self.config.mouth_interior:
             mouth = polygon_mask(keypoints.value.index_select(1, self.inner_lips), features[0].shape[-1])
+        small = F.avg_pool2d(source, factor) if factor > 1 else source
+        if self.config.layered_parts:
+            layers = source_layers(keypoints.value, plate[:, 3:], small.shape[-1])  # type: ignore[index]
         return LiteSourceEncoding(
             image=source,
             keypoints=keypoints,
             features=features,
-            small=F.avg_pool2d(source, factor) if factor > 1 else source,
+            small=small,
             triangles=triangles if self.piecewise else None,
             regions=regions if self.fine_regions else None,
             mouth=mouth,
             detail=detail,
-            plate=plate if self.config.background_plate else None,
+            plate=plate[:, :3] if self.config.background_plate and plate is not None else None,
+            layers=layers,
         )
 
     def host_source_inputs(self, keypoints: Keypoints) -> dict[str, Tensor]:
@@ -273,7 +288,7 @@ class LiteModel(MotionTransferModel):
         driving, source = kp_driving.value, encoding.keypoints.value
         # The grid follows the encoded source, so a model also runs at another size (Animator's ``size``).
         size = encoding.small.shape[-1]
-        piecewise = face = fine = None
+        piecewise = face = fine = shown = None
         candidate_size = max(2, size // self.config.candidate_stride)
         if self.piecewise:
             if encoding.triangles is None:
@@ -290,7 +305,8 @@ class LiteModel(MotionTransferModel):
             if self.config.face_margin is not None:
                 face = face_region(mesh.face, size, self.config.face_margin)
         if self.body:
-            grids, density = body_flows(source.expand(driving.shape[0], -1, -1), driving, size)
+            flows = body_flows(source.expand(driving.shape[0], -1, -1), driving, size, encoding.layers)
+            grids, density, shown = flows.grids, flows.weights, flows.shown
             if self.config.face_margin is not None:  # the head moves whole: its parts' blend is taken there
                 face = face_region(head_region(density), size, self.config.face_margin)
         else:
@@ -302,6 +318,8 @@ class LiteModel(MotionTransferModel):
             if candidate_size != size:
                 grids, density = resize_candidates(grids, density, size)
         motion = self.dense_motion(encoding.small, grids, density, face)
+        if shown is not None:  # where no part of the person shows, the frame is background: the plate's
+            motion = replace(motion, occlusion=tuple(occlusion * shown for occlusion in motion.occlusion))
         mouth = None
         if self.config.mouth_interior:
             if encoding.mouth is None:

@@ -222,4 +222,6 @@ def _dense_motion_method(model: MotionTransferModel) -> tuple[object, str] | Non
 def _stand_in_plate(model: MotionTransferModel, source: Tensor) -> dict[str, Tensor]:
     """A background plate for models that take one (the source itself: the cost per frame is the same; the
     animator's own source encoding, timed separately, paints the real one)."""
-    return {"plate": source} if getattr(model, "needs_plate", False) else {}
+    if not getattr(model, "needs_plate", False):
+        return {}
+    return {"plate": torch.cat([source, torch.ones_like(source[:, :1])], 1)}  # the whole frame as the person
