@@ -332,7 +332,17 @@ def test_pose_sidecars_cropper_and_animator_on_a_real_body(shared_dir: Path, tmp
             animator.set_source(np.full((side, side, 3), 90, np.uint8))
 
 
-def test_the_skeleton_turns_the_joints_the_evaluation_measures() -> None:
+def test_the_best_frame_of_a_body_is_the_one_posed_like_the_source() -> None:
+    from enliven.preprocess.best_frame import best_matching_pose
+
+    source = standing()
+    kick = source.copy()
+    kick[[25, 27]] = ((40, 130), (10, 125))  # the left leg raised to the side
+    shifted = source * 1.3 + (25, -10)  # the same pose, larger and elsewhere in the frame
+    nobody = np.full_like(source, np.nan)
+    assert best_matching_pose(source, [kick, nobody, shifted, raised_forearm(source)]) == 2
+    assert best_matching_pose(source, [nobody, nobody]) == 0  # no person anywhere: the first frame, as by default
+
     from enliven.pose import POSE_JOINTS, SKELETON
 
     measured = {joint[:2] for joint in POSE_JOINTS} | {joint[1:] for joint in POSE_JOINTS}
@@ -372,11 +382,12 @@ def test_a_body_photo_goes_to_the_body_model_and_is_pasted_back(shared_dir: Path
     out = tmp_path / "out.mp4"
     done = subprocess.run(
         [sys.executable, "-m", "enliven", "animate", str(tmp_path / "wide.png"), str(short), "-o", str(out), "-q",
-         "--paste-back"],
+         "--paste-back", "--find-best-frame"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "ENLIVEN_MODELS": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "enliven: model auto: enliven-body (a person, " in done.stdout
+    assert ", reference frame " in done.stdout  # the driving frame posed most like the photo (a body's pose)
     frames = read_frames(out)
     assert frames.shape[1:] == (256, 768, 3)
     # pasted where the person is: the grey sides of the photo are untouched

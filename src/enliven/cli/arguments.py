@@ -120,7 +120,7 @@ def add_animation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--find-best-frame",
         action="store_true",
-        help="take as reference the driving frame whose face best matches the source",
+        help="take as reference the driving frame whose face (a body model: whose pose) best matches the source",
     )
     p.add_argument(
         "--crop",

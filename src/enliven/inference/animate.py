@@ -40,7 +40,8 @@ from enliven.inference.pipeline import (
 from enliven.io import check_output_path
 from enliven.models.base import MotionTransferModel
 from enliven.preprocess import Box, FaceLandmarker, best_matching_frame, compensate_resampling, crop_and_resize
-from enliven.types import Keypoints
+from enliven.preprocess.best_frame import best_matching_pose
+from enliven.types import Keypoints, LandmarkKind
 from enliven.weights import LoadedModel
 
 
@@ -293,6 +294,8 @@ def _plan_frames(
 ) -> _Plan:
     """Driving keypoints found in this process on the clip's frames cut at ``boxes``, after choosing the best
     reference frame if asked; the source is already encoded."""
+    if options.find_best_frame and animator.landmark_kind is LandmarkKind.POSE:
+        return _plan_best_pose(clip, source_crop, boxes, animator, cropper, options)
     best = find_best_frame(clip.frames(), source_crop.image, boxes, clip.what) if options.find_best_frame else None
     if best is not None:
         animator.set_reference(cropper.cut(clip.frame_at(best), box_at(boxes, best)))
@@ -300,6 +303,29 @@ def _plan_frames(
         clip.frames(), lambda index, frame: cropper.cut(frame, box_at(boxes, index)), animator, options.batch_size
     )
     return _Plan(source_crop, keypoints, best)
+
+
+def _plan_best_pose(
+    clip: DrivingClip,
+    source_crop: Crop,
+    boxes: list[Box] | None,
+    animator: Animator,
+    cropper: FaceCropper,
+    options: AnimateOptions,
+) -> _Plan:
+    """A body model's plan with the best reference frame: the clip's pose landmarks, all found first (the clip is read
+    once), the frame posed most like the source as the reference (a tai-chi clip that opens with a kick would
+    otherwise bend the photo's standing body by the kick's difference from every later pose)."""
+    keypoints = list(
+        frame_keypoints(
+            clip.frames(), lambda index, frame: cropper.cut(frame, box_at(boxes, index)), animator, options.batch_size
+        )
+    )
+    points = np.concatenate([batch.value.detach().cpu().numpy() for batch in keypoints]) if keypoints else []
+    best = best_matching_pose(animator.source_keypoints, list(points))
+    if len(points):
+        animator.set_reference_keypoints(points[best])
+    return _Plan(source_crop, iter(keypoints), best)
 
 
 def _resolve_model(model: LoadedModel | MotionTransferModel | None, options: AnimateOptions) -> tuple[LoadedModel, str]:

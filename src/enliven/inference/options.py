@@ -24,7 +24,8 @@ class AnimateOptions:
         config: YAML config of an authors' checkpoint (``None``: detected).
         mode: relative, absolute or avd.
         adapt_scale: adapt the movement scale to the source (relative mode).
-        find_best_frame: use the driving frame whose face landmarks best match the source as the reference.
+        find_best_frame: use the driving frame whose face landmarks (a body model: pose) best match the source as the
+            reference.
         crop: crop the face (face models) or pad to a square (other models); ``False`` takes inputs as they are.
         smooth_track: crop the driving clip along a smoothed face track instead of one stable box.
         paste_back: blend the animated crop back into the full-resolution source.

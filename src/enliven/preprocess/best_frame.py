@@ -3,7 +3,7 @@
 Relative motion transfer moves the source by the driving frames' displacement from a reference driving
 frame; starting from the frame most similar to the source (FOMM ``--find_best_frame``) avoids transferring
 a pose offset. FOMM compares 68 face-alignment landmarks; here the landmarks are MediaPipe's face mesh
-(:class:`FaceLandmarker`), compared with the same rule.
+(:class:`FaceLandmarker`), compared with the same rule, or for bodies MediaPipe's pose (:func:`best_matching_pose`).
 """
 
 from __future__ import annotations
@@ -65,3 +65,21 @@ def best_matching_frame(source_landmarks: np.ndarray, driving_landmarks_sequence
         if dist < best_dist:
             best, best_dist = i, dist
     return best
+
+
+#: The pose landmarks a body's best frame is matched on: nose, shoulders, elbows, wrists, hips, knees, ankles (the
+#: pose of the body, not the detail of its face, hands or feet).
+POSE_MATCH_POINTS: tuple[int, ...] = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+
+
+def best_matching_pose(source_points: np.ndarray, driving_points: Sequence[np.ndarray]) -> int:
+    """Index of the driving frame whose body is posed most like the source's: :func:`best_matching_frame` over
+    :data:`POSE_MATCH_POINTS` of MediaPipe's 33 pose landmarks (``33 x 2`` each, any uniform unit). Frames without a
+    person (NaN points) or with a degenerate pose are skipped; 0 when none is left."""
+    points = list(POSE_MATCH_POINTS)
+    candidates: list[np.ndarray | None] = []
+    for frame in driving_points:
+        chosen = np.asarray(frame, dtype=np.float64)[points]
+        usable = bool(np.isfinite(chosen).all()) and convex_hull_area(chosen - chosen.mean(0)) > 0.0
+        candidates.append(chosen if usable else None)
+    return best_matching_frame(np.asarray(source_points, dtype=np.float64)[points], candidates)
