@@ -294,33 +294,24 @@ def _plan_frames(
 ) -> _Plan:
     """Driving keypoints found in this process on the clip's frames cut at ``boxes``, after choosing the best
     reference frame if asked; the source is already encoded."""
+
+    def clip_keypoints() -> Iterator[Keypoints]:  # the clip read (again), its frames cut and their keypoints found
+        return frame_keypoints(
+            clip.frames(), lambda index, frame: cropper.cut(frame, box_at(boxes, index)), animator, options.batch_size
+        )
+
     if options.find_best_frame and animator.landmark_kind is LandmarkKind.POSE:
-        return _plan_best_pose(clip, source_crop, boxes, animator, cropper, options)
+        return _plan_best_pose(source_crop, list(clip_keypoints()), animator)
     best = find_best_frame(clip.frames(), source_crop.image, boxes, clip.what) if options.find_best_frame else None
     if best is not None:
         animator.set_reference(cropper.cut(clip.frame_at(best), box_at(boxes, best)))
-    keypoints = frame_keypoints(
-        clip.frames(), lambda index, frame: cropper.cut(frame, box_at(boxes, index)), animator, options.batch_size
-    )
-    return _Plan(source_crop, keypoints, best)
+    return _Plan(source_crop, clip_keypoints(), best)
 
 
-def _plan_best_pose(
-    clip: DrivingClip,
-    source_crop: Crop,
-    boxes: list[Box] | None,
-    animator: Animator,
-    cropper: FaceCropper,
-    options: AnimateOptions,
-) -> _Plan:
-    """A body model's plan with the best reference frame: the clip's pose landmarks, all found first (the clip is read
-    once), the frame posed most like the source as the reference (a tai-chi clip that opens with a kick would
-    otherwise bend the photo's standing body by the kick's difference from every later pose)."""
-    keypoints = list(
-        frame_keypoints(
-            clip.frames(), lambda index, frame: cropper.cut(frame, box_at(boxes, index)), animator, options.batch_size
-        )
-    )
+def _plan_best_pose(source_crop: Crop, keypoints: list[Keypoints], animator: Animator) -> _Plan:
+    """A body model's plan with the best reference frame: of the clip's pose landmarks (``keypoints``, all found in
+    the clip's one read), the frame posed most like the source becomes the reference (a tai-chi clip that opens with
+    a kick would otherwise bend the photo's standing body by the kick's difference from every later pose)."""
     points = np.concatenate([batch.value.detach().cpu().numpy() for batch in keypoints]) if keypoints else []
     best = best_matching_pose(animator.source_keypoints, list(points))
     if len(points):
