@@ -343,6 +343,8 @@ def test_the_best_frame_of_a_body_is_the_one_posed_like_the_source() -> None:
     assert best_matching_pose(source, [kick, nobody, shifted, raised_forearm(source)]) == 2
     assert best_matching_pose(source, [nobody, nobody]) == 0  # no person anywhere: the first frame, as by default
 
+
+def test_the_skeleton_turns_the_joints_the_evaluation_measures() -> None:
     from enliven.pose import POSE_JOINTS, SKELETON
 
     measured = {joint[:2] for joint in POSE_JOINTS} | {joint[1:] for joint in POSE_JOINTS}
