@@ -394,3 +394,28 @@ def test_a_body_photo_goes_to_the_body_model_and_is_pasted_back(shared_dir: Path
     assert frames.shape[1:] == (256, 768, 3)
     # pasted where the person is: the grey sides of the photo are untouched
     assert np.abs(frames[:, :, :200].astype(int) - 90).max() <= 3
+
+
+def test_the_notebook_takes_a_bodys_best_frame_as_its_render_does(shared_dir: Path, tmp_path: Path) -> None:
+    """The studio's previews and its render start from the same best frame: for a body, the pose most like the
+    photo's (the tai-chi clip opens with a kick; the photo stands)."""
+    for module in ("mediapipe", "ipywidgets", "anywidget"):
+        pytest.importorskip(module)
+    import subprocess
+
+    from enliven.inference import AnimateOptions
+    from enliven.notebook import Studio
+
+    bodies = shared_dir / "data" / "bodies" / "MRAA-taichi"
+    photo, clip = bodies / "images" / "taichi_cmp1_source0.png", bodies / "videos" / "taichi_copart01.mp4"
+    if not (photo.is_file() and clip.is_file()):
+        pytest.skip("the shared tai-chi photo and clip are not here")
+    short = tmp_path / "short.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-frames:v", "36", "-y", str(short)], check=True)
+    options = AnimateOptions(model="enliven-body", find_best_frame=True)
+    with Studio(options, work_dir=tmp_path / "studio") as studio:
+        studio.load_photo(photo)
+        studio.load_clip(short)
+        assert studio.preview(5).result.shape == (256, 256, 3)
+        result = studio.render(tmp_path / "out.mp4")
+        assert studio.best_frame == result.best_frame and studio.best_frame > 10  # standing, not the opening kick

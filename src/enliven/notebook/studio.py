@@ -35,7 +35,8 @@ from enliven.inference.options import is_auto
 from enliven.inference.pipeline import CancelFlag, ProgressCallback, edit_keypoints
 from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name, shrunk
 from enliven.preprocess import Box
-from enliven.types import MotionMode
+from enliven.preprocess.best_frame import best_matching_pose
+from enliven.types import LandmarkKind, MotionMode
 from enliven.weights import DEFAULT_MODEL, LoadedModel
 
 #: Options that change which model runs (reloaded) or its input size.
@@ -403,7 +404,12 @@ class Studio:
             animator.set_source(photo.crop, detail=detail_crop(image, box, animator, self._options))
             self._encoded, self._reference_set = True, False
         if not self._reference_set:
-            if self._options.find_best_frame:
+            if self._options.find_best_frame and animator.landmark_kind is LandmarkKind.POSE:
+                if self._best_frame is None:  # a body: the frame posed most like the photo, of the clip's landmarks
+                    points = clip.keypoints.value.detach().cpu().numpy()
+                    self._best_frame = best_matching_pose(animator.source_keypoints, list(points))
+                animator.set_reference_keypoints(clip.keypoints.index(self._best_frame))
+            elif self._options.find_best_frame:
                 if self._best_frame is None:
                     self._best_frame = find_best_frame(
                         DrivingClip(clip.path, self._options.memory_budget_mb).frames(), photo.crop, clip.boxes
