@@ -13,6 +13,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from enliven.polygons import convex_hull_area
+from enliven.pose import (
+    LEFT_ANKLE,
+    LEFT_ELBOW,
+    LEFT_HIP,
+    LEFT_KNEE,
+    LEFT_SHOULDER,
+    LEFT_WRIST,
+    NOSE,
+    RIGHT_ANKLE,
+    RIGHT_ELBOW,
+    RIGHT_HIP,
+    RIGHT_KNEE,
+    RIGHT_SHOULDER,
+    RIGHT_WRIST,
+)
 
 
 def face_alignment_features(landmarks: np.ndarray) -> np.ndarray:
@@ -69,7 +84,10 @@ def best_matching_frame(source_landmarks: np.ndarray, driving_landmarks_sequence
 
 #: The pose landmarks a body's best frame is matched on: nose, shoulders, elbows, wrists, hips, knees, ankles (the
 #: pose of the body, not the detail of its face, hands or feet).
-POSE_MATCH_POINTS: tuple[int, ...] = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+POSE_MATCH_POINTS: tuple[int, ...] = (
+    NOSE, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST,
+    LEFT_HIP, RIGHT_HIP, LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE,
+)  # fmt: skip
 
 
 def best_matching_pose(source_points: np.ndarray, driving_points: Sequence[np.ndarray]) -> int:
