@@ -68,10 +68,11 @@ def test_anti_alias_downsampling_picks_the_pixels_interpolate_picks() -> None:
 # --- tiny models of every family -----------------------------------------------------------------------------------
 
 
-#: The families whose tiny tflite export runs in the default suite: the default model (its graphs without keypoints).
-#: Each conversion takes 45-85 s on a 2-core machine, so the others, and the command-line export of a learned-keypoints
-#: family (FOMM), run with ``-m slow``.
-DEFAULT_SUITE_FAMILIES = ("lite",)
+#: The families whose tiny tflite export runs in the default suite: none. Each conversion takes 45-90 s on a 2-core
+#: machine (enliven-lite's 89 s in a default run of 18:45, the largest single item), which kept the default suite over
+#: its 15 minutes, so every family's, and the command-line export of a learned-keypoints family (FOMM), run with
+#: ``-m slow``. The default suite still checks the sampling the graphs are traced with (above) and the refusals below.
+DEFAULT_SUITE_FAMILIES: tuple[str, ...] = ()
 
 
 @pytest.fixture(
