@@ -1,8 +1,10 @@
 """Where a body model loses the driver's joint angles across people: driver -> the pose the model is asked to reach
 (its relative motion, ``transfer_motion``) -> its output, each measured with MediaPipe pose as ``enliven eval`` does.
 Each clip's first frame is driven by the next clip of the split. Prints the per-joint correlations.
+``--find-best-frame`` takes as the relative-motion reference the driving frame posed most like the source (as
+``enliven animate --find-best-frame`` does) instead of the driving clip's first frame.
 
-    python benchmarks/body_joints.py --data ~/enliven-data/ted --split val --max-frames 100
+    python benchmarks/body_joints.py --data ~/enliven-data/ted --split val --max-frames 100 [--find-best-frame]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from enliven.evaluate.landmarks import PoseLandmarks
 from enliven.evaluate.metrics import pearson
 from enliven.evaluate.protocols import read_frames
 from enliven.pose import POSE_JOINTS, joint_angles
+from enliven.preprocess.best_frame import best_matching_pose
 from enliven.types import MotionMode
 from enliven.weights.loader import load_model
 
@@ -52,6 +55,7 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="val")
     parser.add_argument("--max-frames", type=int, default=100)
+    parser.add_argument("--find-best-frame", action="store_true", help="the reference is the best-matching frame")
     args = parser.parse_args()
 
     clips = find_clips(args.data, args.split)
@@ -68,9 +72,17 @@ def main() -> None:
         driving_clip = clips[(i + 1) % len(clips)]
         driving = read_frames(reader, driving_clip, args.max_frames, size)
         method.set_source(read_frames(reader, source_clip, 1, size)[0])
+        driver_points = np.stack([pose.detect(frame) for frame in driving])
+        reference = 0
+        if args.find_best_frame:
+            # the animator's landmarks, as `enliven animate` matches them (the evaluation's are NaN outside the frame)
+            clip_points = method.animator.driving_keypoints(driving).value.detach().cpu().numpy()
+            reference = best_matching_pose(method.animator.source_keypoints, list(clip_points))
+            method.animator.restart_tracking()  # the clip starts again from its first frame
+            method.animator.set_reference_keypoints(clip_points[reference])
         targets.frames.clear()
         output = method.animate(driving)
-        driver = joint_angles(np.stack([pose.detect(frame) for frame in driving]))
+        driver = joint_angles(driver_points)
         target = joint_angles(targets.pixels(size)[: len(driving)])
         result = joint_angles(np.stack([pose.detect(frame) for frame in output]))
         rows["driver vs the retargeted pose"].append(correlations(driver, target))
@@ -78,7 +90,8 @@ def main() -> None:
         rows["driver vs the output"].append(correlations(driver, result))
         found["driver"].append(np.isfinite(driver).mean(0))
         found["output"].append(np.isfinite(result).mean(0))
-        print(f"{source_clip.name} driven by {driving_clip.name}: {len(driving)} frames", flush=True)
+        pair = f"{source_clip.name} driven by {driving_clip.name}"
+        print(f"{pair}: {len(driving)} frames, reference frame {reference}", flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a joint never seen in any pair: its mean is NaN
         print(f"\n| correlation of joint angles | {' | '.join(JOINT_NAMES)} | mean |")

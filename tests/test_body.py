@@ -384,16 +384,33 @@ def test_a_body_photo_goes_to_the_body_model_and_is_pasted_back(shared_dir: Path
     out = tmp_path / "out.mp4"
     done = subprocess.run(
         [sys.executable, "-m", "enliven", "animate", str(tmp_path / "wide.png"), str(short), "-o", str(out), "-q",
-         "--paste-back", "--find-best-frame"],
+         "--paste-back"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "ENLIVEN_MODELS": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "enliven: model auto: enliven-body (a person, " in done.stdout
-    assert ", reference frame " in done.stdout  # the driving frame posed most like the photo (a body's pose)
+    assert ", reference frame " in done.stdout  # by default for a body: the driving frame posed most like the photo
     frames = read_frames(out)
     assert frames.shape[1:] == (256, 768, 3)
     # pasted where the person is: the grey sides of the photo are untouched
     assert np.abs(frames[:, :, :200].astype(int) - 90).max() <= 3
+
+
+def test_the_best_frame_is_a_body_models_default_reference() -> None:
+    """``find_best_frame`` unset (``None``, the CLI without ``--[no-]find-best-frame``, a job without the option) means
+    the best frame for a model driven by pose landmarks and the first frame for the others; given, it is obeyed."""
+    from enliven.errors import InputError
+    from enliven.inference.options import AnimateOptions, options_from_mapping, wants_best_frame
+    from enliven.types import LandmarkKind
+
+    assert AnimateOptions().find_best_frame is None
+    assert wants_best_frame(None, LandmarkKind.POSE)
+    assert not wants_best_frame(None, LandmarkKind.FACE_MESH) and not wants_best_frame(None, None)
+    assert not wants_best_frame(False, LandmarkKind.POSE) and wants_best_frame(True, LandmarkKind.FACE_MESH)
+    for text, value in (("auto", None), ("", None), ("true", True), ("off", False)):
+        assert options_from_mapping({"find-best-frame": text}).find_best_frame is value
+    with pytest.raises(InputError, match="option find_best_frame must be true or false, or auto"):
+        options_from_mapping({"find_best_frame": "sometimes"})
 
 
 def test_the_notebook_takes_a_bodys_best_frame_as_its_render_does(shared_dir: Path, tmp_path: Path) -> None:
@@ -412,7 +429,7 @@ def test_the_notebook_takes_a_bodys_best_frame_as_its_render_does(shared_dir: Pa
         pytest.skip("the shared tai-chi photo and clip are not here")
     short = tmp_path / "short.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-frames:v", "36", "-y", str(short)], check=True)
-    options = AnimateOptions(model="enliven-body", find_best_frame=True)
+    options = AnimateOptions(model="enliven-body")  # a body model's default: the best frame
     with Studio(options, work_dir=tmp_path / "studio") as studio:
         studio.load_photo(photo)
         studio.load_clip(short)

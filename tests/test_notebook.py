@@ -94,7 +94,7 @@ def test_the_best_frame_is_the_renders(studio, tmp_path):
         result = studio.render(tmp_path / "best.mp4")
         assert studio.best_frame is not None and studio.best_frame == result.best_frame
     finally:
-        studio.update(find_best_frame=False)
+        studio.update(find_best_frame=None)
 
 
 def test_an_adjusted_box_moves_the_crop_and_the_render_uses_it(studio, tmp_path):

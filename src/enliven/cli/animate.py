@@ -67,7 +67,7 @@ def start_face_worker(args: argparse.Namespace) -> contextlib.AbstractContextMan
 
     args.face_worker = None
     if args.driving is not None and worker_applies(
-        args.source, args.driving, crop=args.crop, find_best_frame=args.find_best_frame
+        args.source, args.driving, crop=args.crop, find_best_frame=bool(args.find_best_frame)
     ):
         args.face_worker = FaceWorker.start(
             args.source, args.driving, smooth_track=args.smooth_track, any_face=args.force

@@ -119,8 +119,10 @@ def add_animation_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--find-best-frame",
-        action="store_true",
-        help="take as reference the driving frame whose face (a body model: whose pose) best matches the source",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="take as reference the driving frame whose face (a body model: whose pose) best matches the source; "
+        "--no-find-best-frame: the clip's first (default: the best frame for a body model, the first for a face's)",
     )
     p.add_argument(
         "--crop",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from enliven.inference.cropper import Crop, FaceCropper
 from enliven.inference.driving import DrivingClip, box_at, checked_image, read_source
 from enliven.inference.driving_cache import DrivingCache
 from enliven.inference.face_worker import FaceWorker, worker_applies
-from enliven.inference.options import AnimateOptions
+from enliven.inference.options import AnimateOptions, wants_best_frame
 from enliven.inference.pipeline import (
     CancelFlag,
     ProgressCallback,
@@ -116,7 +116,8 @@ def animate_file(
         raise ValueError("source_box and face_worker exclude each other: the worker finds the source's face")
     try:
         output = check_output_path(output, inputs=paths)
-        applies = worker_applies(source, driving, crop=options.crop, find_best_frame=options.find_best_frame)
+        # the default reference (None) is the first frame for the face models the worker serves
+        applies = worker_applies(source, driving, crop=options.crop, find_best_frame=bool(options.find_best_frame))
         if worker is None and options.face_worker and applies and source_box is None:
             worker = FaceWorker.start(  # finds the faces while this process loads the model
                 source,
@@ -148,6 +149,8 @@ def animate_file(
                 worker.close()
                 worker = None
             what = f"the source {source}" if isinstance(source, (str, Path)) else "the source"
+            best = wants_best_frame(options.find_best_frame, animator.landmark_kind)  # None (the default) decided
+            options = replace(options, find_best_frame=best)
             if worker is not None:
                 plan = _plan_with_worker(worker, clip, source_image, animator, cropper, options)
             else:

@@ -48,6 +48,13 @@ MAX_CLIP_BYTES = 100 * 2**20
 #: Model sizes offered besides the model's own.
 SIZES = (128, 192, 256, 384, 512)
 VIEW = "256px"
+#: The reference frame's choices (``AnimateOptions.find_best_frame``): label -> the option's value.
+REFERENCE_VALUES: dict[str, bool | None] = {"auto (bodies: best)": None, "first frame": False, "best match": True}
+REFERENCE_CHOICES = list(REFERENCE_VALUES)
+
+
+def _reference_name(find_best_frame: bool | None) -> str:
+    return next(name for name, value in REFERENCE_VALUES.items() if value is find_best_frame)
 
 
 class EnlivenApp(w.VBox):
@@ -107,7 +114,9 @@ class EnlivenApp(w.VBox):
                                     style={"button_width": "80px"})  # fmt: skip
         check = functools.partial(w.Checkbox, indent=False)
         self.adapt_scale = check(value=opts.adapt_scale, description="adapt the movement's scale")
-        self.find_best_frame = check(value=opts.find_best_frame, description="find the best reference frame")
+        # three states (a Dropdown's None would read as "nothing selected", so the values are names)
+        self.find_best_frame = w.Dropdown(options=REFERENCE_CHOICES, value=_reference_name(opts.find_best_frame),
+                                          description="Reference", **narrow)  # fmt: skip
         self.crop = check(value=opts.crop, description="crop the face")
         self.smooth_track = check(value=opts.smooth_track, description="follow the face (smoothed track)")
         self.force = check(value=opts.force, description="any face size (a body or a scene)")
@@ -236,7 +245,7 @@ class EnlivenApp(w.VBox):
         on(self.size, lambda v: self._set_option(size=v or None))
         on(self.mode, lambda v: self._set_option(mode=MotionMode(v)))
         on(self.adapt_scale, lambda v: self._set_option(adapt_scale=v))
-        on(self.find_best_frame, lambda v: self._set_option(find_best_frame=v))
+        on(self.find_best_frame, lambda v: self._set_option(find_best_frame=REFERENCE_VALUES[v]))
         on(self.crop, lambda v: self._set_option(crop=v))
         on(self.smooth_track, lambda v: self._set_option(smooth_track=v))
         on(self.force, lambda v: self._set_option(force=v))
@@ -400,7 +409,8 @@ class EnlivenApp(w.VBox):
             self.mode.options = modes
         for widget, value in ((self.model, opts.model or AUTO), (self.backend, opts.backend),
                               (self.size, opts.size or 0), (self.mode, MotionMode(opts.mode).value),
-                              (self.adapt_scale, opts.adapt_scale), (self.find_best_frame, opts.find_best_frame),
+                              (self.adapt_scale, opts.adapt_scale),
+                              (self.find_best_frame, _reference_name(opts.find_best_frame)),
                               (self.crop, opts.crop), (self.smooth_track, opts.smooth_track),
                               (self.force, opts.force), (self.paste_back, opts.paste_back)):  # fmt: skip
             if widget.value != value:

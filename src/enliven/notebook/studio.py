@@ -31,7 +31,7 @@ from enliven.inference import AnimateOptions, AnimateResult, Animator, FaceCropp
 from enliven.inference.animate import check_editable, detail_crop, find_best_frame
 from enliven.inference.choice import ModelChoice, choose_model
 from enliven.inference.driving import DrivingClip, box_at, read_source
-from enliven.inference.options import is_auto
+from enliven.inference.options import is_auto, wants_best_frame
 from enliven.inference.pipeline import CancelFlag, ProgressCallback, edit_keypoints
 from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name, shrunk
 from enliven.preprocess import Box
@@ -137,7 +137,8 @@ class Studio:
 
     @property
     def best_frame(self) -> int | None:
-        """The clip frame used as the reference when ``find_best_frame`` is on (found on first use)."""
+        """The clip frame used as the reference when it is the best-matching one (``find_best_frame``; by default for a
+        body model), found on first use."""
         return self._best_frame
 
     # -- inputs ------------------------------------------------------------------------------------------------
@@ -404,12 +405,13 @@ class Studio:
             animator.set_source(photo.crop, detail=detail_crop(image, box, animator, self._options))
             self._encoded, self._reference_set = True, False
         if not self._reference_set:
-            if self._options.find_best_frame and animator.landmark_kind is LandmarkKind.POSE:
+            best = wants_best_frame(self._options.find_best_frame, animator.landmark_kind)  # as animate_file's
+            if best and animator.landmark_kind is LandmarkKind.POSE:
                 if self._best_frame is None:  # a body: the frame posed most like the photo, of the clip's landmarks
                     points = clip.keypoints.value.detach().cpu().numpy()
                     self._best_frame = best_matching_pose(animator.source_keypoints, list(points))
                 animator.set_reference_keypoints(clip.keypoints.index(self._best_frame))
-            elif self._options.find_best_frame:
+            elif best:
                 if self._best_frame is None:
                     self._best_frame = find_best_frame(
                         DrivingClip(clip.path, self._options.memory_budget_mb).frames(), photo.crop, clip.boxes
