@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from enliven.cli import main
+from enliven.errors import InputError
 from enliven.evaluate import (
     AnimationScores,
     EvaluationOptions,
@@ -190,6 +191,40 @@ def test_mesh_warp_of_a_frame_onto_its_own_landmarks_is_the_frame(grid_frames) -
     assert moved_error < np.abs(frames[1:].astype(int) - frames[0]).mean() * 1.5
 
 
+def test_relative_motion_starts_at_the_reference_frame(grid_frames) -> None:
+    """``set_reference``: the mesh warp in relative motion keeps the source where the driver is as in the chosen
+    frame, and moves it elsewhere (what ``enliven eval --find-best-frame`` gives every method)."""
+    from enliven.types import MotionMode
+
+    source, frames = grid_frames["swiz3n"][0], grid_frames["bbaf2n"]
+    mesh = MeshWarpBaseline(MotionMode.RELATIVE)
+    try:
+        mesh.set_source(source)
+        mesh.set_reference(frames[2])
+        out = mesh.animate(frames)
+    finally:
+        mesh.close()
+    still = np.abs(out[2].astype(int) - source).mean()
+    assert still < 1.0 and np.abs(out[0].astype(int) - source).mean() > still + 0.5
+
+
+def test_best_reference_frames_match_the_evaluations_keypoints() -> None:
+    from enliven.evaluate.protocols import best_reference_frame
+
+    rng = np.random.default_rng(0)
+    face = rng.uniform(50, 200, (68, 2))
+    frames = np.stack([face + rng.normal(0, 8, face.shape), face * 1.2 + 9, face + rng.normal(0, 8, face.shape)])
+    assert best_reference_frame(face, frames) == 1  # the same face, scaled and moved
+    frames[1, 5] = np.nan  # a frame missing a point is skipped
+    assert best_reference_frame(face, frames) in (0, 2)
+    assert best_reference_frame(None, frames) == 0 and best_reference_frame(face, None) == 0
+    body = rng.uniform(50, 200, (33, 2))
+    body[25:] = np.nan  # a half-body photo: no knees, ankles or feet found
+    poses = np.stack([body + rng.normal(0, 8, body.shape), body + 3, body + rng.normal(0, 8, body.shape)])
+    poses[:, 25:] = rng.uniform(50, 200, (3, 8, 2))  # the driver's legs do not count
+    assert best_reference_frame(body, poses) == 1
+
+
 # --- protocols, report, CLI -----------------------------------------------------------------------------------------
 
 
@@ -264,6 +299,20 @@ def test_animation_pairs_other_identities(tiny_model, dataset: Path, tmp_path: P
     ))  # fmt: skip
     text = markdown(bodies, [])
     assert "corr. joints per clip" in text and "| bbaf2n-00 ← swiz3n-00 | 0.2500 |" in text
+
+
+def test_animation_from_the_best_frame(tiny_model, dataset: Path, tmp_path: Path) -> None:
+    """``find_best_frame``: each pair starts from the driving frame posed most like the source, said per clip in the
+    report; the reconstruction protocol, which has no reference frame, refuses it."""
+    options = EvaluationOptions(samples=0, device="cpu", max_frames=FRAMES_PER_CLIP, find_best_frame=True)
+    result = evaluate(tiny_model, dataset, "test", "animation", options)
+    starts = [clip.reference_frame for clip in result.methods[0].clips]
+    assert all(0 <= start < FRAMES_PER_CLIP for start in starts)
+    assert all([clip.reference_frame for clip in m.clips] == starts for m in result.methods)
+    text = (write_report(result, tmp_path / "report") / "report.md").read_text()
+    assert "posed most like the source" in text and f"| bbaf2n-00 ← swiz3n-00 (from frame {starts[0]}) |" in text
+    with pytest.raises(InputError, match="for the animation protocol"):
+        evaluate(tiny_model, dataset, "test", "reconstruction", options)
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="identity embeddings on every N-th frame (default 4; 1 is the published protocol, ~80 ms a frame)",
     )
     p.add_argument("--no-baselines", dest="baselines", action="store_false", help="evaluate the model only")
+    p.add_argument(
+        "--find-best-frame",
+        action="store_true",
+        help="animation: every method's relative motion starts from the driving frame posed most like the source "
+        "(by --landmarks), as enliven animate does for a body model, instead of the clip's first (FOMM's protocol)",
+    )
     p.add_argument("--samples", type=int, default=3, help="clips drawn as sample strips (default 3)")
     add_device_argument(p)
     add_threads_argument(p)
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         identity_every=args.identity_every,
         samples=max(0, args.samples),
         baselines=args.baselines,
+        find_best_frame=args.find_best_frame,
     )
     model = args.model if args.model is not None else DEFAULT_MODEL
     compare = list(args.compare)

@@ -51,6 +51,11 @@ class Method(Protocol):
         """Take a new ``H x W x 3`` uint8 source; the next driving frame starts a new clip."""
         ...
 
+    def set_reference(self, frame: np.ndarray) -> None:
+        """Relative motion from this ``H x W x 3`` uint8 driving frame instead of the clip's first (after
+        :meth:`set_source`); the clip is then animated from its first frame."""
+        ...
+
     def animate(self, frames: np.ndarray) -> np.ndarray:
         """``N x H x W x 3`` uint8 driving frames in, as many animated frames out."""
         ...
@@ -85,6 +90,12 @@ class ModelMethod:
     def set_source(self, image: np.ndarray) -> None:
         self.animator.set_source(image)
 
+    def set_reference(self, frame: np.ndarray) -> None:
+        keypoints = self.animator.driving_keypoints(frame)
+        self.animator.restart_tracking()  # the clip is tracked from its first frame, as without a reference
+        if not keypoints.value.isnan().any():  # not found by the model's landmarks: its first frame with them
+            self.animator.set_reference_keypoints(keypoints)
+
     def animate(self, frames: np.ndarray) -> np.ndarray:
         parts = [self.animator(frames[i : i + self.batch_size]) for i in range(0, len(frames), self.batch_size)]
         return np.concatenate(parts)
@@ -104,6 +115,9 @@ class StaticBaseline:
 
     def set_source(self, image: np.ndarray) -> None:
         self._source = np.array(image, copy=True)
+
+    def set_reference(self, frame: np.ndarray) -> None:
+        pass  # nothing moves
 
     def animate(self, frames: np.ndarray) -> np.ndarray:
         if self._source is None:
@@ -133,6 +147,13 @@ class _LandmarkWarp:
         self._source = np.array(image, copy=True)
         self._last = self._source
         self._reference = None
+
+    def set_reference(self, frame: np.ndarray) -> None:
+        self._reference = self._landmarks(frame)  # None (nothing found): the first frame with landmarks, as before
+
+    def _landmarks(self, frame: np.ndarray) -> np.ndarray | None:
+        """The driving frame's landmarks (pixels), or ``None`` where none were found."""
+        raise NotImplementedError
 
     def animate(self, frames: np.ndarray) -> np.ndarray:
         if self._source is None:
@@ -188,10 +209,9 @@ class MeshWarpBaseline(_LandmarkWarp):
         assert self._source is not None and self._last is not None
         if self._source_points is None or self._triangles is None:
             return self._source
-        points = self._landmarker.landmarks(frame)
+        points = self._landmarks(frame)
         if points is None:
             return self._last
-        points = points[:NUM_FACE_MESH_POINTS]
         num_face = len(points)
         source_points = self._source_points[:num_face]
         moved = self._target(source_points, points)
@@ -203,6 +223,10 @@ class MeshWarpBaseline(_LandmarkWarp):
         target = np.concatenate([moved, self._source_points[num_face:]])
         self._last = piecewise_affine_warp(self._source, self._source_points, target, self._triangles)
         return self._last
+
+    def _landmarks(self, frame: np.ndarray) -> np.ndarray | None:
+        points = self._landmarker.landmarks(frame)
+        return None if points is None else points[:NUM_FACE_MESH_POINTS]
 
     def close(self) -> None:
         self._landmarker.close()
@@ -289,7 +313,7 @@ class PartWarpBaseline(_LandmarkWarp):
         assert self._source is not None and self._last is not None
         if self._source_points is None:
             return self._source
-        points = self._target(self._source_points, self._pose.detect(frame))
+        points = self._target(self._source_points, self._landmarks(frame))
         height, width = self._source.shape[:2]
         where = part_warp_map(self._source_points, points, width, height)
         if where is None:
@@ -299,6 +323,9 @@ class PartWarpBaseline(_LandmarkWarp):
             self._source, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
         return self._last
+
+    def _landmarks(self, frame: np.ndarray) -> np.ndarray | None:
+        return self._pose.detect(frame)  # NaN rows where a point is not found: the part warp leaves those parts
 
     def close(self) -> None:
         self._pose.close()

@@ -29,7 +29,9 @@ from enliven.evaluate.landmarks import (
     region_box,
 )
 from enliven.evaluate.results import AnimationScores, ClipResult, Protocol, ReconstructionScores, SampleStrip, Scores
-from enliven.preprocess import resize_image
+from enliven.pose import NUM_POSE_POINTS
+from enliven.preprocess import best_matching_frame, resize_image
+from enliven.preprocess.best_frame import best_matching_pose
 
 
 class EvaluationError(EnlivenError):
@@ -247,8 +249,10 @@ def read_frames(reader: ClipReader, clip: ClipRef, max_frames: int | None, size:
     return np.stack(frames)
 
 
-def run_method(method: Method, task: Task, source: np.ndarray, driving: np.ndarray) -> tuple[np.ndarray, float]:
-    """A method's outputs for one task and the seconds it spent.
+def run_method(
+    method: Method, task: Task, source: np.ndarray, driving: np.ndarray, reference_frame: int = 0
+) -> tuple[np.ndarray, float]:
+    """A method's outputs for one task and the seconds it spent; relative motion from ``driving[reference_frame]``.
 
     Raises:
         EvaluationError: the method failed (e.g. a model that does not fit the frames).
@@ -256,6 +260,8 @@ def run_method(method: Method, task: Task, source: np.ndarray, driving: np.ndarr
     started = time.perf_counter()
     try:
         method.set_source(source)
+        if reference_frame:
+            method.set_reference(driving[reference_frame])
         outputs = method.animate(driving)
     except (RuntimeError, ValueError) as err:
         raise EvaluationError(
@@ -269,8 +275,30 @@ def run_method(method: Method, task: Task, source: np.ndarray, driving: np.ndarr
     return outputs, seconds
 
 
-def clip_result(task: Task, frames: Frames, count: int) -> ClipResult:
-    return ClipResult(task.source_clip.name, task.driving_clip.name, count, summarise([frames]))
+def clip_result(task: Task, frames: Frames, count: int, reference_frame: int = 0) -> ClipResult:
+    return ClipResult(task.source_clip.name, task.driving_clip.name, count, summarise([frames]), reference_frame)
+
+
+def best_reference_frame(source_points: np.ndarray | None, driving_points: np.ndarray | None) -> int:
+    """The driving frame posed most like the source by the evaluation's keypoints: MediaPipe pose (33 points,
+    :func:`~enliven.preprocess.best_frame.best_matching_pose`) or a face's (all points, FOMM's rule); 0 without
+    keypoints. Points the evaluation did not find in the source (a body's legs outside a half-body frame) are left
+    out of the match; a frame missing one of the others is skipped.
+
+    Args:
+        source_points: ``K x 2`` the source's keypoints (NaN where not found), or ``None``.
+        driving_points: ``N x K x 2`` the driving frames', or ``None``.
+    """
+    if source_points is None or driving_points is None or not np.isfinite(source_points).any():
+        return 0
+    if source_points.shape[0] == NUM_POSE_POINTS:
+        return best_matching_pose(source_points, list(driving_points))
+    seen = np.isfinite(source_points).all(axis=1)
+    candidates = [p[seen] if np.isfinite(p[seen]).all() else None for p in driving_points]
+    try:
+        return best_matching_frame(source_points[seen], candidates)
+    except ValueError:  # too few points seen, or all on a line
+        return 0
 
 
 def sample_strip(

@@ -113,7 +113,7 @@ def markdown(result: EvaluationResult, sample_files: list[tuple[str, str]]) -> s
     lines += [
         f"- dataset: `{result.dataset}`, split `{result.split}`, content `{result.content}`; {result.num_clips} clips, "
         f"{frames} driving frames (at most {opts.max_frames or 'all'} per clip), compared at {result.image_size} px",
-        f"- protocol: {_protocol_text(result.protocol)}",
+        f"- protocol: {_protocol_text(result.protocol, opts.find_best_frame)}",
         f"- keypoints for AKD/MKR and motion: `{result.landmarks.value}`; identity embeddings: dlib "
         f"face_recognition_model_v1 on every {opts.identity_every}. frame",
         f"- model ran on `{result.device}`; frames/s counts the method alone (no reading, no metrics); "
@@ -138,6 +138,7 @@ def markdown(result: EvaluationResult, sample_files: list[tuple[str, str]]) -> s
         title = (
             clip.source_clip if clip.source_clip == clip.driving_clip else f"{clip.source_clip} ← {clip.driving_clip}"
         )
+        title += f" (from frame {clip.reference_frame})" if opts.find_best_frame else ""
         cells = [format_score(getattr(m.clips[i].scores, main), main) for m in result.methods]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines += ["", f"{SCORE_INFO[main][0]} per clip ({SCORE_INFO[main][1]} is better).", "", "![clips](plots/clips.png)"]
@@ -151,15 +152,20 @@ def markdown(result: EvaluationResult, sample_files: list[tuple[str, str]]) -> s
     return "\n".join(lines) + "\n"
 
 
-def _protocol_text(protocol: Protocol) -> str:
+def _protocol_text(protocol: Protocol, find_best_frame: bool = False) -> str:
     if protocol is Protocol.RECONSTRUCTION:
         return (
             "reconstruction (FOMM): source = first frame of each clip, driving = every frame, output compared with "
             "the real frames; the model uses absolute keypoints as the authors' reconstruction does"
         )
+    reference = (
+        "from the driving frame posed most like the source (--find-best-frame; each clip's in the table)"
+        if find_best_frame
+        else "from the driving clip's first frame"
+    )
     return (
-        "animation: the first frame of each clip driven by the next clip of another identity (relative motion); "
-        "identity distance to the source and correlation of motion signals with the driving frames"
+        "animation: the first frame of each clip driven by the next clip of another identity (relative motion "
+        f"{reference}); identity distance to the source and correlation of motion signals with the driving frames"
     )
 
 

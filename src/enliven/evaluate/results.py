@@ -42,6 +42,9 @@ class EvaluationOptions:
         samples: clips drawn as sample strips in the report.
         sample_frames: frames per sample strip.
         baselines: also evaluate the static and mesh-warp baselines.
+        find_best_frame: animation protocol: every method's relative motion starts from the driving frame posed most
+            like the source by the evaluation's keypoints (``landmarks``), as ``enliven animate --find-best-frame``
+            (and a body model by default) does, instead of the driving clip's first frame (FOMM's protocol).
     """
 
     max_clips: int | None = None
@@ -54,6 +57,7 @@ class EvaluationOptions:
     samples: int = 3
     sample_frames: int = 5
     baselines: bool = True
+    find_best_frame: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_clips", "max_frames"):
@@ -156,6 +160,7 @@ class ClipResult:
     driving_clip: str
     frames: int
     scores: Scores
+    reference_frame: int = 0  # the driving frame relative motion started from (animation)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from enliven.evaluate.protocols import (
     Frames,
     Scorer,
     Task,
+    best_reference_frame,
     clip_result,
     make_tasks,
     read_frames,
@@ -76,10 +77,17 @@ def evaluate(
     started = time.perf_counter()
     options = options or EvaluationOptions()
     protocol = Protocol(protocol)
+    if options.find_best_frame and protocol is not Protocol.ANIMATION:
+        raise InputError(
+            "--find-best-frame is for the animation protocol: reconstruction drives each clip's first frame with its "
+            "own frames in absolute motion, which has no reference frame."
+        )
     name, network, untrained, content = _resolve_model(model, config)
     clips = _choose_clips(_matching(find_clips(Path(dataset).expanduser(), split), options.clips), options.max_clips)
     kind = _dataset_kind(Path(dataset).expanduser(), content)
     landmarks = options.landmarks or _default_landmarks(kind)
+    if options.find_best_frame and landmarks is LandmarkSet.NONE:
+        raise InputError("--find-best-frame matches the evaluation's keypoints: give --landmarks (pose for bodies).")
     tasks = make_tasks(clips, protocol)
     mode = MotionMode.ABSOLUTE if protocol is Protocol.RECONSTRUCTION else MotionMode.RELATIVE
     with ExitStack() as stack:
@@ -135,13 +143,16 @@ def _run(
             driving[0] if task.source_clip == task.driving_clip else read_frames(reader, task.source_clip, 1, size)[0]
         )
         reference = scorer.reference(source, driving)
+        start = 0
+        if options.find_best_frame and scorer.protocol is Protocol.ANIMATION and scorer.keypoints is not None:
+            start = best_reference_frame(scorer.keypoints.detect(source), reference.keypoints)
         outputs = []
         for m, method in enumerate(methods):
-            frames, spent = run_method(method, task, source, driving)
+            frames, spent = run_method(method, task, source, driving, start)
             seconds[m] += spent
             measured = scorer.measure(reference, frames)
             per_method[m].append(measured)
-            clip_results[m].append(clip_result(task, measured, len(frames)))
+            clip_results[m].append(clip_result(task, measured, len(frames), start))
             outputs.append((method.name, frames))
         frames_done += len(driving)
         if len(samples) < options.samples:

@@ -92,12 +92,17 @@ POSE_MATCH_POINTS: tuple[int, ...] = (
 
 def best_matching_pose(source_points: np.ndarray, driving_points: Sequence[np.ndarray]) -> int:
     """Index of the driving frame whose body is posed most like the source's: :func:`best_matching_frame` over
-    :data:`POSE_MATCH_POINTS` of MediaPipe's 33 pose landmarks (``33 x 2`` each, any uniform unit). Frames without a
-    person (NaN points) or with a degenerate pose are skipped; 0 when none is left."""
-    points = list(POSE_MATCH_POINTS)
+    :data:`POSE_MATCH_POINTS` of MediaPipe's 33 pose landmarks (``33 x 2`` each, any uniform unit). Points not found
+    in the source (NaN: a detector that leaves out a half-body photo's legs) are left out of the match; frames
+    without a person (NaN points) or with a degenerate pose are skipped; 0 when none is left."""
+    source = np.asarray(source_points, dtype=np.float64)
+    points = [i for i in POSE_MATCH_POINTS if np.isfinite(source[i]).all()]
+    if len(points) < 3:
+        return 0
     candidates: list[np.ndarray | None] = []
     for frame in driving_points:
         chosen = np.asarray(frame, dtype=np.float64)[points]
         usable = bool(np.isfinite(chosen).all()) and convex_hull_area(chosen - chosen.mean(0)) > 0.0
         candidates.append(chosen if usable else None)
-    return best_matching_frame(np.asarray(source_points, dtype=np.float64)[points], candidates)
+    usable = convex_hull_area(source[points] - source[points].mean(0)) > 0.0
+    return best_matching_frame(source[points], candidates) if usable else 0
