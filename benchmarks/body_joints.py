@@ -20,7 +20,7 @@ from enliven.evaluate.landmarks import PoseLandmarks
 from enliven.evaluate.metrics import pearson
 from enliven.evaluate.protocols import read_frames
 from enliven.pose import POSE_JOINTS, joint_angles
-from enliven.preprocess.best_frame import best_matching_pose
+from enliven.preprocess.best_frame import best_model_pose_frame
 from enliven.types import MotionMode
 from enliven.weights.loader import load_model
 
@@ -77,7 +77,7 @@ def main() -> None:
         if args.find_best_frame:
             # the animator's landmarks, as `enliven animate` matches them (the evaluation's are NaN outside the frame)
             clip_points = method.animator.driving_keypoints(driving).value.detach().cpu().numpy()
-            reference = best_matching_pose(method.animator.source_keypoints, list(clip_points))
+            reference = best_model_pose_frame(method.animator.source_keypoints, list(clip_points))
             method.animator.restart_tracking()  # the clip starts again from its first frame
             method.animator.set_reference_keypoints(clip_points[reference])
         targets.frames.clear()

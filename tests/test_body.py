@@ -344,6 +344,25 @@ def test_the_best_frame_of_a_body_is_the_one_posed_like_the_source() -> None:
     assert best_matching_pose(source, [nobody, nobody]) == 0  # no person anywhere: the first frame, as by default
 
 
+def test_a_half_body_photo_is_matched_by_what_it_shows() -> None:
+    """A photo cut at the hips: MediaPipe still places its knees and ankles (below the frame), and the model's best
+    frame leaves them out of the match, so the driver's legs do not choose its reference; the evaluation's keypoints
+    (NaN there) give the same frame."""
+    from enliven.preprocess.best_frame import best_matching_pose, best_model_pose_frame
+
+    source = standing() / 200 * 2 - 1  # [-1, 1]
+    source[25:, 1] += 1.2  # knees, ankles and feet below the frame
+    same_top = source.copy()
+    same_top[25:] = source[25:] * (1, 0.3)  # the legs anywhere: not seen in the photo
+    other_top = source.copy()
+    other_top[[13, 15]] = ((-0.6, -0.8), (-0.4, -1.0))  # the left arm raised, the legs exactly as the photo's guess
+    assert best_model_pose_frame(source, [other_top, same_top]) == 1
+    assert best_matching_pose(source, [other_top, same_top]) == 0  # all points: the guessed legs decide
+    missing = source.copy()
+    missing[25:] = np.nan
+    assert best_matching_pose(missing, [other_top, same_top]) == 1
+
+
 def test_the_skeleton_turns_the_joints_the_evaluation_measures() -> None:
     from enliven.pose import POSE_JOINTS, SKELETON
 

@@ -159,7 +159,7 @@ def _protocol_text(protocol: Protocol, find_best_frame: bool = False) -> str:
             "the real frames; the model uses absolute keypoints as the authors' reconstruction does"
         )
     reference = (
-        "from the driving frame posed most like the source (--find-best-frame; each clip's in the table)"
+        "from the driving frame posed most like the source, --find-best-frame: each pair's is in the table"
         if find_best_frame
         else "from the driving clip's first frame"
     )

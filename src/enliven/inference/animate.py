@@ -40,7 +40,7 @@ from enliven.inference.pipeline import (
 from enliven.io import check_output_path
 from enliven.models.base import MotionTransferModel
 from enliven.preprocess import Box, FaceLandmarker, best_matching_frame, compensate_resampling, crop_and_resize
-from enliven.preprocess.best_frame import best_matching_pose
+from enliven.preprocess.best_frame import best_model_pose_frame
 from enliven.types import Keypoints, LandmarkKind
 from enliven.weights import LoadedModel
 
@@ -316,7 +316,7 @@ def _plan_best_pose(source_crop: Crop, keypoints: list[Keypoints], animator: Ani
     the clip's one read), the frame posed most like the source becomes the reference (a tai-chi clip that opens with
     a kick would otherwise bend the photo's standing body by the kick's difference from every later pose)."""
     points = np.concatenate([batch.value.detach().cpu().numpy() for batch in keypoints]) if keypoints else []
-    best = best_matching_pose(animator.source_keypoints, list(points))
+    best = best_model_pose_frame(animator.source_keypoints, list(points))
     if len(points):
         animator.set_reference_keypoints(points[best])
     return _Plan(source_crop, iter(keypoints), best)

@@ -75,9 +75,11 @@ def wants_best_frame(find_best_frame: bool | None, landmarks: LandmarkKind | Non
     Bodies, because relative motion takes the reference's pose as the photo's: a tai-chi clip that opens with a kick
     bends a standing photo by the kick's difference from every later pose (the body melts). On the prepared bodies'
     held-out clips, each driven by the next (``benchmarks/body_joints.py``, 100 frames a pair), the joint angles of
-    enliven-body's output followed the driver's at 0.23 and 0.35 (val, test) from the best frame against -0.04 and
-    0.25 from the first. Faces keep the first frame, as FOMM's protocol and the faces' measurements do: finding a
-    face's best frame reads the clip once more, where a body's pose is found in the clip's one read anyway.
+    enliven-body's output followed the driver's at 0.23 and 0.33 (val, test) from the best frame against -0.04 and
+    0.25 from the first; ``enliven eval --find-best-frame``: 0.39 against 0.28 on TED speakers, 0.37 against 0.40 on
+    the bodies' test split (the model card has the tables). Faces keep the first frame, as FOMM's protocol and the
+    faces' measurements do: finding a face's best frame reads the clip once more, where a body's pose is found in the
+    clip's one read anyway.
     """
     if find_best_frame is None:
         return landmarks is LandmarkKind.POSE

@@ -35,7 +35,7 @@ from enliven.inference.options import is_auto, wants_best_frame
 from enliven.inference.pipeline import CancelFlag, ProgressCallback, edit_keypoints
 from enliven.notebook.inputs import BoxAdjustment, Clip, Photo, Preview, cut_clip, cut_photo, safe_name, shrunk
 from enliven.preprocess import Box
-from enliven.preprocess.best_frame import best_matching_pose
+from enliven.preprocess.best_frame import best_model_pose_frame
 from enliven.types import LandmarkKind, MotionMode
 from enliven.weights import DEFAULT_MODEL, LoadedModel
 
@@ -409,7 +409,7 @@ class Studio:
             if best and animator.landmark_kind is LandmarkKind.POSE:
                 if self._best_frame is None:  # a body: the frame posed most like the photo, of the clip's landmarks
                     points = clip.keypoints.value.detach().cpu().numpy()
-                    self._best_frame = best_matching_pose(animator.source_keypoints, list(points))
+                    self._best_frame = best_model_pose_frame(animator.source_keypoints, list(points))
                 animator.set_reference_keypoints(clip.keypoints.index(self._best_frame))
             elif best:
                 if self._best_frame is None:

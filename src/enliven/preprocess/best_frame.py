@@ -106,3 +106,12 @@ def best_matching_pose(source_points: np.ndarray, driving_points: Sequence[np.nd
         candidates.append(chosen if usable else None)
     usable = convex_hull_area(source[points] - source[points].mean(0)) > 0.0
     return best_matching_frame(source[points], candidates) if usable else 0
+
+
+def best_model_pose_frame(source_points: np.ndarray, driving_points: Sequence[np.ndarray]) -> int:
+    """:func:`best_matching_pose` of a body model's landmarks (``33 x 2``, ``(x, y)`` in ``[-1, 1]``), where MediaPipe
+    also places the points it cannot see: the source's points outside its frame (a half-body photo's legs) are left
+    out of the match, as the evaluation's keypoints leave them out (``enliven eval --find-best-frame``)."""
+    source = np.array(source_points, dtype=np.float64)
+    source[(np.abs(source) > 1.0).any(axis=-1)] = np.nan
+    return best_matching_pose(source, driving_points)
