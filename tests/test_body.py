@@ -83,6 +83,33 @@ def test_the_blend_candidate_is_the_part_warp() -> None:
     assert float(weights[0, 3].max()) > 0.99 and float(weights[0, 3, 5, 190]) < 1e-3  # the left forearm's own
 
 
+def test_parts_computed_together_are_the_parts_computed_one_by_one() -> None:
+    """body_flows batches the parts of one shape (the limbs); each part's transform and weight are those of the part
+    alone, in BODY_PARTS' order."""
+    from enliven.geometry import fit_similarity, make_coordinate_grid
+    from enliven.models.lite import body
+    from enliven.pose import BODY_PARTS
+
+    assert sorted(i for group in body._PART_GROUPS for i in group.parts) == list(range(len(BODY_PARTS)))
+    side = 48
+    source = normalised(standing(side), side)
+    driving = torch.cat([normalised(raised_forearm(standing(side)), side), source * 0.9 + 0.05])  # B = 2
+    flows = body_flows(source.expand(2, -1, -1), driving, side)
+    grid = make_coordinate_grid((side, side), torch.float32, "cpu").view(1, side * side, 2)
+    homogeneous = torch.cat([grid, torch.ones_like(grid[..., :1])], -1)
+    scale = body._body_scale(driving)
+    for index, part in enumerate(BODY_PARTS):
+        frm, to = driving[:, list(part.fit)], source.expand(2, -1, -1)[:, list(part.fit)]
+        transform = fit_similarity(frm, to)
+        if part.affine:
+            transform = body._affine_near(frm, to, transform, body.TORSO_RIDGE)
+        moved = (homogeneous @ transform).view(2, side, side, 2)
+        torch.testing.assert_close(flows.grids[:, 2 + index], moved, atol=1e-6, rtol=0)
+        distance = body._distance_to_bone(grid, driving[:, list(part.bone)], side)
+        weight = torch.exp(-0.5 * (distance / (part.width * scale[:, None])) ** 2).view(2, side, side)
+        torch.testing.assert_close(flows.weights[:, index], weight, atol=1e-6, rtol=0)
+
+
 def test_layered_parts_move_a_limb_whole_and_leave_the_torso_behind() -> None:
     """The layered candidate: the raised forearm's points come from the source's forearm (its own transform), the
     torso's from the torso, the place the forearm left shows no forearm, and off the person the blend stands."""
