@@ -90,6 +90,7 @@ class Reference:
     embeddings: np.ndarray | None  # N x 128 (reconstruction: real frames) or 1 x 128 (animation: the source)
     signals: MotionSignals | None  # driving motion (animation)
     source_energy: float = float("nan")  # the source face's Laplacian energy (animation)
+    source_keypoints: np.ndarray | None = None  # K x 2 of the source (animation)
 
 
 class Scorer:
@@ -120,10 +121,12 @@ class Scorer:
             embeddings = self._embed(driving)
             return Reference(source, driving, keypoints, embeddings, None)
         embeddings = None if self.identity is None else self.identity.embed(source)[None]
-        energy = float("nan")
+        energy, source_points = float("nan"), None
         if self.keypoints is not None:
-            energy = _face_energy(source, self.keypoints.detect(source))
-        return Reference(source, driving, keypoints, embeddings, self._signals(keypoints, driving), energy)
+            source_points = self.keypoints.detect(source)
+            energy = _face_energy(source, source_points)
+        signals = self._signals(keypoints, driving)
+        return Reference(source, driving, keypoints, embeddings, signals, energy, source_points)
 
     def measure(self, reference: Reference, outputs: np.ndarray) -> Frames:
         """Per-frame measurements of ``outputs`` (``N x H x W x 3``) against the reference."""

@@ -144,8 +144,8 @@ def _run(
         )
         reference = scorer.reference(source, driving)
         start = 0
-        if options.find_best_frame and scorer.protocol is Protocol.ANIMATION and scorer.keypoints is not None:
-            start = best_reference_frame(scorer.keypoints.detect(source), reference.keypoints)
+        if options.find_best_frame:  # animation only (checked above); 0 without keypoints
+            start = best_reference_frame(reference.source_keypoints, reference.keypoints)
         outputs = []
         for m, method in enumerate(methods):
             frames, spent = run_method(method, task, source, driving, start)
