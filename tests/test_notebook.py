@@ -196,6 +196,19 @@ def test_the_app_shows_a_frame_and_the_slider_changes_it(app):
     assert app.studio.options.paste_back
 
 
+def test_the_reference_choice_sets_the_option(app):
+    """The "Reference" dropdown's three names are the option's three values (auto is ``None``, the default)."""
+    assert app.find_best_frame.value == "auto (bodies: best)" and app.studio.options.find_best_frame is None
+    try:
+        app.find_best_frame.value = "first frame"
+        assert app.studio.options.find_best_frame is False
+        app.find_best_frame.value = "best match"
+        assert app.studio.options.find_best_frame is True
+    finally:
+        app.find_best_frame.value = "auto (bodies: best)"
+    assert app.studio.options.find_best_frame is None
+
+
 def test_a_bad_option_is_reported_and_the_widgets_show_the_old_one(app):
     app.model.options = [*app.model.options, "no-such-model"]
     app.model.value = "no-such-model"

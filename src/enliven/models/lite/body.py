@@ -116,7 +116,7 @@ def body_flows(kp_source: Tensor, kp_driving: Tensor, size: int, layers: Tensor 
     homogeneous = torch.cat([grid, torch.ones_like(grid[..., :1])], -1)  # 1 x N x 3
     moved, weights = [], []
     # The parts of one shape (the eight limbs: a bone of two points, fitted on them) go through each step together,
-    # as a batch of B x G: a call per part cost 13 ms a frame at 64 x 64, mostly in the overhead of small operations.
+    # as a batch of B x G: a call per part cost 10-13 ms a frame at 64 x 64, mostly the overhead of small operations.
     for group in _PART_GROUPS:
         count, fit, bone = len(group.parts), list(group.fit), list(group.bone)
         frm = kp_driving[:, fit].view(batch * count, -1, 2)  # (B G) x K x 2, part by part within each frame
