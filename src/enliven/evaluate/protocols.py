@@ -292,15 +292,13 @@ def best_reference_frame(source_points: np.ndarray | None, driving_points: np.nd
         source_points: ``K x 2`` the source's keypoints (NaN where not found), or ``None``.
         driving_points: ``N x K x 2`` the driving frames', or ``None``.
     """
-    if source_points is None or driving_points is None or not np.isfinite(source_points).any():
+    if source_points is None or driving_points is None:
         return 0
     if source_points.shape[0] == NUM_POSE_POINTS:
         return best_matching_pose(source_points, list(driving_points))
-    seen = np.isfinite(source_points).all(axis=1)
-    candidates = [p[seen] if np.isfinite(p[seen]).all() else None for p in driving_points]
     try:
-        return best_matching_frame(source_points[seen], candidates)
-    except ValueError:  # too few points seen, or all on a line
+        return best_matching_frame(source_points, list(driving_points))
+    except ValueError:  # fewer than three points found in the source, or all on a line
         return 0
 
 

@@ -57,8 +57,9 @@ def face_alignment_features(landmarks: np.ndarray) -> np.ndarray:
 def best_matching_frame(source_landmarks: np.ndarray, driving_landmarks_sequence: Sequence[np.ndarray | None]) -> int:
     """Index of the driving frame whose normalised landmarks are closest to the source's.
 
-    Distance: sum of squared differences of :func:`face_alignment_features`. Frames whose landmarks are
-    ``None`` (no face) are skipped.
+    Distance: sum of squared differences of :func:`face_alignment_features`. Landmarks not found in the source (NaN
+    rows: a detector that leaves out what lies outside the photo) are left out of the match; frames whose landmarks
+    are ``None`` (no face), miss one of the others (NaN) or lie on a line are skipped.
 
     Args:
         source_landmarks: ``N x 2`` landmarks of the source image.
@@ -67,16 +68,24 @@ def best_matching_frame(source_landmarks: np.ndarray, driving_landmarks_sequence
     Returns:
         Index into ``driving_landmarks_sequence``; 0 when no driving frame has landmarks (FOMM's default
         reference is the first frame).
+
+    Raises:
+        ValueError: fewer than three source landmarks found, or all on a line; a frame's landmarks of another shape.
     """
-    source = face_alignment_features(source_landmarks)
+    points = np.asarray(source_landmarks, dtype=np.float64)
+    seen = np.isfinite(points).all(axis=-1) if points.ndim == 2 else np.ones(len(points), bool)
+    source = face_alignment_features(points[seen])
     best, best_dist = 0, np.inf
     for i, landmarks in enumerate(driving_landmarks_sequence):
         if landmarks is None:
             continue
-        if np.shape(landmarks) != source.shape:
+        if np.shape(landmarks) != points.shape:
             shape = np.shape(landmarks)
-            raise ValueError(f"driving frame {i} has landmarks of shape {shape}, the source {source.shape}")
-        dist = float(np.sum((face_alignment_features(landmarks) - source) ** 2))
+            raise ValueError(f"driving frame {i} has landmarks of shape {shape}, the source {points.shape}")
+        chosen = np.asarray(landmarks, dtype=np.float64)[seen]
+        if not np.isfinite(chosen).all() or convex_hull_area(chosen - chosen.mean(0)) <= 0.0:
+            continue
+        dist = float(np.sum((face_alignment_features(chosen) - source) ** 2))
         if dist < best_dist:
             best, best_dist = i, dist
     return best
@@ -95,17 +104,14 @@ def best_matching_pose(source_points: np.ndarray, driving_points: Sequence[np.nd
     :data:`POSE_MATCH_POINTS` of MediaPipe's 33 pose landmarks (``33 x 2`` each, any uniform unit). Points not found
     in the source (NaN: a detector that leaves out a half-body photo's legs) are left out of the match; frames
     without a person (NaN points) or with a degenerate pose are skipped; 0 when none is left."""
-    source = np.asarray(source_points, dtype=np.float64)
-    points = [i for i in POSE_MATCH_POINTS if np.isfinite(source[i]).all()]
-    if len(points) < 3:
+    points = list(POSE_MATCH_POINTS)
+    try:
+        return best_matching_frame(
+            np.asarray(source_points, dtype=np.float64)[points],
+            [np.asarray(frame, dtype=np.float64)[points] for frame in driving_points],
+        )
+    except ValueError:  # fewer than three of the points found in the source, or all on a line
         return 0
-    candidates: list[np.ndarray | None] = []
-    for frame in driving_points:
-        chosen = np.asarray(frame, dtype=np.float64)[points]
-        usable = bool(np.isfinite(chosen).all()) and convex_hull_area(chosen - chosen.mean(0)) > 0.0
-        candidates.append(chosen if usable else None)
-    usable = convex_hull_area(source[points] - source[points].mean(0)) > 0.0
-    return best_matching_frame(source[points], candidates) if usable else 0
 
 
 def best_model_pose_frame(source_points: np.ndarray, driving_points: Sequence[np.ndarray]) -> int:
