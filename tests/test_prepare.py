@@ -15,7 +15,7 @@ from PIL import Image
 from enliven.errors import ConfigError, InputError, OutputError
 from enliven.io import open_writer
 from enliven.prepare import SplitRatios, prepare_dataset
-from enliven.prepare.identity import IdentityInput, cluster_identities
+from enliven.prepare.identity import IdentityInput, cluster_identities, mean_pair_distances
 from enliven.prepare.sources import discover_clips, find_identity_hint, safe_name
 from enliven.prepare.splits import IdentityLoad, assign_splits
 
@@ -151,6 +151,10 @@ def test_resume_skips_finished_clips(videos: Path, tmp_path: Path, monkeypatch: 
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/*.png")} == written
     with pytest.raises(OutputError):
         prepare_dataset([videos], out, kind="any", **{**FAST, "size": 64})
+    state = out / ".prepare/state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "version": 1}))  # an earlier enliven's identities
+    with pytest.raises(OutputError, match="earlier version"):
+        prepare_dataset([videos], out, kind="any", **FAST)
 
 
 def test_parallel_workers(videos: Path, tmp_path: Path) -> None:
@@ -185,6 +189,28 @@ def test_identity_clusters_and_splits_never_straddle() -> None:
     frames = {s: sum(v for k, v in loads.items() if split[k] == s) for s in ("train", "val", "test")}
     total = sum(frames.values())
     assert abs(frames["train"] / total - 0.6) < 0.1 and frames["val"] > 0 and frames["test"] > 0
+
+
+def test_noisy_descriptors_of_two_people_stay_apart() -> None:
+    # Small faces: each frame's descriptor scatters about 0.45 from the next one of the same person. Two people 0.5
+    # apart then have clip means under the 0.6 cut (the means' noise averages out) but frames 0.67 apart.
+    rng = np.random.default_rng(1)
+    center = rng.normal(size=128)
+    offset = rng.normal(size=128)
+    people = {"a": center, "b": center + offset / np.linalg.norm(offset) * 0.5}
+    spread = 0.45 / np.sqrt(2 * 128)
+    clips = [
+        IdentityInput(f"{who}{k}", people[who] + rng.normal(size=(10, 128)) * spread, None, f"{who}{k}")
+        for who in "ab"
+        for k in range(2)
+    ]
+    means = {c.name: c.embeddings.mean(axis=0) for c in clips}
+    assert np.linalg.norm(means["a0"] - means["b0"]) < 0.6  # what the clip means alone would have merged
+    ident = cluster_identities(clips)
+    assert ident["a0"] == ident["a1"] != ident["b0"] == ident["b1"]
+    sets = [c.embeddings for c in clips]
+    brute = [[np.linalg.norm(x[:, None] - y[None], axis=-1).mean() for y in sets] for x in sets]
+    assert np.allclose(mean_pair_distances(sets), brute)
 
 
 def test_split_hints_and_ratios() -> None:
@@ -299,6 +325,22 @@ def test_tracked_shots_split_at_cuts_and_lost_tracks() -> None:
     assert not shots and reason.startswith("face too small")
     empty = FaceTrack.from_boxes([None] * 20, (640, 480))
     assert plan_tracked_shots(empty, [], "faces", 8, 96, 5) == ([], "no face found")
+
+
+def test_real_people_with_small_faces_stay_apart(data_dir: Path, tmp_path: Path) -> None:
+    """A man juggling and two children on a bed (faces 50-70 px): their mean descriptors are 0.46 apart, under the
+    0.6 cut, and were one identity; frame by frame they are two."""
+    clips = [data_dir / "bodies/sam2/videos/05_default_juggle.mp4", data_dir / "bodies/sam2/videos/bedroom.mp4"]
+    if not all(c.exists() for c in clips):
+        pytest.skip("the shared clips are not here")
+    out = tmp_path / "out"
+    fast = {"fps": 10, "detect_every": 4, "landmarks": False, "progress": False}
+    summary = prepare_dataset(clips, out, kind="bodies", size=32, min_frames=8, **fast)
+    assert summary.total.identities == 2, summary
+    results = json.loads((out / ".prepare/state.json").read_text())["results"].values()
+    juggler, children = (np.array(r["embeddings"]) for r in results)
+    assert len(juggler) >= 5 and len(children) >= 5
+    assert np.linalg.norm(juggler.mean(axis=0) - children.mean(axis=0)) < 0.6  # the means alone: one person
 
 
 def test_real_body_clip(data_dir: Path, tmp_path: Path) -> None:

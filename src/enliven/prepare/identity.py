@@ -16,7 +16,7 @@ import numpy as np
 from enliven.preprocess import Box
 from enliven.preprocess._deps import import_dlib
 
-# Clusters of clips whose mean face descriptors are on average closer than this show the same person.
+# Clusters of clips whose face descriptors are, frame against frame, on average closer than this show the same person.
 SAME_PERSON_DISTANCE = 0.6
 
 
@@ -75,13 +75,37 @@ class _UnionFind:
             self.parent[max(a, b)] = min(a, b)
 
 
+def mean_pair_distances(sets: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean Euclidean distance between the descriptors of every two sets (``U x U``, the diagonal within each set).
+
+    Args:
+        sets: ``U`` arrays of ``K_u x 128`` descriptors, ``K_u >= 1``.
+
+    Every frame's descriptor counts, not a set's mean: the mean of a few noisy descriptors (a small, blurred or turned
+    face) lies nearer the middle of all faces, so the means of two such people look alike.
+    """
+    points = np.concatenate(sets)
+    starts = np.cumsum([0] + [len(s) for s in sets[:-1]])
+    counts = np.array([len(s) for s in sets], dtype=np.float64)
+    result = np.empty((len(sets), len(sets)))
+    squared = (points**2).sum(axis=1)
+    for u, block in enumerate(sets):  # one set against all points at a time: memory grows with the points, not squared
+        d2 = (block**2).sum(axis=1)[:, None] + squared[None, :] - 2.0 * block @ points.T
+        per_point = np.sqrt(np.maximum(d2, 0.0)).sum(axis=0)
+        result[u] = np.add.reduceat(per_point, starts) / (len(block) * counts)
+    return (result + result.T) / 2
+
+
 def cluster_identities(clips: Sequence[IdentityInput], threshold: float = SAME_PERSON_DISTANCE) -> dict[str, str]:
     """Give every clip an identity; clips of one person share it.
 
     Clips sharing a hint are one person; so are clips with neither a face descriptor nor a hint that share a
-    group. These units are then merged by average-linkage clustering of their mean descriptors, cut at
-    ``threshold``. Average linkage, not single: on the shared data single linkage chains dozens of people
-    into one identity (descriptors of low-resolution or expressive faces spread up to ~0.55 for one person).
+    group. These units are then merged by average-linkage clustering, cut at ``threshold``, of the mean distance
+    between their descriptors frame by frame (:func:`mean_pair_distances`). Average linkage, not single: on the shared
+    data single linkage chains dozens of people into one identity. Frames, not the units' mean descriptors: on the
+    shared body clips (faces 50-120 px) the means of ten different people were 0.46-0.56 apart and merged them into
+    four identities; frame by frame they are 0.59-1.0 apart, while two clips of one person (MEAD W009, M030, 56 pairs)
+    are at most 0.57 apart either way.
 
     Returns:
         ``{clip name: identity}``; identities are the hint where one is known, the group for face-less
@@ -102,12 +126,12 @@ def cluster_identities(clips: Sequence[IdentityInput], threshold: float = SAME_P
     with_faces = [(root, idx) for root, idx in units.items() if any(len(clips[i].embeddings) for i in idx)]
     if len(with_faces) > 1:
         from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
 
-        means = np.stack(
-            [np.mean([clips[i].embeddings.mean(axis=0) for i in idx if len(clips[i].embeddings)], axis=0)
-             for _, idx in with_faces]
-        )  # fmt: skip
-        labels = fcluster(linkage(means, method="average", metric="euclidean"), threshold, criterion="distance")
+        sets = [np.concatenate([clips[i].embeddings for i in idx if len(clips[i].embeddings)]) for _, idx in with_faces]
+        distances = mean_pair_distances(sets)
+        np.fill_diagonal(distances, 0.0)
+        labels = fcluster(linkage(squareform(distances), method="average"), threshold, criterion="distance")
         leader: dict[int, int] = {}
         for (root, _), label in zip(with_faces, labels, strict=True):
             uf.union(leader.setdefault(int(label), root), root)

@@ -25,7 +25,7 @@ from enliven.io import atomic_output
 from enliven.prepare.sources import ClipSource
 
 METADATA_VERSION = 1
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: ten frames' identity descriptors, compared frame by frame
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,12 @@ class PrepareState:
             raise OutputError(
                 f"The resume file {path} is unreadable ({err}); delete the folder {out} or choose another output."
             ) from err
+        if data.get("version", 1) != STATE_VERSION:
+            raise OutputError(
+                f"{out} was prepared by an earlier version of enliven prepare, whose identities are not comparable "
+                "with this one's (descriptors of 3 frames a clip, compared by their means); prepare into another "
+                "folder, or delete this one to start again."
+            )
         if stored != settings:
             changed = ", ".join(
                 f"{k} {stored.get(k)!r} -> {settings.get(k)!r}" for k in settings if stored.get(k) != settings[k]
