@@ -76,7 +76,7 @@ class _UnionFind:
 
 
 def mean_pair_distances(sets: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean Euclidean distance between the descriptors of every two sets (``U x U``, the diagonal within each set).
+    """Mean Euclidean distance between the descriptors of every two sets, ``U x U`` (the diagonal: within a set).
 
     Args:
         sets: ``U`` arrays of ``K_u x 128`` descriptors, ``K_u >= 1``.
