@@ -73,7 +73,7 @@ def best_matching_frame(source_landmarks: np.ndarray, driving_landmarks_sequence
         ValueError: fewer than three source landmarks found, or all on a line; a frame's landmarks of another shape.
     """
     points = np.asarray(source_landmarks, dtype=np.float64)
-    seen = np.isfinite(points).all(axis=-1) if points.ndim == 2 else np.ones(len(points), bool)
+    seen = np.isfinite(points).all(axis=-1)
     source = face_alignment_features(points[seen])
     best, best_dist = 0, np.inf
     for i, landmarks in enumerate(driving_landmarks_sequence):
