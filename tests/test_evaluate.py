@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from enliven.evaluate import (
     write_report,
 )
 from enliven.evaluate.baselines import MeshWarpBaseline, border_anchors, piecewise_affine_warp
-from enliven.evaluate.landmarks import motion_signals
+from enliven.evaluate.landmarks import LandmarkSet, motion_signals
 from enliven.face_mesh import delaunay_triangles
 from enliven.io import read_frames
 from enliven.preprocess import center_square_box, crop_and_resize
@@ -285,8 +286,6 @@ def test_animation_pairs_other_identities(tiny_model, dataset: Path, tmp_path: P
     assert "mouths, enlarged" in (out / "report.md").read_text()
 
     # bodies: no face to embed, so each clip's row shows the joints' correlation instead of the identity distance
-    from dataclasses import replace
-
     from enliven.evaluate.report import markdown
 
     def body_scores(scores: AnimationScores, joints: float) -> AnimationScores:
@@ -313,6 +312,40 @@ def test_animation_from_the_best_frame(tiny_model, dataset: Path, tmp_path: Path
     assert "posed most like the source" in text and f"| bbaf2n-00 ← swiz3n-00 (from frame {starts[0]}) |" in text
     with pytest.raises(InputError, match="for the animation protocol"):
         evaluate(tiny_model, dataset, "test", "reconstruction", options)
+
+
+def test_a_clip_without_what_the_model_needs_is_skipped_for_every_method(
+    dataset: Path, grid_frames: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """A source frame without a face (a body model's: without a person) leaves its clip out of every method's scores
+    with a line saying why, instead of ending the evaluation; a split of such clips only is an error."""
+    import shutil
+
+    from PIL import Image
+
+    from enliven.evaluate import EvaluationError
+
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    blank = root / "test" / "blank-00"
+    blank.mkdir()
+    for i in range(FRAMES_PER_CLIP):
+        Image.fromarray(np.full((256, 256, 3), 90 + i, np.uint8)).save(blank / f"{i:06d}.png")
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["clips"]["blank-00"] = {"split": "test", "identity": "nobody", "path": "test/blank-00"}
+    (root / "metadata.json").write_text(json.dumps(meta))
+
+    options = EvaluationOptions(samples=0, device="cpu", max_frames=FRAMES_PER_CLIP, landmarks=LandmarkSet.NONE)
+    result = evaluate("enliven-lite", root, "test", "reconstruction", options)
+    assert [(s.source_clip, s.driving_clip) for s in result.skipped] == [("blank-00", "blank-00")]
+    assert "No face" in result.skipped[0].reason
+    assert all([c.source_clip for c in m.clips] == ["bbaf2n-00", "swiz3n-00"] for m in result.methods)
+    text = (write_report(result, tmp_path / "report") / "report.md").read_text()
+    assert "1 skipped" in text and "- blank-00: No face" in text
+    assert json.loads((tmp_path / "report" / "results.json").read_text())["skipped"][0]["source_clip"] == "blank-00"
+
+    with pytest.raises(EvaluationError, match="Every one of the 1 clips was skipped"):
+        evaluate("enliven-lite", root, "test", "reconstruction", replace(options, clips=("blank*",)))
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     print(summary_table(result))
     frames = result.methods[0].frames
     print(f"{result.num_clips} clips, {frames} frames, {result.protocol.value}, {result.seconds:.1f} s")
+    for skipped in result.skipped:
+        print(f"skipped {skipped.title}: {skipped.reason}")
     if args.report is not None:
         path = write_report(result, args.report)
         print(f"wrote {path}/report.md and results.json")

@@ -23,6 +23,7 @@ from enliven.evaluate.results import (
     Protocol,
     ReconstructionScores,
     SampleStrip,
+    SkippedTask,
 )
 from enliven.evaluate.run import evaluate
 
@@ -41,6 +42,7 @@ __all__ = [
     "Protocol",
     "ReconstructionScores",
     "SampleStrip",
+    "SkippedTask",
     "StaticBaseline",
     "evaluate",
     "write_report",

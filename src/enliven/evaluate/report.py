@@ -112,7 +112,8 @@ def markdown(result: EvaluationResult, sample_files: list[tuple[str, str]]) -> s
         lines += ["> The model has random weights: its numbers show the pipeline works, not what a model can do.", ""]
     lines += [
         f"- dataset: `{result.dataset}`, split `{result.split}`, content `{result.content}`; {result.num_clips} clips, "
-        f"{frames} driving frames (at most {opts.max_frames or 'all'} per clip), compared at {result.image_size} px",
+        f"{frames} driving frames (at most {opts.max_frames or 'all'} per clip), compared at {result.image_size} px"
+        + (f"; {len(result.skipped)} skipped (see the end)" if result.skipped else ""),
         f"- protocol: {_protocol_text(result.protocol, opts.find_best_frame)}",
         f"- keypoints for AKD/MKR and motion: `{result.landmarks.value}`; identity embeddings: dlib "
         f"face_recognition_model_v1 on every {opts.identity_every}. frame",
@@ -142,6 +143,9 @@ def markdown(result: EvaluationResult, sample_files: list[tuple[str, str]]) -> s
         cells = [format_score(getattr(m.clips[i].scores, main), main) for m in result.methods]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines += ["", f"{SCORE_INFO[main][0]} per clip ({SCORE_INFO[main][1]} is better).", "", "![clips](plots/clips.png)"]
+    if result.skipped:
+        lines += ["", "## Skipped", "", "Left out of every method's scores:", ""]
+        lines += [f"- {skipped.title}: {skipped.reason}" for skipped in result.skipped]
     if sample_files:
         columns = "Columns: source | driving | " + " | ".join(m.name for m in result.methods)
         if any(sample.mouths for sample in result.samples):

@@ -213,6 +213,20 @@ class SampleStrip:
 
 
 @dataclass(frozen=True)
+class SkippedTask:
+    """A clip (or source/driving pair) left out of every method's scores, and why in one sentence (e.g. a body
+    model given a source frame without a person)."""
+
+    source_clip: str
+    driving_clip: str
+    reason: str
+
+    @property
+    def title(self) -> str:
+        return self.source_clip if self.source_clip == self.driving_clip else f"{self.source_clip} <- {self.driving_clip}"
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
     """Everything one evaluation measured.
 
@@ -228,6 +242,8 @@ class EvaluationResult:
         methods: the model first, then the baselines.
         samples: sample strips for the report.
         seconds: wall time of the whole evaluation.
+        skipped: the clips or pairs no method was scored on (a source without the face or person a model needs);
+            every method is scored on the same others.
     """
 
     protocol: Protocol
@@ -243,6 +259,7 @@ class EvaluationResult:
     methods: tuple[MethodResult, ...]
     samples: tuple[SampleStrip, ...] = field(default=(), repr=False)
     seconds: float = 0.0
+    skipped: tuple[SkippedTask, ...] = ()
 
     @property
     def num_clips(self) -> int:
@@ -275,6 +292,7 @@ class EvaluationResult:
                 }
                 for m in self.methods
             ],
+            "skipped": [asdict(s) for s in self.skipped],
         }
         return _json_ready(data)
 

@@ -15,11 +15,12 @@ from tqdm import tqdm
 
 from enliven.data import ClipReader, ClipRef, find_clips
 from enliven.data.layout import METADATA_FILE
-from enliven.errors import InputError
+from enliven.errors import InputError, NoFaceError
 from enliven.evaluate.baselines import MeshWarpBaseline, Method, ModelMethod, PartWarpBaseline, StaticBaseline
 from enliven.evaluate.identity import FaceIdentity
 from enliven.evaluate.landmarks import LandmarkSet, make_detector
 from enliven.evaluate.protocols import (
+    EvaluationError,
     Frames,
     Scorer,
     Task,
@@ -31,7 +32,14 @@ from enliven.evaluate.protocols import (
     sample_strip,
     summarise,
 )
-from enliven.evaluate.results import EvaluationOptions, EvaluationResult, MethodResult, Protocol, SampleStrip
+from enliven.evaluate.results import (
+    EvaluationOptions,
+    EvaluationResult,
+    MethodResult,
+    Protocol,
+    SampleStrip,
+    SkippedTask,
+)
 from enliven.export.cache import load_export
 from enliven.export.manifest import Manifest, is_export_folder
 from enliven.inference.animator import resolve_device
@@ -72,7 +80,9 @@ def evaluate(
 
     Raises:
         InputError: the dataset or split is missing or empty. CheckpointError: the model cannot be loaded.
-        EvaluationError: a method failed, or the protocol does not fit the data.
+        EvaluationError: a method failed, the protocol does not fit the data, or every clip was skipped. A clip whose
+            source frame lacks what a method needs (a face, a person) is skipped for every method and listed in the
+            result's ``skipped``.
     """
     started = time.perf_counter()
     options = options or EvaluationOptions()
@@ -110,7 +120,7 @@ def evaluate(
         identity = FaceIdentity() if kind == "faces" else None
         scorer = Scorer(protocol, detector, identity, options.identity_every)
         size = methods[0].image_size  # type: ignore[attr-defined]
-        results, samples = _run(tasks, methods, scorer, size, options, progress)
+        results, samples, skipped = _run(tasks, methods, scorer, size, options, progress)
     return EvaluationResult(
         protocol=protocol,
         model=name,
@@ -125,18 +135,20 @@ def evaluate(
         methods=results,
         samples=samples,
         seconds=time.perf_counter() - started,
+        skipped=skipped,
     )
 
 
 def _run(
     tasks: list[Task], methods: list[Method], scorer: Scorer, size: int, options: EvaluationOptions, progress: bool
-) -> tuple[tuple[MethodResult, ...], tuple[SampleStrip, ...]]:
+) -> tuple[tuple[MethodResult, ...], tuple[SampleStrip, ...], tuple[SkippedTask, ...]]:
     reader = ClipReader()
     per_method: list[list[Frames]] = [[] for _ in methods]
     clip_results: list[list] = [[] for _ in methods]
     seconds = [0.0] * len(methods)
     frames_done = 0
     samples: list[SampleStrip] = []
+    skipped: list[SkippedTask] = []
     for task in tqdm(tasks, disable=not progress, unit="clip", desc="evaluating"):
         driving = read_frames(reader, task.driving_clip, options.max_frames, size)
         source = (
@@ -146,9 +158,16 @@ def _run(
         start = 0
         if options.find_best_frame:  # animation only (checked above); 0 without keypoints
             start = best_reference_frame(reference.source_keypoints, reference.keypoints)
+        try:
+            runs = [run_method(method, task, source, driving, start) for method in methods]
+        except NoFaceError as err:
+            # one method cannot take this source (a body model and a frame without a person): the pair is left out
+            # of every method's scores, so that all are compared on the same pairs
+            log.info("Skipped %s: %s", task.title, err)
+            skipped.append(SkippedTask(task.source_clip.name, task.driving_clip.name, str(err)))
+            continue
         outputs = []
-        for m, method in enumerate(methods):
-            frames, spent = run_method(method, task, source, driving, start)
+        for m, (method, (frames, spent)) in enumerate(zip(methods, runs, strict=True)):
             seconds[m] += spent
             measured = scorer.measure(reference, frames)
             per_method[m].append(measured)
@@ -157,6 +176,11 @@ def _run(
         frames_done += len(driving)
         if len(samples) < options.samples:
             samples.append(sample_strip(task, reference, outputs, options.sample_frames, scorer.keypoints))
+    if not frames_done:
+        raise EvaluationError(
+            f"Every one of the {len(tasks)} clips was skipped ({skipped[0].reason}); evaluate a split that has "
+            "what the model animates."
+        )
     results = tuple(
         MethodResult(
             name=method.name,
@@ -168,7 +192,7 @@ def _run(
         )
         for m, method in enumerate(methods)
     )
-    return results, tuple(samples)
+    return results, tuple(samples), tuple(skipped)
 
 
 def _resolve_model(
