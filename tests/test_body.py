@@ -19,6 +19,7 @@ from enliven.models.lite.body import BLEND_CANDIDATE, body_flows, layer_parts, r
 from enliven.pose import (
     LEFT_ELBOW,
     LEFT_HIP,
+    LEFT_KNEE,
     LEFT_SHOULDER,
     LEFT_WRIST,
     NUM_POSE_POINTS,
@@ -175,6 +176,14 @@ def test_retargeting_keeps_a_pose_and_moves_joints_as_the_driver() -> None:
     unseen = retarget_pose(still, normalised(gone), still)[0]
     assert torch.allclose(unseen[LEFT_WRIST], still[0, LEFT_WRIST], atol=1e-5)
     assert torch.allclose(unseen[LEFT_HIP], still[0, LEFT_HIP], atol=1e-5)
+
+    # nor does a limb the source does not show: a half-body photo's thighs keep their pose while a dancer's turn
+    half = standing()
+    half[[25, 26, 27, 28]] += (0, 100)  # knees and ankles below the frame
+    kicking = standing()
+    kicking[LEFT_KNEE] += (25, -10)
+    moved = retarget_pose(normalised(half), normalised(kicking), still)[0]
+    assert torch.allclose(moved, normalised(half)[0], atol=1e-5)
 
 
 def test_a_batch_of_frames_is_retargeted_as_each_frame_alone() -> None:

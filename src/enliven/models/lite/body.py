@@ -287,8 +287,9 @@ def retarget_pose(kp_source: Tensor, kp_driving: Tensor, kp_reference: Tensor, s
     driver's did, and each bone of :data:`enliven.pose.SKELETON` hangs from its placed parent at the source's joint
     angle changed by the driver's change (an elbow or knee folding more where the driver's folds more, whichever side
     of its axis it lies on), its length changed by the driver's factor. Landmarks outside the frame (MediaPipe guesses
-    cut-off limbs) move nothing: such a bone keeps the source's pose, and hips count only when the knees are seen.
-    So the joint angles of the result change as the driver's do.
+    cut-off limbs), the driver's or the source's, move nothing: such a bone keeps the source's pose (a half-body photo's
+    thighs do not turn with a dancer's: the pixels they would drag are the skirt's at the frame's edge), and hips count
+    only when the knees are seen. So the joint angles of the result change as the driver's do.
 
     Args:
         kp_source: ``1 x 33 x 2`` (or ``B x``) the source's pose landmarks, ``(x, y)`` in ``[-1, 1]``.
@@ -304,10 +305,10 @@ def retarget_pose(kp_source: Tensor, kp_driving: Tensor, kp_reference: Tensor, s
     reference = kp_reference.expand(batch, -1, -1)
     placed = source.clone()
 
-    # A landmark counts where it lies in the frame in both driving frames (MediaPipe also guesses cut-off limbs);
-    # the hips only when the knees are seen too: in a half-body shot MediaPipe moves them tens of pixels from frame
-    # to frame under a jacket, a desk or the frame's edge.
-    seen = _in_frame(reference) & _in_frame(kp_driving)  # B x 33
+    # A landmark counts where it lies in the frame in both driving frames and in the source (MediaPipe also guesses
+    # cut-off limbs); the hips only when the knees are seen too: in a half-body shot MediaPipe moves them tens of
+    # pixels from frame to frame under a jacket, a desk or the frame's edge.
+    seen = _in_frame(reference) & _in_frame(kp_driving) & _in_frame(source)  # B x 33
     legs = (seen[:, LEFT_KNEE] & seen[:, RIGHT_KNEE]).to(source.dtype)
     weights = torch.stack([torch.ones_like(legs), torch.ones_like(legs), legs, legs], 1)  # B x 4, as TORSO_POINTS
     torso = list(TORSO_POINTS)
