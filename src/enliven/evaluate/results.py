@@ -223,7 +223,9 @@ class SkippedTask:
 
     @property
     def title(self) -> str:
-        return self.source_clip if self.source_clip == self.driving_clip else f"{self.source_clip} <- {self.driving_clip}"
+        if self.source_clip == self.driving_clip:
+            return self.source_clip
+        return f"{self.source_clip} <- {self.driving_clip}"
 
 
 @dataclass(frozen=True)
