@@ -28,7 +28,15 @@ from enliven.evaluate.landmarks import (
     motion_signals,
     region_box,
 )
-from enliven.evaluate.results import AnimationScores, ClipResult, Protocol, ReconstructionScores, SampleStrip, Scores
+from enliven.evaluate.results import (
+    AnimationScores,
+    ClipResult,
+    Protocol,
+    ReconstructionScores,
+    SampleStrip,
+    Scores,
+    pair_title,
+)
 from enliven.pose import NUM_POSE_POINTS
 from enliven.preprocess import best_matching_frame, resize_image
 from enliven.preprocess.best_frame import best_matching_pose
@@ -47,9 +55,7 @@ class Task:
 
     @property
     def title(self) -> str:
-        if self.source_clip == self.driving_clip:
-            return self.source_clip.name
-        return f"{self.source_clip.name} <- {self.driving_clip.name}"
+        return pair_title(self.source_clip.name, self.driving_clip.name)
 
 
 @dataclass(frozen=True)

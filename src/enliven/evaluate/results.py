@@ -212,6 +212,11 @@ class SampleStrip:
     mouths: tuple[np.ndarray, ...] = ()
 
 
+def pair_title(source_clip: str, driving_clip: str) -> str:
+    """A clip's name (reconstruction: it drives itself) or ``source <- driving`` (a cross-identity pair)."""
+    return source_clip if source_clip == driving_clip else f"{source_clip} <- {driving_clip}"
+
+
 @dataclass(frozen=True)
 class SkippedTask:
     """A clip (or source/driving pair) left out of every method's scores, and why in one sentence (e.g. a body
@@ -223,9 +228,7 @@ class SkippedTask:
 
     @property
     def title(self) -> str:
-        if self.source_clip == self.driving_clip:
-            return self.source_clip
-        return f"{self.source_clip} <- {self.driving_clip}"
+        return pair_title(self.source_clip, self.driving_clip)
 
 
 @dataclass(frozen=True)
